@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Phyllome needs to build, run and test.
+# Idempotent: safe to run again. Needs root (or sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# QEMU 10 (a test peer and the nested-KVM harness) comes from bookworm-backports.
+if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  mirror=$(grep -rhs '^URIs:.*debian$' /etc/apt/sources.list.d/ | head -n1 | awk '{print $2}')
+  [ -n "$mirror" ] || mirror=$(grep -hs '^deb .*debian ' /etc/apt/sources.list | head -n1 | awk '{print $2}')
+  [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
+  cat <<SRC | $SUDO tee /etc/apt/sources.list.d/phyllome-backports.sources >/dev/null
+Types: deb
+URIs: $mirror
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  build-essential pkg-config binutils kmod busybox-static acpica-tools \
+  libgtk-4-dev libadwaita-1-dev \
+  xvfb xauth x11-utils xdotool imagemagick dbus dbus-x11 libgl1-mesa-dri
+$SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
+  qemu-system-x86 qemu-system-data qemu-utils

@@ -1,0 +1,373 @@
+//! ACPI tables that describe our virtual machine to the guest: how many CPUs it has
+//! (MADT, so kernels without MP-table support bring the APs up), where the interrupt
+//! controllers are, and where the fixed-hardware power-management registers are (FADT,
+//! DSDT with `\_S5`), which is how the guest powers off and how the power button reaches it.
+//!
+//! We use the classic fixed-hardware model (PM1 event/control blocks and a PM timer at
+//! I/O ports) rather than the hardware-reduced one: every x86 OS and firmware speaks it.
+
+use super::layout::{
+    ACPI_PM_PORT, ACPI_SCI_IRQ, ACPI_TABLES_START, I8042_PORT, IOAPIC_ADDR, LAPIC_ADDR,
+};
+use acpi_tables::aml;
+use acpi_tables::facs::FACS;
+use acpi_tables::fadt::{FADTBuilder, Flags, PmProfile};
+use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
+use acpi_tables::madt::{
+    EnabledStatus, IoApic, LocalInterruptController, ProcessorLocalApic, MADT,
+};
+use acpi_tables::rsdp::Rsdp;
+use acpi_tables::sdt::Sdt;
+use acpi_tables::xsdt::XSDT;
+use acpi_tables::Aml;
+use zerocopy::{Immutable, IntoBytes};
+
+const OEM_ID: [u8; 6] = *b"PHYLLO";
+const OEM_TABLE_ID: [u8; 8] = *b"PHYLLOME";
+const OEM_REVISION: u32 = 1;
+
+/// Offsets of the registers inside the PM block at [`ACPI_PM_PORT`].
+pub const PM1_STATUS_OFFSET: u16 = 0;
+/// PM1 enable register offset.
+pub const PM1_ENABLE_OFFSET: u16 = 2;
+/// PM1 control register offset.
+pub const PM1_CONTROL_OFFSET: u16 = 4;
+/// PM timer offset (24-bit, 3.579545 MHz).
+pub const PM_TIMER_OFFSET: u16 = 8;
+/// Length of the whole block.
+pub const PM_BLOCK_LEN: u16 = 12;
+/// The `SLP_TYPx` value `\_S5` (soft off) advertises.
+pub const SLP_TYP_S5: u16 = 5;
+/// The value the guest writes to the FADT reset register (an i8042 "pulse reset line").
+pub const RESET_VALUE: u8 = 0xfe;
+/// The i8042 command port, used as the FADT reset register.
+pub const RESET_PORT: u16 = I8042_PORT + 4;
+
+/// MADT interrupt source override (type 2).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, IntoBytes, Immutable)]
+struct InterruptSourceOverride {
+    r#type: u8,
+    length: u8,
+    bus: u8,
+    source: u8,
+    gsi: u32,
+    flags: u16,
+}
+
+impl Aml for InterruptSourceOverride {
+    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+        sink.vec(self.as_bytes());
+    }
+}
+
+/// MADT local APIC NMI (type 4).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, IntoBytes, Immutable)]
+struct LocalApicNmi {
+    r#type: u8,
+    length: u8,
+    processor_uid: u8,
+    flags: u16,
+    lint: u8,
+}
+
+impl Aml for LocalApicNmi {
+    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+        sink.vec(self.as_bytes());
+    }
+}
+
+/// The tables, laid out from [`ACPI_TABLES_START`]; the RSDP comes first.
+#[derive(Debug)]
+pub struct AcpiTables {
+    /// Address of the RSDP (what `boot_params.acpi_rsdp_addr` and PVH's `rsdp_paddr` carry).
+    pub rsdp_addr: u64,
+    /// Each table and where it goes.
+    pub blobs: Vec<(u64, Vec<u8>)>,
+}
+
+impl AcpiTables {
+    /// Total bytes spanned, from the first table to the end of the last.
+    pub fn span(&self) -> u64 {
+        self.blobs
+            .iter()
+            .map(|(addr, data)| addr + data.len() as u64)
+            .max()
+            .unwrap_or(ACPI_TABLES_START)
+            - ACPI_TABLES_START
+    }
+}
+
+fn to_bytes(table: &dyn Aml) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    table.to_aml_bytes(&mut bytes);
+    bytes
+}
+
+fn io_gas(port: u16, bytes: u8) -> GAS {
+    let access = match bytes {
+        1 => AccessSize::ByteAccess,
+        2 => AccessSize::WordAccess,
+        _ => AccessSize::DwordAccess,
+    };
+    GAS::new(
+        AddressSpace::SystemIo,
+        bytes * 8,
+        0,
+        access,
+        u64::from(port),
+    )
+}
+
+/// The DSDT: the `\_S5` sleep state (soft-off) and nothing the kernel must bind yet.
+pub fn dsdt() -> Vec<u8> {
+    let s5 = aml::Name::new(
+        "_S5_".into(),
+        &aml::Package::new(vec![&(SLP_TYP_S5 as u8), &(SLP_TYP_S5 as u8), &0u8, &0u8]),
+    );
+    let mut sdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    sdt.append_slice(&to_bytes(&s5));
+    sdt.as_slice().to_vec()
+}
+
+/// The FADT for our PM block, SCI and reset register.
+pub fn fadt(dsdt_addr: u64, facs_addr: u64) -> Vec<u8> {
+    let pm = ACPI_PM_PORT;
+    let mut f = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
+        .preferred_pm_profile(PmProfile::Desktop)
+        .flag(Flags::Wbinvd)
+        .flag(Flags::ResetRegSup)
+        .flag(Flags::TmrValExt)
+        .dsdt_64(dsdt_addr)
+        .firmware_ctrl_64(facs_addr);
+    f.sci_int = (ACPI_SCI_IRQ as u16).into();
+    // No SMI command port: the machine is in ACPI mode from power-on (SCI_EN set).
+    f.smi_cmd = 0.into();
+    f.pm1a_evt_blk = u32::from(pm + PM1_STATUS_OFFSET).into();
+    f.pm1a_cnt_blk = u32::from(pm + PM1_CONTROL_OFFSET).into();
+    f.pm_tmr_blk = u32::from(pm + PM_TIMER_OFFSET).into();
+    f.pm1_evt_len = 4;
+    f.pm1_cnt_len = 2;
+    f.pm_tmr_len = 4;
+    f.x_pm1a_evt_blk = io_gas(pm + PM1_STATUS_OFFSET, 4);
+    f.x_pm1a_cnt_blk = io_gas(pm + PM1_CONTROL_OFFSET, 2);
+    f.x_pm_tmr_blk = io_gas(pm + PM_TIMER_OFFSET, 4);
+    // CMOS offset of the century register.
+    f.century = 0x32;
+    // IA-PC boot architecture: an 8042 is present.
+    f.iapc_boot_arch = 0x2.into();
+    f.reset_reg = io_gas(RESET_PORT, 1);
+    f.reset_value = RESET_VALUE;
+    to_bytes(&f.finalize())
+}
+
+/// The MADT: one local APIC per vCPU, the IOAPIC, the SCI override and LINT1 as NMI.
+pub fn madt(cpu_count: u8) -> Vec<u8> {
+    let mut madt = MADT::new(
+        OEM_ID,
+        OEM_TABLE_ID,
+        OEM_REVISION,
+        LocalInterruptController::Address(LAPIC_ADDR as u32),
+    );
+    for id in 0..cpu_count {
+        madt.add_structure(ProcessorLocalApic::new(id, id, EnabledStatus::Enabled));
+    }
+    madt.add_structure(IoApic::new(0, IOAPIC_ADDR as u32, 0));
+    madt.add_structure(InterruptSourceOverride {
+        r#type: 2,
+        length: 10,
+        bus: 0,
+        source: ACPI_SCI_IRQ as u8,
+        gsi: ACPI_SCI_IRQ,
+        // Active high (0b01), level triggered (0b11 << 2): what KVM's IOAPIC line model wants.
+        flags: 0x000d,
+    });
+    madt.add_structure(LocalApicNmi {
+        r#type: 4,
+        length: 6,
+        processor_uid: 0xff,
+        flags: 0,
+        lint: 1,
+    });
+    let mut bytes = to_bytes(&madt);
+    // MADT flags: PCAT_COMPAT, dual 8259s are present (KVM's in-kernel PIC).
+    bytes[40] |= 1;
+    fix_checksum(&mut bytes);
+    bytes
+}
+
+fn fix_checksum(table: &mut [u8]) {
+    table[9] = 0;
+    let sum = table.iter().fold(0u8, |acc, b| acc.wrapping_add(*b));
+    table[9] = 0u8.wrapping_sub(sum);
+}
+
+fn align(addr: u64, to: u64) -> u64 {
+    addr.div_ceil(to) * to
+}
+
+/// Builds all tables for `cpu_count` vCPUs at their final addresses.
+pub fn build(cpu_count: u8) -> AcpiTables {
+    let rsdp_addr = ACPI_TABLES_START;
+    let xsdt_addr = align(rsdp_addr + Rsdp::len() as u64, 16);
+    // XSDT with three entries: FADT, MADT (the DSDT hangs off the FADT).
+    let facs_addr = align(xsdt_addr + 36 + 3 * 8, 64);
+    let facs = to_bytes(&FACS::new());
+    let dsdt_addr = align(facs_addr + facs.len() as u64, 16);
+    let dsdt = dsdt();
+    let fadt_addr = align(dsdt_addr + dsdt.len() as u64, 16);
+    let fadt = fadt(dsdt_addr, facs_addr);
+    let madt_addr = align(fadt_addr + fadt.len() as u64, 16);
+    let madt = madt(cpu_count);
+
+    let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    xsdt.add_entry(fadt_addr);
+    xsdt.add_entry(madt_addr);
+    let rsdp = Rsdp::new(OEM_ID, xsdt_addr);
+
+    AcpiTables {
+        rsdp_addr,
+        blobs: vec![
+            (rsdp_addr, to_bytes(&rsdp)),
+            (xsdt_addr, to_bytes(&xsdt)),
+            (facs_addr, facs),
+            (dsdt_addr, dsdt),
+            (fadt_addr, fadt),
+            (madt_addr, madt),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sums_to_zero(bytes: &[u8]) -> bool {
+        bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)) == 0
+    }
+
+    fn table<'a>(tables: &'a AcpiTables, sig: &[u8]) -> &'a [u8] {
+        &tables
+            .blobs
+            .iter()
+            .find(|(_, b)| &b[..sig.len()] == sig)
+            .expect("table present")
+            .1
+    }
+
+    #[test]
+    fn every_table_checksums_and_has_its_length() {
+        let tables = build(4);
+        for (_, bytes) in &tables.blobs {
+            if bytes.starts_with(b"RSD PTR ") {
+                assert!(sums_to_zero(&bytes[..20]));
+                assert!(sums_to_zero(bytes));
+            } else if bytes.starts_with(b"FACS") {
+                assert_eq!(
+                    u32::from_le_bytes(bytes[4..8].try_into().unwrap_or_default()),
+                    64
+                );
+            } else {
+                assert!(sums_to_zero(bytes), "{:?}", &bytes[..4]);
+                let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap_or_default());
+                assert_eq!(len as usize, bytes.len());
+            }
+        }
+    }
+
+    #[test]
+    fn tables_do_not_overlap_and_fit_below_1mib() {
+        let tables = build(255);
+        let mut spans: Vec<_> = tables
+            .blobs
+            .iter()
+            .map(|(a, b)| (*a, b.len() as u64))
+            .collect();
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0);
+        }
+        assert!(ACPI_TABLES_START + tables.span() <= 0x10_0000);
+    }
+
+    #[test]
+    fn madt_has_one_enabled_lapic_per_cpu_and_an_ioapic() {
+        let tables = build(3);
+        let madt = table(&tables, b"APIC");
+        assert_eq!(
+            u32::from_le_bytes(madt[36..40].try_into().unwrap_or_default()),
+            0xfee0_0000
+        );
+        let mut lapics = Vec::new();
+        let mut ioapics = 0;
+        let mut isos = Vec::new();
+        let mut off = 44;
+        while off < madt.len() {
+            let (kind, len) = (madt[off], madt[off + 1] as usize);
+            match kind {
+                0 => lapics.push((madt[off + 2], madt[off + 3], madt[off + 4] & 1)),
+                1 => ioapics += 1,
+                2 => isos.push((madt[off + 3], madt[off + 4])),
+                _ => {}
+            }
+            off += len;
+        }
+        assert_eq!(lapics, vec![(0, 0, 1), (1, 1, 1), (2, 2, 1)]);
+        assert_eq!(ioapics, 1);
+        assert_eq!(isos, vec![(9, 9)]);
+    }
+
+    #[test]
+    fn fadt_points_at_dsdt_facs_and_pm_block() {
+        let tables = build(1);
+        let fadt = table(&tables, b"FACP");
+        let dsdt_addr = tables
+            .blobs
+            .iter()
+            .find(|(_, b)| b.starts_with(b"DSDT"))
+            .map(|x| x.0);
+        let x_dsdt = u64::from_le_bytes(fadt[140..148].try_into().unwrap_or_default());
+        assert_eq!(Some(x_dsdt), dsdt_addr);
+        let pm1a_evt = u32::from_le_bytes(fadt[56..60].try_into().unwrap_or_default());
+        let pm1a_cnt = u32::from_le_bytes(fadt[64..68].try_into().unwrap_or_default());
+        assert_eq!((pm1a_evt, pm1a_cnt), (0x600, 0x604));
+        assert_eq!(u16::from_le_bytes([fadt[46], fadt[47]]), 9);
+        // Reset register: system I/O port 0x64, value 0xfe.
+        assert_eq!(fadt[116], 1);
+        assert_eq!(
+            u64::from_le_bytes(fadt[120..128].try_into().unwrap_or_default()),
+            0x64
+        );
+        assert_eq!(fadt[128], 0xfe);
+    }
+
+    #[test]
+    fn dsdt_defines_s5() {
+        let dsdt = dsdt();
+        assert!(dsdt.windows(4).any(|w| w == b"_S5_"));
+    }
+
+    #[test]
+    fn rsdp_points_at_xsdt_listing_fadt_and_madt() {
+        let tables = build(2);
+        let rsdp = &tables.blobs[0].1;
+        let xsdt_addr = u64::from_le_bytes(rsdp[24..32].try_into().unwrap_or_default());
+        let (addr, xsdt) = &tables.blobs[1];
+        assert_eq!(*addr, xsdt_addr);
+        assert_eq!(&xsdt[..4], b"XSDT");
+        let entries: Vec<u64> = xsdt[36..]
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        let sig_at = |a: u64| {
+            tables
+                .blobs
+                .iter()
+                .find(|(x, _)| *x == a)
+                .map(|(_, b)| b[..4].to_vec())
+        };
+        assert_eq!(sig_at(entries[0]), Some(b"FACP".to_vec()));
+        assert_eq!(sig_at(entries[1]), Some(b"APIC".to_vec()));
+    }
+}

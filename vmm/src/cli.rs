@@ -1,0 +1,118 @@
+//! The `phyllome-vmm` command line: a thin front over [`crate::Vm`], so that everything
+//! the binary can do the library can do too.
+
+use crate::config::{SerialOutput, VmConfig, CONFIG_VERSION};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Phyllome's virtual machine monitor, headless.
+#[derive(Debug, Parser)]
+#[command(name = "phyllome-vmm", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a kernel (or a VM definition) and run it until it powers off.
+    Run(RunArgs),
+}
+
+/// `phyllome-vmm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A VM definition (TOML); the other options are then not allowed.
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial"])]
+    pub config: Option<PathBuf>,
+    /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
+    #[arg(long, required_unless_present = "config")]
+    pub kernel: Option<PathBuf>,
+    /// Initial ramdisk.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory: u64,
+    /// Stop instead of rebooting when the guest resets.
+    #[arg(long)]
+    pub no_reboot: bool,
+    /// Where the serial console goes: stdio, none, or file:PATH.
+    #[arg(long, default_value = "stdio", value_parser = parse_serial)]
+    pub serial: SerialOutput,
+}
+
+fn parse_serial(s: &str) -> Result<SerialOutput, String> {
+    match s.parse()? {
+        SerialOutput::Events => {
+            Err("'events' is for programs using the library; use stdio, none, or file:PATH".into())
+        }
+        other => Ok(other),
+    }
+}
+
+impl RunArgs {
+    /// The VM definition these arguments describe (not yet validated).
+    pub fn to_config(&self) -> Result<VmConfig, crate::config::ConfigError> {
+        if let Some(path) = &self.config {
+            return VmConfig::from_file(path);
+        }
+        let mut c = VmConfig::new(self.kernel.clone().unwrap_or_default());
+        c.version = CONFIG_VERSION;
+        c.boot.initrd = self.initrd.clone();
+        c.boot.cmdline = self.cmdline.clone();
+        c.machine.cpus = self.cpus;
+        c.machine.memory_mib = self.memory;
+        c.machine.no_reboot = self.no_reboot;
+        c.serial.output = self.serial.clone();
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("phyllome-vmm").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_become_a_config() {
+        let cli = parse(&[
+            "run",
+            "--kernel",
+            "k",
+            "--cpus",
+            "2",
+            "--memory",
+            "64",
+            "--no-reboot",
+            "--serial",
+            "none",
+        ])
+        .expect("valid");
+        let Command::Run(args) = cli.command;
+        let c = args.to_config().expect("config");
+        assert_eq!(
+            (c.machine.cpus, c.machine.memory_mib, c.machine.no_reboot),
+            (2, 64, true)
+        );
+        assert_eq!(c.serial.output, SerialOutput::None);
+    }
+
+    #[test]
+    fn config_excludes_other_flags_and_kernel_is_required() {
+        assert!(parse(&["run", "--config", "a.toml", "--cpus", "2"]).is_err());
+        assert!(parse(&["run"]).is_err());
+        assert!(parse(&["run", "--kernel", "k", "--serial", "events"]).is_err());
+    }
+}

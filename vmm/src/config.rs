@@ -1,0 +1,449 @@
+//! A VM's definition: what to boot and with what resources. It is what the app stores as
+//! TOML, what `phyllome-vmm run --config` reads, and what the command-line flags build.
+//! Every field is checked by [`VmConfig::validate`] with an error that names it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The version of the format this build reads and writes.
+pub const CONFIG_VERSION: u32 = 1;
+/// Smallest guest we will start.
+pub const MIN_MEMORY_MIB: u64 = 16;
+/// The most vCPUs the MADT can describe with 8-bit APIC IDs (255 is broadcast).
+pub const MAX_CPUS: u32 = 254;
+/// Command line used when none is given: serial console, i8042 reboot, no reboot loop on panic.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
+
+/// Where the guest's first serial port goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SerialOutput {
+    /// The VMM's standard output.
+    #[default]
+    Stdio,
+    /// Discarded.
+    None,
+    /// Appended to a file.
+    File(PathBuf),
+    /// Delivered as [`crate::VmEvent::SerialOutput`] on the handle's event channel.
+    Events,
+}
+
+impl fmt::Display for SerialOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SerialOutput::Stdio => f.write_str("stdio"),
+            SerialOutput::None => f.write_str("none"),
+            SerialOutput::File(p) => write!(f, "file:{}", p.display()),
+            SerialOutput::Events => f.write_str("events"),
+        }
+    }
+}
+
+impl FromStr for SerialOutput {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stdio" => Ok(Self::Stdio),
+            "none" => Ok(Self::None),
+            "events" => Ok(Self::Events),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if !p.is_empty() => Ok(Self::File(PathBuf::from(p))),
+                _ => Err(format!(
+                    "'{s}' is not a serial output; use stdio, none, or file:PATH"
+                )),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for SerialOutput {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<SerialOutput> for String {
+    fn from(s: SerialOutput) -> String {
+        s.to_string()
+    }
+}
+
+/// The virtual hardware.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    /// Number of vCPUs.
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    /// Guest RAM in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    /// Stop instead of rebooting when the guest resets.
+    #[serde(default)]
+    pub no_reboot: bool,
+}
+
+fn default_cpus() -> u32 {
+    1
+}
+
+fn default_memory() -> u64 {
+    512
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        Self {
+            cpus: default_cpus(),
+            memory_mib: default_memory(),
+            no_reboot: false,
+        }
+    }
+}
+
+/// What to boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootConfig {
+    /// bzImage, ELF vmlinux or PVH ELF.
+    pub kernel: PathBuf,
+    /// Initial ramdisk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line ([`DEFAULT_CMDLINE`] when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
+}
+
+/// Serial port wiring.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    /// Where COM1's output goes.
+    #[serde(default)]
+    pub output: SerialOutput,
+}
+
+/// A whole VM definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmConfig {
+    /// Format version; see [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Name shown to the user.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Virtual hardware.
+    #[serde(default)]
+    pub machine: MachineConfig,
+    /// What to boot.
+    pub boot: BootConfig,
+    /// Serial port.
+    #[serde(default)]
+    pub serial: SerialConfig,
+}
+
+fn default_name() -> String {
+    "Unnamed VM".into()
+}
+
+/// A configuration problem, naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("Cannot read the VM definition {}: {source}.", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has wrong types.
+    #[error("The VM definition {} is not valid: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, which names the key and line.
+        message: String,
+    },
+    /// A field has a value we cannot use.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Dotted path of the field, as in the TOML file.
+        field: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Physical memory of this host in bytes (0 if unknown).
+pub fn host_memory_bytes() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions; negative results are errors.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages <= 0 || page_size <= 0 {
+        return 0;
+    }
+    (pages as u64).saturating_mul(page_size as u64)
+}
+
+impl VmConfig {
+    /// A configuration that boots `kernel` with defaults for everything else.
+    pub fn new(kernel: impl Into<PathBuf>) -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            name: default_name(),
+            machine: MachineConfig::default(),
+            boot: BootConfig {
+                kernel: kernel.into(),
+                initrd: None,
+                cmdline: None,
+            },
+            serial: SerialConfig::default(),
+        }
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        // Look at the version first, so that a newer file gets a version error rather
+        // than a confusing complaint about a field this build does not know.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            if let Some(v) = table.get("version").and_then(toml::Value::as_integer) {
+                if v != i64::from(CONFIG_VERSION) {
+                    return Err(version_error(v));
+                }
+            }
+        }
+        let config: VmConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The TOML form.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The command line to boot with.
+    pub fn cmdline(&self) -> &str {
+        self.boot.cmdline.as_deref().unwrap_or(DEFAULT_CMDLINE)
+    }
+
+    /// Checks every field; the first problem is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(version_error(i64::from(self.version)));
+        }
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "the VM needs a name"));
+        }
+        let cpus = self.machine.cpus;
+        if cpus == 0 || cpus > MAX_CPUS {
+            return Err(invalid(
+                "machine.cpus",
+                format!("{cpus} vCPUs is not possible; choose between 1 and {MAX_CPUS}"),
+            ));
+        }
+        let mib = self.machine.memory_mib;
+        if mib < MIN_MEMORY_MIB {
+            return Err(invalid(
+                "machine.memory_mib",
+                format!(
+                    "{mib} MiB is too little memory; give the VM at least {MIN_MEMORY_MIB} MiB"
+                ),
+            ));
+        }
+        let host = host_memory_bytes();
+        if host > 0 && mib.saturating_mul(1 << 20) > host {
+            return Err(invalid(
+                "machine.memory_mib",
+                format!(
+                    "{mib} MiB is more than this computer has ({} MiB); choose at most that",
+                    host >> 20
+                ),
+            ));
+        }
+        if self.boot.kernel.as_os_str().is_empty() {
+            return Err(invalid("boot.kernel", "no kernel was given"));
+        }
+        if self
+            .boot
+            .initrd
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(invalid("boot.initrd", "the initrd path is empty"));
+        }
+        if let Some(c) = &self.boot.cmdline {
+            if c.contains('\0') || !c.is_ascii() {
+                return Err(invalid(
+                    "boot.cmdline",
+                    "the kernel command line must be plain ASCII text",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn version_error(v: i64) -> ConfigError {
+    invalid(
+        "version",
+        format!(
+            "this definition has format version {v}, but this Phyllome reads version {CONFIG_VERSION}; {}",
+            if v > i64::from(CONFIG_VERSION) { "update Phyllome" } else { "recreate the VM" }
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version = 1
+name = "Debian"
+
+[machine]
+cpus = 2
+memory_mib = 1024
+
+[boot]
+kernel = "/boot/vmlinuz"
+initrd = "/boot/initrd.img"
+cmdline = "console=ttyS0"
+
+[serial]
+output = "file:/tmp/serial.log"
+"#;
+
+    fn field_of(e: ConfigError) -> &'static str {
+        match e {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("expected a field error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = VmConfig::from_toml(GOOD).expect("valid");
+        assert_eq!(c.machine.cpus, 2);
+        assert_eq!(c.machine.memory_mib, 1024);
+        assert_eq!(
+            c.boot.initrd.as_deref(),
+            Some(Path::new("/boot/initrd.img"))
+        );
+        assert_eq!(
+            c.serial.output,
+            SerialOutput::File("/tmp/serial.log".into())
+        );
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = VmConfig::from_toml(GOOD).expect("valid");
+        assert_eq!(VmConfig::from_toml(&c.to_toml()).expect("round trip"), c);
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = VmConfig::from_toml("version = 1\n[boot]\nkernel = \"k\"\n").expect("valid");
+        assert_eq!((c.machine.cpus, c.machine.memory_mib), (1, 512));
+        assert_eq!(c.cmdline(), DEFAULT_CMDLINE);
+        assert_eq!(c.serial.output, SerialOutput::Stdio);
+    }
+
+    #[test]
+    fn zero_cpus_names_the_field() {
+        let t = GOOD.replace("cpus = 2", "cpus = 0");
+        assert_eq!(
+            field_of(VmConfig::from_toml(&t).unwrap_err()),
+            "machine.cpus"
+        );
+    }
+
+    #[test]
+    fn zero_and_absurd_memory_name_the_field() {
+        for m in ["0", "8", "999999999999"] {
+            let t = GOOD.replace("memory_mib = 1024", &format!("memory_mib = {m}"));
+            assert_eq!(
+                field_of(VmConfig::from_toml(&t).unwrap_err()),
+                "machine.memory_mib",
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn newer_version_says_to_update() {
+        let t = GOOD.replace("version = 1", "version = 7\nfuture_field = true");
+        let e = VmConfig::from_toml(&t).unwrap_err();
+        assert!(e.to_string().contains("update Phyllome"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_and_wrong_type_are_parse_errors_naming_the_key() {
+        let e = VmConfig::from_toml(&GOOD.replace("cpus = 2", "cpu = 2")).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Parse { .. }) && e.to_string().contains("cpu"),
+            "{e}"
+        );
+        let e = VmConfig::from_toml(&GOOD.replace("cpus = 2", "cpus = \"two\"")).unwrap_err();
+        assert!(e.to_string().contains("cpus"), "{e}");
+    }
+
+    #[test]
+    fn bad_serial_output_is_refused() {
+        let e = VmConfig::from_toml(&GOOD.replace("file:/tmp/serial.log", "printer")).unwrap_err();
+        assert!(e.to_string().contains("not a serial output"), "{e}");
+    }
+
+    #[test]
+    fn serial_output_parses_each_form() {
+        assert_eq!("stdio".parse(), Ok(SerialOutput::Stdio));
+        assert_eq!("none".parse(), Ok(SerialOutput::None));
+        assert_eq!("file:/x".parse(), Ok(SerialOutput::File("/x".into())));
+        assert!("file:".parse::<SerialOutput>().is_err());
+    }
+
+    #[test]
+    fn non_ascii_cmdline_is_refused() {
+        let e = VmConfig::from_toml(&GOOD.replace("console=ttyS0", "console=ttyS0 é")).unwrap_err();
+        assert_eq!(field_of(e), "boot.cmdline");
+    }
+}

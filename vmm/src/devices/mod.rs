@@ -1,0 +1,4 @@
+//! Emulated devices and the buses that route guest port I/O and MMIO to them.
+
+pub mod bus;
+pub mod legacy;

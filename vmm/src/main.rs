@@ -1,0 +1,62 @@
+//! `phyllome-vmm`: runs a VM headless. Exit status 0 when the guest powers off (or resets
+//! under `--no-reboot`); otherwise 1 with a one-line error on stderr.
+
+use clap::Parser;
+use phyllome_vmm::cli::{Cli, Command};
+use phyllome_vmm::{SerialOutput, Vm, VmCommand, VmEvent};
+use std::io::Read;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let Command::Run(args) = cli.command;
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let forward_stdin = config.serial.output == SerialOutput::Stdio;
+    let handle = match Vm::start(config) {
+        Ok(h) => h,
+        Err(e) => return fail(&e),
+    };
+    if forward_stdin {
+        forward_stdin_to_serial(&handle);
+    }
+    let reason = handle.wait(|event| {
+        if let VmEvent::Error(message) = event {
+            eprintln!("phyllome-vmm: {message}");
+        }
+    });
+    if reason.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        fail(&reason)
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("phyllome-vmm: {error}");
+    ExitCode::FAILURE
+}
+
+/// Sends what is typed on stdin to the guest's serial port. The thread ends at EOF, and
+/// with the process otherwise.
+fn forward_stdin_to_serial(handle: &phyllome_vmm::VmHandle) {
+    let sender = handle.command_sender();
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut buf = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0
+                    || sender
+                        .send(VmCommand::SerialInput(buf[..n].to_vec()))
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+}

@@ -1,0 +1,516 @@
+//! Building and running a VM: [`Vm::start`] checks KVM, builds the machine (memory, ACPI
+//! tables, kernel, devices, vCPUs) and hands the running machine to a control thread,
+//! which owns it until it stops. The control thread carries out [`VmCommand`]s, reacts
+//! to the guest's own wish to reset or power off, and rebuilds the machine on a reboot.
+
+use crate::api::{EventSender, StopReason, VmCommand, VmEvent, VmHandle};
+use crate::arch::x86_64::acpi::{self, PM_BLOCK_LEN};
+use crate::arch::x86_64::layout::{
+    ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KVM_TSS_ADDR, SERIAL_IRQ, SERIAL_PORT,
+};
+use crate::boot::{self, BootError, BootSource};
+use crate::config::{ConfigError, VmConfig};
+use crate::devices::bus::{lock, Bus, BusError, SharedDevice};
+use crate::devices::legacy::acpi_pm::AcpiPm;
+use crate::devices::legacy::cmos::Cmos;
+use crate::devices::legacy::i8042::I8042;
+use crate::devices::legacy::serial::{IrqLine, SerialDevice};
+use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
+use crate::memory::{self, MemoryError};
+use crate::serial_sink::{SerialSink, SerialSinkError};
+use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
+use kvm_bindings::{
+    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
+    KVM_PIT_SPEAKER_DUMMY,
+};
+use kvm_ioctls::{Kvm, VmFd};
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Why a VM could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No KVM device.
+    #[error("/dev/kvm does not exist: this computer cannot run virtual machines until virtualization is enabled in its firmware settings and the kvm_intel or kvm_amd module is loaded.")]
+    NoKvm,
+    /// KVM exists but we may not use it.
+    #[error("No permission to use /dev/kvm. Add yourself to the kvm group (sudo usermod -aG kvm $USER), then log out and back in.")]
+    KvmPermission,
+    /// Opening KVM failed otherwise.
+    #[error("Cannot open /dev/kvm: {0}.")]
+    KvmOpen(#[source] kvm_ioctls::Error),
+    /// Unexpected KVM API.
+    #[error("/dev/kvm speaks API version {0}, but Phyllome needs version 12.")]
+    KvmApi(i32),
+    /// More vCPUs than KVM allows.
+    #[error("machine.cpus: this computer's KVM allows at most {max} vCPUs per VM, and {asked} were asked for.")]
+    TooManyCpus {
+        /// Asked for.
+        asked: u32,
+        /// KVM's limit.
+        max: usize,
+    },
+    /// A KVM call failed while building the machine.
+    #[error("Cannot create the virtual machine: {what} failed: {source}.")]
+    Kvm {
+        /// Which step.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// Guest memory could not be created.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The kernel or initrd could not be loaded.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// A vCPU could not be set up.
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    /// The serial output could not be opened.
+    #[error(transparent)]
+    Serial(#[from] SerialSinkError),
+    /// Two devices claim the same addresses.
+    #[error("Cannot place a device: {0}")]
+    Bus(#[from] BusError),
+    /// An OS resource (eventfd, thread) could not be had.
+    #[error("Cannot create the VM's {what}: {source}.")]
+    Os {
+        /// What.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+    move |source| VmError::Kvm { what, source }
+}
+
+/// Which bus an extra device sits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressSpace {
+    /// x86 port I/O.
+    Pio,
+    /// Memory-mapped I/O.
+    Mmio,
+}
+
+/// A device the caller adds to the machine (PCI and virtio come this way, and tests).
+#[derive(Clone)]
+pub struct ExtraDevice {
+    /// Which bus.
+    pub space: AddressSpace,
+    /// First address.
+    pub base: u64,
+    /// Length of the range.
+    pub len: u64,
+    /// The device; it is kept across guest reboots.
+    pub device: SharedDevice,
+}
+
+impl std::fmt::Debug for ExtraDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtraDevice")
+            .field("space", &self.space)
+            .field("base", &self.base)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entry point to start VMs.
+#[derive(Debug)]
+pub struct Vm;
+
+/// What stays the same across reboots of one VM.
+struct Blueprint {
+    config: VmConfig,
+    kvm: Kvm,
+    cpuid: CpuId,
+    serial_out: SerialSink,
+    extra: Vec<ExtraDevice>,
+    exits: ExitSender,
+}
+
+/// One incarnation of the machine: built at start and after every guest reset.
+struct Machine {
+    // Field order is drop order: the VM (and its memory slots) goes before the mapping.
+    _vm: Arc<VmFd>,
+    _ram: memory::GuestRam,
+    serial: Arc<Mutex<SerialDevice>>,
+    pm: Arc<Mutex<AcpiPm>>,
+    control: Arc<RunControl>,
+    threads: Vec<JoinHandle<()>>,
+    /// vCPUs built but not yet running.
+    pending: Option<(Vec<kvm_ioctls::VcpuFd>, VcpuContext)>,
+}
+
+impl Machine {
+    fn build(bp: &Blueprint) -> Result<Self, VmError> {
+        let config = &bp.config;
+        let cpus = u8::try_from(config.machine.cpus).map_err(|_| VmError::TooManyCpus {
+            asked: config.machine.cpus,
+            max: usize::from(u8::MAX),
+        })?;
+        let vm = bp.kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        vm.set_tss_address(KVM_TSS_ADDR as usize)
+            .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        vm.create_irq_chip()
+            .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit).map_err(kvm_err("KVM_CREATE_PIT2"))?;
+
+        let ram_bytes = config.machine.memory_mib << 20;
+        let ram = memory::create(ram_bytes)?;
+        for (slot, region) in ram.memory.iter().enumerate() {
+            let host = ram
+                .memory
+                .get_host_address(region.start_addr())
+                .map_err(|e| MemoryError::Map {
+                    mib: ram_bytes >> 20,
+                    reason: e.to_string(),
+                })?;
+            let region = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: host as u64,
+            };
+            // SAFETY: the host range [host, host + memory_size) is a live mapping owned by
+            // `ram.memory`, which outlives the VM: every vCPU thread holds a clone of the
+            // guest memory until it exits, and the VmFd is dropped with the machine.
+            unsafe { vm.set_user_memory_region(region) }
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        }
+
+        let tables = acpi::build(cpus);
+        for (addr, blob) in &tables.blobs {
+            ram.memory
+                .write_slice(blob, GuestAddress(*addr))
+                .map_err(|_| BootError::GuestWrite {
+                    what: "ACPI tables",
+                })?;
+        }
+        let source = BootSource {
+            kernel: &config.boot.kernel,
+            initrd: config.boot.initrd.as_deref(),
+            cmdline: config.cmdline(),
+        };
+        let entry = boot::load(&ram.memory, ram_bytes, &source, &tables)?;
+
+        let vm = Arc::new(vm);
+        let os = |what| move |source| VmError::Os { what, source };
+        let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("serial interrupt"))?;
+        vm.register_irqfd(&serial_irq, SERIAL_IRQ)
+            .map_err(kvm_err("KVM_IRQFD"))?;
+        let serial = Arc::new(Mutex::new(SerialDevice::new(
+            IrqLine(serial_irq),
+            Box::new(bp.serial_out.clone()),
+        )));
+        let sci_vm = Arc::clone(&vm);
+        let sci = Box::new(move |level| {
+            if let Err(e) = sci_vm.set_irq_line(ACPI_SCI_IRQ, level) {
+                log::warn!("cannot drive the ACPI SCI: {e}");
+            }
+        });
+        let pm = Arc::new(Mutex::new(AcpiPm::new(sci, bp.exits.clone())));
+
+        let mut pio = Bus::new();
+        pio.insert(u64::from(SERIAL_PORT), 8, serial.clone())?;
+        pio.insert(
+            u64::from(I8042_PORT),
+            5,
+            Arc::new(Mutex::new(I8042::new(bp.exits.clone()))),
+        )?;
+        pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(Cmos::new())))?;
+        pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
+        let mut mmio = Bus::new();
+        for extra in &bp.extra {
+            let bus = match extra.space {
+                AddressSpace::Pio => &mut pio,
+                AddressSpace::Mmio => &mut mmio,
+            };
+            bus.insert(extra.base, extra.len, extra.device.clone())?;
+        }
+
+        let mut vcpus = Vec::with_capacity(usize::from(cpus));
+        for index in 0..cpus {
+            let fd = vm
+                .create_vcpu(u64::from(index))
+                .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+            vcpu::configure(&fd, &bp.cpuid, index, cpus, (index == 0).then_some(entry))?;
+            vcpus.push(fd);
+        }
+
+        let control = Arc::new(RunControl::new());
+        let ctx = VcpuContext {
+            pio: Arc::new(pio),
+            mmio: Arc::new(mmio),
+            control: control.clone(),
+            exits: bp.exits.clone(),
+        };
+        let machine = Machine {
+            _vm: vm,
+            _ram: ram,
+            serial,
+            pm,
+            control,
+            threads: Vec::new(),
+            pending: Some((vcpus, ctx)),
+        };
+        Ok(machine)
+    }
+
+    /// Starts the vCPU threads of a freshly built machine.
+    fn start(&mut self) -> Result<(), VmError> {
+        let Some((vcpus, ctx)) = self.pending.take() else {
+            return Ok(());
+        };
+        for (index, fd) in vcpus.into_iter().enumerate() {
+            match vcpu::spawn(fd, index as u8, ctx.clone()) {
+                Ok(t) => self.threads.push(t),
+                Err(e) => {
+                    self.shut_down();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops and joins every vCPU thread.
+    fn shut_down(&mut self) {
+        self.control.drive(Desired::Exit, &self.threads);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+fn open_kvm() -> Result<Kvm, VmError> {
+    let kvm = Kvm::new().map_err(|e| match e.errno() {
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::NoKvm,
+        libc::EACCES | libc::EPERM => VmError::KvmPermission,
+        _ => VmError::KvmOpen(e),
+    })?;
+    match kvm.get_api_version() {
+        12 => Ok(kvm),
+        v => Err(VmError::KvmApi(v)),
+    }
+}
+
+impl Vm {
+    /// Checks `config`, builds the machine and starts it. Errors here mean nothing ran.
+    pub fn start(config: VmConfig) -> Result<VmHandle, VmError> {
+        Self::start_with_devices(config, Vec::new())
+    }
+
+    /// Like [`Vm::start`], with additional devices on the buses.
+    pub fn start_with_devices(
+        config: VmConfig,
+        extra: Vec<ExtraDevice>,
+    ) -> Result<VmHandle, VmError> {
+        config.validate()?;
+        let kvm = open_kvm()?;
+        let max = kvm.get_max_vcpus().min(usize::from(u8::MAX) - 1);
+        if config.machine.cpus as usize > max {
+            return Err(VmError::TooManyCpus {
+                asked: config.machine.cpus,
+                max,
+            });
+        }
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+
+        let os = |what| move |source| VmError::Os { what, source };
+        let wake = Arc::new(EventFd::new(0).map_err(os("control event"))?);
+        let events_ready =
+            Arc::new(EventFd::new(libc::EFD_NONBLOCK).map_err(os("event notifier"))?);
+        let (event_tx, event_rx) = channel();
+        let events = EventSender {
+            tx: event_tx,
+            ready: events_ready.clone(),
+        };
+        let (exits, exit_rx) = exit_channel_with(wake.clone());
+        let serial_out = SerialSink::open(&config.serial.output, &events)?;
+
+        let blueprint = Blueprint {
+            config,
+            kvm,
+            cpuid,
+            serial_out,
+            extra,
+            exits,
+        };
+        let mut machine = Machine::build(&blueprint)?;
+        let (cmd_tx, cmd_rx) = channel();
+        events.send(VmEvent::Started);
+        machine.start()?;
+
+        let control = Control {
+            blueprint,
+            machine: Some(machine),
+            paused: false,
+            commands: cmd_rx,
+            exit_rx,
+            wake: wake.clone(),
+            events,
+        };
+        let thread = std::thread::Builder::new()
+            .name("vm-control".into())
+            .spawn(move || control.run())
+            .map_err(os("control thread"))?;
+        Ok(VmHandle {
+            commands: cmd_tx,
+            control_wake: wake,
+            events: event_rx,
+            events_ready,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The control thread's state.
+struct Control {
+    blueprint: Blueprint,
+    machine: Option<Machine>,
+    paused: bool,
+    commands: Receiver<VmCommand>,
+    exit_rx: ExitReceiver,
+    wake: Arc<EventFd>,
+    events: EventSender,
+}
+
+enum Next {
+    Continue,
+    Stop(StopReason),
+}
+
+impl Control {
+    fn run(mut self) {
+        let reason = loop {
+            // Blocks until a command or an exit request arrives.
+            if let Err(e) = self.wake.read() {
+                log::error!("control wake-up failed: {e}");
+                break StopReason::ForcedOff;
+            }
+            if let Next::Stop(reason) = self.drain() {
+                break reason;
+            }
+        };
+        if let Some(mut machine) = self.machine.take() {
+            machine.shut_down();
+            lock(&machine.serial).flush();
+        }
+        self.blueprint.serial_out.finish();
+        self.events.send(VmEvent::Stopped(reason));
+    }
+
+    fn drain(&mut self) -> Next {
+        while let Some(request) = self.exit_rx.try_recv() {
+            if let Next::Stop(r) = self.on_exit_request(request) {
+                return Next::Stop(r);
+            }
+        }
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => {
+                    if let Next::Stop(r) = self.on_command(command) {
+                        return Next::Stop(r);
+                    }
+                }
+                Err(TryRecvError::Empty) => return Next::Continue,
+                // The handle is gone without saying goodbye: nobody can see this VM.
+                Err(TryRecvError::Disconnected) => return Next::Stop(StopReason::ForcedOff),
+            }
+        }
+    }
+
+    fn on_exit_request(&mut self, request: ExitRequest) -> Next {
+        match request {
+            ExitRequest::PowerOff => Next::Stop(StopReason::PowerOff),
+            ExitRequest::Fault(reason) => Next::Stop(reason),
+            ExitRequest::Reset if self.blueprint.config.machine.no_reboot => {
+                Next::Stop(StopReason::Reset)
+            }
+            ExitRequest::Reset => self.reboot(),
+        }
+    }
+
+    fn reboot(&mut self) -> Next {
+        if let Some(mut old) = self.machine.take() {
+            old.shut_down();
+        }
+        // Requests the old vCPUs sent on their way out belong to the old machine.
+        while self.exit_rx.try_recv().is_some() {}
+        let mut machine = match Machine::build(&self.blueprint) {
+            Ok(m) => m,
+            Err(e) => return Next::Stop(StopReason::RebootFailed(e.to_string())),
+        };
+        self.events.send(VmEvent::Rebooted);
+        if let Err(e) = machine.start() {
+            return Next::Stop(StopReason::RebootFailed(e.to_string()));
+        }
+        self.machine = Some(machine);
+        self.paused = false;
+        Next::Continue
+    }
+
+    fn on_command(&mut self, command: VmCommand) -> Next {
+        let Some(machine) = self.machine.as_mut() else {
+            return Next::Stop(StopReason::ForcedOff);
+        };
+        match command {
+            VmCommand::Pause if self.paused => self
+                .events
+                .send(VmEvent::Error("The VM is already paused.".into())),
+            VmCommand::Pause => {
+                machine.control.drive(Desired::Pause, &machine.threads);
+                self.paused = true;
+                self.events.send(VmEvent::Paused);
+            }
+            VmCommand::Resume if !self.paused => self
+                .events
+                .send(VmEvent::Error("The VM is not paused.".into())),
+            VmCommand::Resume => {
+                machine.control.drive(Desired::Run, &machine.threads);
+                self.paused = false;
+                self.events.send(VmEvent::Resumed);
+            }
+            VmCommand::PowerButton => lock(&machine.pm).power_button(),
+            VmCommand::ForceOff => return Next::Stop(StopReason::ForcedOff),
+            VmCommand::Reset => return self.on_exit_request(ExitRequest::Reset),
+            VmCommand::SerialInput(bytes) => {
+                let taken = lock(&machine.serial).enqueue(&bytes);
+                if taken < bytes.len() {
+                    self.events.send(VmEvent::Error(format!(
+                        "The guest's serial port is not reading; {} of {} bytes were dropped.",
+                        bytes.len() - taken,
+                        bytes.len()
+                    )));
+                }
+            }
+        }
+        Next::Continue
+    }
+}

@@ -1,0 +1,253 @@
+//! Tiny guests on /dev/kvm, through the public API: boot entries, port I/O and MMIO
+//! routing, the serial interrupt, reset, shutdown, crashes, SMP start-up, the power
+//! button, and pause/resume.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{config_for, run_to_stop, watch, Observed};
+use phyllome_vmm::devices::bus::BusDevice;
+use phyllome_vmm::vm::{AddressSpace, ExtraDevice};
+use phyllome_vmm::{StopReason, Vm, VmCommand, VmEvent};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn long_mode_elf_entry_sees_zero_page_and_powers_off() {
+    let seen = run_to_stop(config_for("hello64"), T);
+    assert!(
+        seen.serial.contains("PHYLLOME-LONG-MODE-OK"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+}
+
+#[test]
+fn pvh_entry_gets_start_info_and_command_line() {
+    let mut c = config_for("hello_pvh");
+    c.boot.cmdline = Some("phyllome.test=pvh-cmdline".into());
+    let seen = run_to_stop(c, T);
+    assert!(
+        seen.serial
+            .contains("PHYLLOME-PVH-OK cmdline=phyllome.test=pvh-cmdline"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+}
+
+#[test]
+fn reset_under_no_reboot_stops_with_reset() {
+    let seen = run_to_stop(config_for("reset"), T);
+    assert_eq!(seen.serial.matches("PHYLLOME-BOOT").count(), 1);
+    assert_eq!(seen.stopped, Some(StopReason::Reset));
+}
+
+#[test]
+fn reset_with_reboot_restarts_the_guest() {
+    let mut c = config_for("reset");
+    c.machine.no_reboot = false;
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    let rebooted_twice = watch(&handle, &mut seen, T, |s| {
+        s.serial.matches("PHYLLOME-BOOT").count() >= 3
+    });
+    assert!(rebooted_twice, "{seen:?}");
+    assert!(
+        seen.events
+            .iter()
+            .filter(|e| **e == VmEvent::Rebooted)
+            .count()
+            >= 2,
+        "{seen:?}"
+    );
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
+}
+
+#[test]
+fn triple_fault_stops_with_the_faulting_rip() {
+    let seen = run_to_stop(config_for("triple_fault"), T);
+    assert!(seen.serial.contains("PHYLLOME-ABOUT-TO-CRASH"));
+    match seen.stopped {
+        Some(StopReason::TripleFault { vcpu: 0, rip }) => {
+            assert!(
+                (0x10_0000..0x10_1000).contains(&rip),
+                "rip {rip:#x} is in the guest image"
+            );
+        }
+        other => panic!("expected a triple fault, got {other:?}"),
+    }
+}
+
+/// Records writes and answers reads with the offset in every byte.
+#[derive(Default)]
+struct Probe {
+    writes: Vec<(u64, Vec<u8>)>,
+}
+
+impl BusDevice for Probe {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(offset as u8);
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        self.writes.push((offset, data.to_vec()));
+    }
+}
+
+#[test]
+fn port_io_and_mmio_reach_the_right_device() {
+    let pio = Arc::new(Mutex::new(Probe::default()));
+    let mmio = Arc::new(Mutex::new(Probe::default()));
+    let extra = vec![
+        ExtraDevice {
+            space: AddressSpace::Pio,
+            base: 0x510,
+            len: 4,
+            device: pio.clone(),
+        },
+        ExtraDevice {
+            space: AddressSpace::Mmio,
+            base: 0xd000_0000,
+            len: 0x1000,
+            device: mmio.clone(),
+        },
+    ];
+    let handle = Vm::start_with_devices(config_for("io_devices"), extra).unwrap();
+    let mut seen = Observed::default();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert!(seen.serial.contains("PHYLLOME-IO-OK"), "{:?}", seen.serial);
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+    assert_eq!(
+        pio.lock().unwrap().writes,
+        vec![(0, vec![0xab]), (0, vec![0x34, 0x12])]
+    );
+    assert_eq!(
+        mmio.lock().unwrap().writes,
+        vec![(0x10, 0xcafe_f00du32.to_le_bytes().to_vec())]
+    );
+}
+
+#[test]
+fn serial_interrupt_reaches_the_guest_handler() {
+    let seen = run_to_stop(config_for("serial_irq"), T);
+    assert!(
+        seen.serial.contains("PHYLLOME-IRQ-ARMED"),
+        "{:?}",
+        seen.serial
+    );
+    assert!(
+        seen.serial.contains("PHYLLOME-IRQ-HANDLED"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+}
+
+#[test]
+fn second_vcpu_starts_through_init_sipi_and_reports_in() {
+    let mut c = config_for("smp");
+    c.machine.cpus = 2;
+    let seen = run_to_stop(c, Duration::from_secs(60));
+    assert!(
+        seen.serial.contains("PHYLLOME-AP-ALIVE apic=1"),
+        "{:?}",
+        seen.serial
+    );
+    assert!(
+        seen.serial.contains("PHYLLOME-BSP-SAW-AP"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+}
+
+#[test]
+fn power_button_reaches_the_guest_which_powers_off() {
+    let handle = Vm::start(config_for("power_button")).unwrap();
+    let mut seen = Observed::default();
+    assert!(watch(&handle, &mut seen, T, |s| s
+        .serial
+        .contains("WAITING-FOR-BUTTON")));
+    assert!(!seen.serial.contains("BUTTON-PRESSED"));
+    handle.send(VmCommand::PowerButton).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert!(seen.serial.contains("PHYLLOME-BUTTON-PRESSED"));
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+}
+
+/// Remembers the last value written and how many writes there were.
+#[derive(Default)]
+struct Counter {
+    last: u32,
+    writes: u64,
+}
+
+impl BusDevice for Counter {
+    fn read(&mut self, _: u64, data: &mut [u8]) {
+        data.fill(0);
+    }
+    fn write(&mut self, _: u64, data: &[u8]) {
+        let mut b = [0u8; 4];
+        b[..data.len().min(4)].copy_from_slice(&data[..data.len().min(4)]);
+        self.last = u32::from_le_bytes(b);
+        self.writes += 1;
+    }
+}
+
+#[test]
+fn pause_stops_guest_progress_and_resume_restarts_it() {
+    let counter = Arc::new(Mutex::new(Counter::default()));
+    let extra = vec![ExtraDevice {
+        space: AddressSpace::Pio,
+        base: 0x510,
+        len: 4,
+        device: counter.clone(),
+    }];
+    let handle = Vm::start_with_devices(config_for("spin"), extra).unwrap();
+    let writes = || counter.lock().unwrap().writes;
+    let deadline = std::time::Instant::now() + T;
+    while writes() < 100 {
+        assert!(std::time::Instant::now() < deadline, "the guest never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    handle.send(VmCommand::Pause).unwrap();
+    let mut seen = Observed::default();
+    assert!(watch(&handle, &mut seen, T, |s| s
+        .events
+        .contains(&VmEvent::Paused)));
+    let frozen = writes();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(writes(), frozen, "no guest progress while paused");
+    let last = counter.lock().unwrap().last;
+    assert_eq!(u64::from(last), frozen, "the guest's own counter agrees");
+
+    handle.send(VmCommand::Pause).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s
+        .events
+        .iter()
+        .any(|e| matches!(e, VmEvent::Error(_)))));
+
+    handle.send(VmCommand::Resume).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s
+        .events
+        .contains(&VmEvent::Resumed)));
+    let deadline = std::time::Instant::now() + T;
+    while writes() < frozen + 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest did not resume"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
+}
