@@ -1,1 +1,87 @@
+//! Shared helpers for Phyllome's end-to-end tests: where the built binaries and the cached
+//! guest assets are, and running the nested-KVM harness.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The `phyllome-vmm` binary: `$PHYLLOME_VMM_BIN`, else the release build, else the debug
+/// build. `scripts/test.sh` builds the release binary before running the tests.
+pub fn vmm_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PHYLLOME_VMM_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let release = target.join("release/phyllome-vmm");
+    if release.exists() {
+        return release;
+    }
+    let debug = target.join("debug/phyllome-vmm");
+    assert!(
+        debug.exists(),
+        "phyllome-vmm is not built: run `cargo build --release -p phyllome-vmm` (scripts/test.sh does)"
+    );
+    debug
+}
+
+/// Guest assets built (and cached) by `scripts/guest-assets.sh`.
+#[derive(Debug)]
+pub struct Assets {
+    /// The asset folder.
+    pub dir: PathBuf,
+}
+
+impl Assets {
+    /// Builds the assets if needed and returns their folder.
+    pub fn get() -> Self {
+        let out = Command::new(workspace().join("scripts/guest-assets.sh"))
+            .output()
+            .expect("scripts/guest-assets.sh runs");
+        assert!(
+            out.status.success(),
+            "guest-assets.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Self {
+            dir: PathBuf::from(dir),
+        }
+    }
+
+    /// A kernel: "cloud" or "generic".
+    pub fn kernel(&self, flavour: &str) -> PathBuf {
+        self.dir.join("kernels").join(flavour).join("vmlinuz")
+    }
+
+    /// The kernel release string of a flavour.
+    pub fn kernel_version(&self, flavour: &str) -> String {
+        std::fs::read_to_string(self.dir.join("kernels").join(flavour).join("version"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    /// The test initramfs: prints `PHYLLOME-L2-INIT cpus=N kernel=V` and powers off.
+    pub fn test_initrd(&self) -> PathBuf {
+        self.dir.join("l2-initrd.cpio")
+    }
+}
+
+/// Whether this machine's CPU offers hardware virtualization to its own kernel.
+pub fn host_has_hw_virt() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the guest assets the real-Linux tests and the demo VM need, from Debian packages,
+# into a cache folder (default ~/.cache/phyllome/assets). Nothing is installed on the host.
+#
+#   kernels/cloud/vmlinuz     Debian's cloud kernel (no MP table parsing: needs our MADT)
+#   kernels/generic/vmlinuz   Debian's generic kernel (also the nested-KVM L1 kernel)
+#   kernels/generic/modules/  its modules, with modules.dep
+#   l2-initrd.cpio            busybox /init: reports CPUs and powers off (test guest)
+#   demo-initrd.cpio          busybox /init: a shell on the console (demo VM)
+#
+# Prints the asset folder on stdout. Safe to run again: finished parts are kept.
+set -euo pipefail
+
+CACHE="${PHYLLOME_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/phyllome/assets}"
+mkdir -p "$CACHE"
+cd "$CACHE"
+log() { echo "guest-assets: $*" >&2; }
+
+need() { command -v "$1" >/dev/null || { log "missing $1: run scripts/install-deps.sh"; exit 1; }; }
+need dpkg-deb; need depmod; need apt-get
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || { log "missing busybox-static"; exit 1; }
+
+fetch_kernel() { # flavour, metapackage
+  local flavour=$1 meta=$2 dir="kernels/$1"
+  [ -f "$dir/vmlinuz" ] && [ -f "$dir/modules/modules.dep" ] && return
+  local pkg
+  pkg=$(apt-cache depends "$meta" | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -n1)
+  [ -n "$pkg" ] || { log "cannot resolve $meta (run apt-get update)"; exit 1; }
+  log "fetching $pkg"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/deb"
+  (cd "$dir.tmp" && apt-get download -q "$pkg" >&2)
+  dpkg-deb -x "$dir.tmp"/*.deb "$dir.tmp/deb"
+  local kver
+  kver=$(ls "$dir.tmp/deb/lib/modules" | head -n1)
+  cp "$dir.tmp/deb/boot/vmlinuz-$kver" "$dir.tmp/vmlinuz"
+  depmod -b "$dir.tmp/deb" "$kver"
+  mv "$dir.tmp/deb/lib/modules/$kver" "$dir.tmp/modules"
+  echo "$kver" > "$dir.tmp/version"
+  rm -rf "$dir.tmp/deb" "$dir.tmp"/*.deb "$dir"
+  mv "$dir.tmp" "$dir"
+}
+
+# Lists module files (relative to modules/) needed for $@, dependencies first.
+module_order() { # modules_dir module...
+  local dir=$1; shift
+  python3 - "$dir" "$@" <<'PY'
+import sys, os
+d = sys.argv[1]
+deps = {}
+for line in open(os.path.join(d, "modules.dep")):
+    path, _, rest = line.partition(":")
+    deps[path] = rest.split()
+by_name = {os.path.basename(p).split(".ko")[0].replace("-", "_"): p for p in deps}
+out = []
+def visit(p):
+    for q in reversed(deps.get(p, [])):
+        visit(q)
+    if p not in out:
+        out.append(p)
+for name in sys.argv[2:]:
+    visit(by_name[name.replace("-", "_")])
+print("\n".join(out))
+PY
+}
+
+make_cpio() { # rootdir output
+  (cd "$1" && find . | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc 2>/dev/null) > "$2.tmp"
+  mv "$2.tmp" "$2"
+}
+
+busybox_root() { # dir
+  mkdir -p "$1"/{bin,sbin,proc,sys,dev,tmp,etc,usr/bin,usr/sbin}
+  cp "$BUSYBOX" "$1/bin/busybox"
+  for applet in sh mount umount poweroff reboot cat echo grep ls sleep insmod nproc uname mkdir dmesg stty setsid cttyhack; do
+    ln -sf busybox "$1/bin/$applet"
+  done
+}
+
+fetch_kernel cloud linux-image-cloud-amd64
+fetch_kernel generic linux-image-amd64
+
+if [ ! -f l2-initrd.cpio ]; then
+  root=$(mktemp -d)
+  busybox_root "$root"
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+echo "PHYLLOME-L2-INIT cpus=$(grep -c ^processor /proc/cpuinfo) kernel=$(uname -r)"
+grep -q 'ACPI' /proc/interrupts && echo "PHYLLOME-L2-ACPI-SCI"
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  make_cpio "$root" l2-initrd.cpio
+  rm -rf "$root"
+fi
+
+if [ ! -f demo-initrd.cpio ]; then
+  root=$(mktemp -d)
+  busybox_root "$root"
+  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+echo
+echo "Welcome to the Phyllome demo VM: $(grep -c ^processor /proc/cpuinfo) CPU(s), $(uname -r)."
+echo "Type 'poweroff -f' to stop it."
+exec setsid cttyhack sh -l
+INIT
+  chmod +x "$root/init"
+  make_cpio "$root" demo-initrd.cpio
+  rm -rf "$root"
+fi
+
+echo "$CACHE"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs phyllome-vmm on real KVM, nested: QEMU's software emulation (TCG, -cpu max, which
+# emulates AMD SVM) boots Debian's generic kernel as L1, loads kvm-amd there, and runs
+# phyllome-vmm inside L1 to boot an L2 Linux. QEMU's console (L1's serial, which carries
+# phyllome-vmm's output and so L2's serial) goes to stdout.
+#
+#   nested-kvm.sh VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]
+#
+# The VMM arguments follow `phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd`.
+# L1 prints PHYLLOME-L1-KVM-READY once /dev/kvm exists, and PHYLLOME-VMM-EXIT=<status>.
+set -euo pipefail
+[ $# -ge 3 ] || { echo "usage: $0 VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]" >&2; exit 2; }
+vmm=$1 l2_kernel=$2 l2_initrd=$3; shift 3
+assets=$("$(dirname "$0")/guest-assets.sh")
+l1=$assets/kernels/generic
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,proc,sys,dev,tmp,l2,lib/modules,lib64}
+cp /bin/busybox "$root/bin/busybox"
+for a in sh mount insmod poweroff echo cat; do ln -s busybox "$root/bin/$a"; done
+
+# kvm-amd and what it needs, in dependency order.
+python3 - "$l1/modules" irqbypass kvm ccp kvm_amd > "$root/modules.order" <<'PY'
+import sys, os
+d = sys.argv[1]
+deps = {}
+for line in open(os.path.join(d, "modules.dep")):
+    path, _, rest = line.partition(":")
+    deps[path] = rest.split()
+by_name = {os.path.basename(p).split(".ko")[0].replace("-", "_"): p for p in deps}
+out = []
+def visit(p):
+    for q in reversed(deps.get(p, [])):
+        visit(q)
+    if p not in out:
+        out.append(p)
+for name in sys.argv[2:]:
+    visit(by_name[name])
+print("\n".join(out))
+PY
+while read -r m; do
+  mkdir -p "$root/lib/modules/$(dirname "$m")"
+  cp "$l1/modules/$m" "$root/lib/modules/$m"
+done < "$root/modules.order"
+
+# The VMM and the shared libraries it links.
+cp "$vmm" "$root/phyllome-vmm"
+ldd "$vmm" | grep -o '/[^ ]*' | while read -r lib; do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+cp "$l2_kernel" "$root/l2/kernel"
+cp "$l2_initrd" "$root/l2/initrd"
+
+args=""
+for a in "$@"; do args="$args '${a//\'/}'"; done
+cat > "$root/init" <<INIT
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "PHYLLOME-L1-INSMOD-FAILED \$m"; done
+if [ ! -e /dev/kvm ]; then echo PHYLLOME-L1-NO-KVM; poweroff -f; fi
+echo PHYLLOME-L1-KVM-READY
+/phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd $args </dev/null
+echo PHYLLOME-VMM-EXIT=\$?
+poweroff -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) > "$work/l1.cpio"
+
+exec qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+  -nodefaults -display none -serial stdio -no-reboot \
+  -kernel "$l1/vmlinuz" -initrd "$work/l1.cpio" \
+  -append "console=ttyS0 panic=-1 loglevel=3"

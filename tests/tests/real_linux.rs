@@ -1,0 +1,108 @@
+//! The test that proves the boot path: Debian's own kernels, with a busybox initramfs,
+//! boot on phyllome-vmm to `/init` with two vCPUs and power off through ACPI.
+//!
+//! On this project's machines `/dev/kvm` cannot run Linux, so the VMM runs nested: QEMU's
+//! software emulation provides an L1 Linux with a real (emulated SVM) `/dev/kvm`, and
+//! phyllome-vmm runs there (scripts/nested-kvm.sh). Where the host itself has VT-x or
+//! AMD-V, the same boot is also run directly.
+
+#![allow(clippy::unwrap_used)]
+
+use phyllome_tests::{host_has_hw_virt, vmm_binary, workspace, Assets};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One nested QEMU at a time: each wants both cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn nested_boot(flavour: &str) {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let assets = Assets::get();
+    let started = Instant::now();
+    let out = Command::new("timeout")
+        .arg("600")
+        .arg(workspace().join("scripts/nested-kvm.sh"))
+        .arg(vmm_binary())
+        .arg(assets.kernel(flavour))
+        .arg(assets.test_initrd())
+        .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
+        .output()
+        .expect("scripts/nested-kvm.sh runs");
+    let console = String::from_utf8_lossy(&out.stdout);
+    let elapsed = started.elapsed();
+    println!("{flavour}: nested run took {elapsed:.1?}");
+    let tail: String = console
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        console.contains("PHYLLOME-L1-KVM-READY"),
+        "L1 has no /dev/kvm:\n{tail}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marker = format!(
+        "PHYLLOME-L2-INIT cpus=2 kernel={}",
+        assets.kernel_version(flavour)
+    );
+    assert!(
+        console.contains(&marker),
+        "L2 did not reach /init with 2 CPUs ({marker}):\n{tail}"
+    );
+    assert!(console.contains("smp: Brought up 1 node, 2 CPUs"), "{tail}");
+    assert!(
+        console.contains("ACPI: PM: Preparing to enter system sleep state S5"),
+        "{tail}"
+    );
+    assert!(
+        console.contains("PHYLLOME-VMM-EXIT=0"),
+        "phyllome-vmm did not exit 0 after power-off:\n{tail}"
+    );
+    assert!(elapsed < Duration::from_secs(600));
+}
+
+#[test]
+fn debian_cloud_kernel_boots_nested_with_two_cpus_and_powers_off() {
+    nested_boot("cloud");
+}
+
+#[test]
+fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
+    nested_boot("generic");
+}
+
+#[test]
+fn debian_kernel_boots_directly_where_the_host_has_hardware_virtualization() {
+    if !host_has_hw_virt() {
+        println!("skipped: this CPU has neither vmx nor svm (see the nested tests)");
+        return;
+    }
+    let assets = Assets::get();
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(vmm_binary())
+        .args([
+            "run",
+            "--cpus",
+            "2",
+            "--memory",
+            "256",
+            "--no-reboot",
+            "--kernel",
+        ])
+        .arg(assets.kernel("cloud"))
+        .arg("--initrd")
+        .arg(assets.test_initrd())
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(console.contains("PHYLLOME-L2-INIT cpus=2"), "{console}");
+    assert!(out.status.success());
+}
