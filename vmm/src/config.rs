@@ -164,7 +164,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has wrong types.
-    #[error("The VM definition {} is not valid: {message}", path.display())]
+    #[error("The VM definition{} is not valid: {message}", in_file(path))]
     Parse {
         /// The file.
         path: PathBuf,
@@ -179,6 +179,14 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         reason: String,
     },
+}
+
+fn in_file(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" {}", path.display())
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -248,7 +256,7 @@ impl VmConfig {
         }
         let config: VmConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::new(),
-            message: e.to_string().trim_end().to_owned(),
+            message: one_line_parse_error(text, &e),
         })?;
         config.validate()?;
         Ok(config)
@@ -318,6 +326,21 @@ impl VmConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// "line L, column C: message", on one line, from a TOML error.
+fn one_line_parse_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end_matches('\n').replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            let source_line = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line} (`{source_line}`), column {column}: {message}.")
+        }
+        None => format!("{message}."),
     }
 }
 
@@ -425,6 +448,15 @@ output = "file:/tmp/serial.log"
         );
         let e = VmConfig::from_toml(&GOOD.replace("cpus = 2", "cpus = \"two\"")).unwrap_err();
         assert!(e.to_string().contains("cpus"), "{e}");
+    }
+
+    #[test]
+    fn parse_errors_are_one_line_with_position() {
+        let e =
+            VmConfig::from_toml("version = 1\n[boot]\nkernel = \"k\"\ncpus = [[\n").unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("line 5"), "{text}");
     }
 
     #[test]

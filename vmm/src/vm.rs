@@ -306,8 +306,15 @@ impl Drop for Machine {
     }
 }
 
+/// The KVM device: `$PHYLLOME_KVM_DEVICE` if set (for tests and unusual set-ups), else /dev/kvm.
+fn kvm_device() -> std::ffi::CString {
+    let path = std::env::var_os("PHYLLOME_KVM_DEVICE").unwrap_or_else(|| "/dev/kvm".into());
+    std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+        .unwrap_or_else(|_| c"/dev/kvm".to_owned())
+}
+
 fn open_kvm() -> Result<Kvm, VmError> {
-    let kvm = Kvm::new().map_err(|e| match e.errno() {
+    let kvm = Kvm::new_with_path(kvm_device().as_c_str()).map_err(|e| match e.errno() {
         libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::NoKvm,
         libc::EACCES | libc::EPERM => VmError::KvmPermission,
         _ => VmError::KvmOpen(e),

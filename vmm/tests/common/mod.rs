@@ -34,7 +34,13 @@ pub fn guest(name: &str) -> PathBuf {
     assert!(status.success(), "assembling {name}.S failed");
     let tmp = elf.with_extension("tmp");
     let status = Command::new("ld")
-        .args(["-m", "elf_x86_64", "-nostdlib", "-T"])
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-nostdlib",
+            "--no-warn-rwx-segments",
+            "-T",
+        ])
         .arg(guests_dir().join("guest.ld"))
         .arg("-o")
         .arg(&tmp)

@@ -1,0 +1,192 @@
+//! The `phyllome-vmm` binary: a guest's output on stdout and exit status 0 on power-off,
+//! and a clear one-line error with a non-zero status for every kind of bad input.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+fn vmm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Asserts a failure with exactly one line on stderr that contains `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr:?}"
+    );
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+}
+
+fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(bytes).unwrap();
+    f
+}
+
+#[test]
+fn guest_output_goes_to_stdout_and_power_off_exits_zero() {
+    let k = common::guest("hello64");
+    let out = vmm(&["run", "--kernel", k.to_str().unwrap(), "--memory", "64"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PHYLLOME-LONG-MODE-OK"));
+}
+
+#[test]
+fn serial_to_a_file_and_config_file_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serial.log");
+    let cfg = dir.path().join("vm.toml");
+    let k = common::guest("hello_pvh");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\nname = \"t\"\n[machine]\nmemory_mib = 64\n[boot]\nkernel = {:?}\ncmdline = \"from-config\"\n[serial]\noutput = \"file:{}\"\n",
+            k.display().to_string(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let out = vmm(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("PHYLLOME-PVH-OK cmdline=from-config"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reset_under_no_reboot_exits_zero() {
+    let k = common::guest("reset");
+    let out = vmm(&[
+        "run",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--memory",
+        "64",
+        "--no-reboot",
+    ]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn triple_fault_exits_non_zero_naming_the_rip() {
+    let k = common::guest("triple_fault");
+    let out = vmm(&[
+        "run",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--memory",
+        "64",
+        "--serial",
+        "none",
+    ]);
+    assert_one_line_error(&out, "triple-faulted at RIP 0x10");
+}
+
+#[test]
+fn missing_kernel_is_a_clear_error() {
+    assert_one_line_error(
+        &vmm(&["run", "--kernel", "/nonexistent/bzImage"]),
+        "/nonexistent/bzImage",
+    );
+}
+
+#[test]
+fn empty_and_random_kernels_are_clear_errors() {
+    let empty = temp_file(b"");
+    assert_one_line_error(
+        &vmm(&["run", "--kernel", empty.path().to_str().unwrap()]),
+        "empty",
+    );
+    let noise: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let random = temp_file(&noise);
+    assert_one_line_error(
+        &vmm(&["run", "--kernel", random.path().to_str().unwrap()]),
+        "neither a bzImage nor an ELF",
+    );
+}
+
+#[test]
+fn initrd_too_large_for_memory_is_a_clear_error() {
+    let k = common::guest("hello64");
+    let initrd = tempfile::NamedTempFile::new().unwrap();
+    initrd.as_file().set_len(64 << 20).unwrap();
+    let out = vmm(&[
+        "run",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--memory",
+        "32",
+        "--initrd",
+        initrd.path().to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, "does not fit");
+}
+
+#[test]
+fn memory_and_cpu_counts_out_of_range_are_clear_errors() {
+    let k = common::guest("hello64");
+    let k = k.to_str().unwrap();
+    assert_one_line_error(
+        &vmm(&["run", "--kernel", k, "--memory", "0"]),
+        "machine.memory_mib",
+    );
+    assert_one_line_error(
+        &vmm(&["run", "--kernel", k, "--memory", "99999999999"]),
+        "more than this computer has",
+    );
+    assert_one_line_error(&vmm(&["run", "--kernel", k, "--cpus", "0"]), "machine.cpus");
+    assert_one_line_error(
+        &vmm(&["run", "--kernel", k, "--cpus", "1000"]),
+        "machine.cpus",
+    );
+}
+
+#[test]
+fn missing_kvm_device_says_how_to_fix_it() {
+    let k = common::guest("hello64");
+    let out = Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
+        .args(["run", "--kernel", k.to_str().unwrap(), "--memory", "64"])
+        .env("PHYLLOME_KVM_DEVICE", "/nonexistent/kvm")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "virtualization");
+}
+
+#[test]
+fn bad_config_file_names_the_field() {
+    let cfg = temp_file(b"version = 1\n[machine]\ncpus = 0\n[boot]\nkernel = \"/k\"\n");
+    assert_one_line_error(
+        &vmm(&["run", "--config", cfg.path().to_str().unwrap()]),
+        "machine.cpus",
+    );
+    let garbage = temp_file(b"\x00\x01 this is not toml [[[");
+    assert_one_line_error(
+        &vmm(&["run", "--config", garbage.path().to_str().unwrap()]),
+        "not valid",
+    );
+}
