@@ -53,6 +53,9 @@ done
 cp "$l2_kernel" "$root/l2/kernel"
 cp "$l2_initrd" "$root/l2/initrd"
 
+# PHYLLOME_NESTED_INTERACTIVE=1 lets what is typed reach the L2 guest (the demo).
+stdin="</dev/null"
+[ "${PHYLLOME_NESTED_INTERACTIVE:-0}" = 1 ] && stdin=""
 args=""
 for a in "$@"; do args="$args '${a//\'/}'"; done
 cat > "$root/init" <<INIT
@@ -63,7 +66,7 @@ mount -t devtmpfs dev /dev
 for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "PHYLLOME-L1-INSMOD-FAILED \$m"; done
 if [ ! -e /dev/kvm ]; then echo PHYLLOME-L1-NO-KVM; poweroff -f; fi
 echo PHYLLOME-L1-KVM-READY
-/phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd $args </dev/null
+/phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd $args $stdin
 echo PHYLLOME-VMM-EXIT=\$?
 poweroff -f
 INIT

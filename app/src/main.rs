@@ -1,1 +1,63 @@
-fn main() {}
+//! Phyllome's desktop app. For now a window that says what the app will be and whether
+//! this computer can run VMs; the VM library, wizard and display come in their own issues.
+
+use relm4::adw::prelude::*;
+use relm4::prelude::*;
+
+/// The main window.
+struct App {
+    kvm_status: String,
+}
+
+#[relm4::component]
+impl SimpleComponent for App {
+    type Init = String;
+    type Input = ();
+    type Output = ();
+
+    view! {
+        adw::ApplicationWindow {
+            set_title: Some("Phyllome"),
+            set_default_width: 720,
+            set_default_height: 480,
+
+            gtk::Box {
+                set_orientation: gtk::Orientation::Vertical,
+                adw::HeaderBar {},
+                adw::StatusPage {
+                    set_vexpand: true,
+                    set_icon_name: Some("computer-symbolic"),
+                    set_title: "Phyllome",
+                    #[watch]
+                    set_description: Some(&model.kvm_status),
+                },
+            }
+        }
+    }
+
+    fn init(
+        kvm_status: String,
+        root: Self::Root,
+        _sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let model = App { kvm_status };
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+}
+
+/// A sentence about this computer's KVM, without opening a VM.
+fn kvm_status() -> String {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => "Run your own operating system in a window. This computer can run virtual machines.".into(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "This computer cannot run virtual machines yet: enable virtualization in its firmware settings.".into()
+        }
+        Err(_) => "No permission to use /dev/kvm: add yourself to the kvm group, then log in again.".into(),
+    }
+}
+
+fn main() {
+    let app = RelmApp::new("org.phyllome.Phyllome");
+    app.run::<App>(kvm_status());
+}

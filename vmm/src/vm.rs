@@ -3,6 +3,11 @@
 //! which owns it until it stops. The control thread carries out [`VmCommand`]s, reacts
 //! to the guest's own wish to reset or power off, and rebuilds the machine on a reboot.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "memory slots and vCPU indices are bounded by validated configuration (at most 254 vCPUs)"
+)]
+
 use crate::api::{EventSender, StopReason, VmCommand, VmEvent, VmHandle};
 use crate::arch::x86_64::acpi::{self, PM_BLOCK_LEN};
 use crate::arch::x86_64::layout::{

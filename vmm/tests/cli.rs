@@ -1,7 +1,7 @@
 //! The `phyllome-vmm` binary: a guest's output on stdout and exit status 0 on power-off,
 //! and a clear one-line error with a non-zero status for every kind of bad input.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! routing, the serial interrupt, reset, shutdown, crashes, SMP start-up, the power
 //! button, and pause/resume.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
 

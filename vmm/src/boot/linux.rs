@@ -2,6 +2,11 @@
 //! entered directly learns its command line, initrd, memory map and ACPI root pointer.
 //! See the kernel's Documentation/arch/x86/boot.rst.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "the boot protocol splits 64-bit values into 32-bit halves on purpose"
+)]
+
 use super::e820::MemoryRange;
 use linux_loader::loader::bootparam::{boot_params, setup_header};
 use vm_memory::ByteValued;

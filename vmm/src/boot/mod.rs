@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn random_bytes_are_not_a_kernel() {
         let noise: Vec<u8> = (0..8192u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[1])
             .collect();
         let f = file_with(&noise);
         let err = try_load(f.path(), None, 16 << 20).unwrap_err();

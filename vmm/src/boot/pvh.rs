@@ -2,6 +2,11 @@
 //! entered at its `XEN_ELFNOTE_PHYS32_ENTRY` in 32-bit mode finds its command line,
 //! initrd, memory and ACPI tables. See Xen's docs/misc/pvh.pandoc.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "the memory map has a few entries"
+)]
+
 use super::e820::MemoryRange;
 use linux_loader::loader::elf::start_info::{
     hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,

@@ -6,6 +6,11 @@
 //! We use the classic fixed-hardware model (PM1 event/control blocks and a PM timer at
 //! I/O ports) rather than the hardware-reduced one: every x86 OS and firmware speaks it.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "ACPI fields hold our own small constants (ports, IRQs, 32-bit MMIO addresses)"
+)]
+
 use super::layout::{
     ACPI_PM_PORT, ACPI_SCI_IRQ, ACPI_TABLES_START, I8042_PORT, IOAPIC_ADDR, LAPIC_ADDR,
 };

@@ -2,6 +2,11 @@
 //! and data segments at selectors 0x10 and 0x18 (`__BOOT_CS`, `__BOOT_DS`); PVH starts in
 //! 32-bit protected mode and wants the same layout with a 32-bit code segment.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "descriptor fields are masked bit ranges that fit their types"
+)]
+
 use kvm_bindings::kvm_segment;
 
 /// Selector of the boot code segment.

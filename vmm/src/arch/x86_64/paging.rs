@@ -2,6 +2,11 @@
 //! test guests need their image, the zero page and the command line mapped; we map the
 //! whole first 4 GiB with 2 MiB pages, which also covers the MMIO hole for early probes.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "table counts are small constants"
+)]
+
 use super::layout::{PDPT_ADDR, PD_ADDR, PML4_ADDR};
 
 const PRESENT_WRITABLE: u64 = 0x3;

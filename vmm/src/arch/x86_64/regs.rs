@@ -1,6 +1,11 @@
 //! Register state at a vCPU's first instruction, for each boot protocol, as pure functions
 //! of what KVM reports, so that the values can be checked without a VM.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "GDT limits and APIC register bytes are small by construction"
+)]
+
 use super::gdt::{boot_gdt, segment_from_entry, BootMode};
 use super::layout::{BOOT_STACK_ADDR, GDT_ADDR, IDT_ADDR, PML4_ADDR};
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};

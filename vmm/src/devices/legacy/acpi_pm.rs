@@ -2,6 +2,11 @@
 //! (the power button), PM1 control (sleep: S5 is how the guest powers off) and the PM timer.
 //! The FADT in [`crate::arch::x86_64::acpi`] points the guest here.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "the PM timer wraps at 32 bits by definition; accesses are a few bytes"
+)]
+
 use crate::arch::x86_64::acpi::{
     PM1_CONTROL_OFFSET, PM1_ENABLE_OFFSET, PM1_STATUS_OFFSET, PM_TIMER_OFFSET, SLP_TYP_S5,
 };

@@ -2,6 +2,11 @@
 //! from it at boot (Linux's `rtc_cmos`, firmware). Time comes from the host's UTC clock at
 //! each read; the registers are BCD, 24-hour, as PC firmware leaves them.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "calendar fields are bounded (seconds < 60, year < 10000)"
+)]
+
 use crate::devices::bus::BusDevice;
 
 const REG_SECONDS: u8 = 0x00;
