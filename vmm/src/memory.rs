@@ -113,4 +113,28 @@ mod tests {
         f.read_exact(&mut buf).expect("read");
         assert_eq!(&buf, b"phyllome");
     }
+
+    #[test]
+    fn memory_beyond_3gib_continues_above_4gib_in_the_same_file() {
+        use std::io::{Read, Seek, SeekFrom};
+        let ram = create(5 << 30).expect("sparse 5 GiB memfd");
+        let regions: Vec<_> = ram
+            .memory
+            .iter()
+            .map(|r| (r.start_addr().0, r.len()))
+            .collect();
+        assert_eq!(regions, vec![(0, 3 << 30), (4 << 30, 2 << 30)]);
+        assert!(
+            !ram.memory.address_in_range(GuestAddress(0xfee0_0000)),
+            "the MMIO hole has no RAM"
+        );
+        ram.memory
+            .write_slice(b"high", GuestAddress(4 << 30))
+            .expect("in range");
+        let mut f = ram.file.try_clone().expect("dup");
+        f.seek(SeekFrom::Start(3 << 30)).expect("seek");
+        let mut buf = [0u8; 4];
+        f.read_exact(&mut buf).expect("read");
+        assert_eq!(&buf, b"high");
+    }
 }

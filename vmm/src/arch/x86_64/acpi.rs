@@ -375,4 +375,66 @@ mod tests {
         assert_eq!(sig_at(entries[0]), Some(b"FACP".to_vec()));
         assert_eq!(sig_at(entries[1]), Some(b"APIC".to_vec()));
     }
+
+    /// Disassembles a table with ACPICA's `iasl`, the reference implementation, and
+    /// returns its listing. `iasl` comes with Debian's acpica-tools (scripts/install-deps.sh).
+    fn iasl_listing(name: &str, bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(format!("{name}.dat"));
+        std::fs::write(&path, bytes).expect("write table");
+        let out = std::process::Command::new("iasl")
+            .arg("-d")
+            .arg(&path)
+            .current_dir(dir.path())
+            .output()
+            .expect("iasl (acpica-tools) is installed");
+        assert!(
+            out.status.success(),
+            "iasl rejected {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(dir.path().join(format!("{name}.dsl")))
+            .expect("iasl wrote a listing")
+    }
+
+    #[test]
+    fn iasl_reads_madt_with_every_cpu_and_the_sci_override() {
+        let tables = build(4);
+        let text = iasl_listing("apic", table(&tables, b"APIC"));
+        assert!(!text.contains("Invalid"), "{text}");
+        assert_eq!(
+            text.matches("Subtable Type : 00 [Processor Local APIC]")
+                .count(),
+            4,
+            "{text}"
+        );
+        assert!(text.contains("Subtable Type : 01 [I/O APIC]"));
+        assert!(text.contains("Subtable Type : 02 [Interrupt Source Override]"));
+        assert!(text.contains("Subtable Type : 04 [Local APIC NMI]"));
+        assert!(text.contains("PC-AT Compatibility : 1"));
+    }
+
+    #[test]
+    fn iasl_reads_fadt_with_our_pm_block_and_reset_register() {
+        let tables = build(1);
+        let text = iasl_listing("facp", table(&tables, b"FACP"));
+        assert!(!text.contains("Invalid"), "{text}");
+        assert!(
+            text.contains("PM1A Event Block Address : 00000600"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PM1A Control Block Address : 00000604"),
+            "{text}"
+        );
+        assert!(text.contains("PM Timer Block Address : 00000608"), "{text}");
+        assert!(text.contains("SCI Interrupt : 0009"), "{text}");
+        assert!(text.contains("Value to cause reset : FE"), "{text}");
+    }
+
+    #[test]
+    fn iasl_decompiles_dsdt_with_s5() {
+        let text = iasl_listing("dsdt", &dsdt());
+        assert!(text.contains("Name (_S5, Package (0x04)"), "{text}");
+    }
 }
