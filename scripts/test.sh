@@ -6,4 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p phyllome-vmm
 scripts/guest-assets.sh >/dev/null
-cargo test --workspace --no-fail-fast "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"

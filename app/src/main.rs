@@ -49,12 +49,25 @@ impl SimpleComponent for App {
 /// A sentence about this computer's KVM, without opening a VM.
 fn kvm_status() -> String {
     match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        Ok(_) => "Run your own operating system in a window. This computer can run virtual machines.".into(),
+        Ok(_) if host_has_hw_virt() => {
+            "Run your own operating system in a window. This computer can run virtual machines.".into()
+        }
+        Ok(_) => "This computer's KVM has no hardware virtualization behind it (it is itself a virtual machine): guests would crawl.".into(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             "This computer cannot run virtual machines yet: enable virtualization in its firmware settings.".into()
         }
         Err(_) => "No permission to use /dev/kvm: add yourself to the kvm group, then log in again.".into(),
     }
+}
+
+/// Whether the processor offers VT-x or AMD-V to this kernel.
+fn host_has_hw_virt() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")))
+        })
+        .unwrap_or(false)
 }
 
 fn main() {
