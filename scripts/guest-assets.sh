@@ -42,29 +42,6 @@ fetch_kernel() { # flavour, metapackage
   mv "$dir.tmp" "$dir"
 }
 
-# Lists module files (relative to modules/) needed for $@, dependencies first.
-module_order() { # modules_dir module...
-  local dir=$1; shift
-  python3 - "$dir" "$@" <<'PY'
-import sys, os
-d = sys.argv[1]
-deps = {}
-for line in open(os.path.join(d, "modules.dep")):
-    path, _, rest = line.partition(":")
-    deps[path] = rest.split()
-by_name = {os.path.basename(p).split(".ko")[0].replace("-", "_"): p for p in deps}
-out = []
-def visit(p):
-    for q in reversed(deps.get(p, [])):
-        visit(q)
-    if p not in out:
-        out.append(p)
-for name in sys.argv[2:]:
-    visit(by_name[name.replace("-", "_")])
-print("\n".join(out))
-PY
-}
-
 make_cpio() { # rootdir output
   (cd "$1" && find . | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc 2>/dev/null) > "$2.tmp"
   mv "$2.tmp" "$2"

@@ -21,24 +21,7 @@ cp /bin/busybox "$root/bin/busybox"
 for a in sh mount insmod poweroff echo cat; do ln -s busybox "$root/bin/$a"; done
 
 # kvm-amd and what it needs, in dependency order.
-python3 - "$l1/modules" irqbypass kvm ccp kvm_amd > "$root/modules.order" <<'PY'
-import sys, os
-d = sys.argv[1]
-deps = {}
-for line in open(os.path.join(d, "modules.dep")):
-    path, _, rest = line.partition(":")
-    deps[path] = rest.split()
-by_name = {os.path.basename(p).split(".ko")[0].replace("-", "_"): p for p in deps}
-out = []
-def visit(p):
-    for q in reversed(deps.get(p, [])):
-        visit(q)
-    if p not in out:
-        out.append(p)
-for name in sys.argv[2:]:
-    visit(by_name[name])
-print("\n".join(out))
-PY
+"$(dirname "$0")/module-order.py" "$l1/modules" irqbypass kvm ccp kvm_amd > "$root/modules.order"
 while read -r m; do
   mkdir -p "$root/lib/modules/$(dirname "$m")"
   cp "$l1/modules/$m" "$root/lib/modules/$m"
