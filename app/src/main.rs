@@ -49,7 +49,7 @@ impl SimpleComponent for App {
 /// A sentence about this computer's KVM, without opening a VM.
 fn kvm_status() -> String {
     match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        Ok(_) if host_has_hw_virt() => {
+        Ok(_) if phyllome_vmm::host::has_hardware_virtualization() => {
             "Run your own operating system in a window. This computer can run virtual machines.".into()
         }
         Ok(_) => "This computer's KVM has no hardware virtualization behind it (it is itself a virtual machine): guests would crawl.".into(),
@@ -58,16 +58,6 @@ fn kvm_status() -> String {
         }
         Err(_) => "No permission to use /dev/kvm: add yourself to the kvm group, then log in again.".into(),
     }
-}
-
-/// Whether the processor offers VT-x or AMD-V to this kernel.
-fn host_has_hw_virt() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")))
-        })
-        .unwrap_or(false)
 }
 
 fn main() {

@@ -75,13 +75,3 @@ impl Assets {
         self.dir.join("l2-initrd.cpio")
     }
 }
-
-/// Whether this machine's CPU offers hardware virtualization to its own kernel.
-pub fn host_has_hw_virt() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")))
-        })
-        .unwrap_or(false)
-}

@@ -8,7 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use phyllome_tests::{host_has_hw_virt, vmm_binary, workspace, Assets};
+use phyllome_tests::{vmm_binary, workspace, Assets};
+use phyllome_vmm::host::has_hardware_virtualization;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
 
 #[test]
 fn debian_kernel_boots_directly_where_the_host_has_hardware_virtualization() {
-    if !host_has_hw_virt() {
+    if !has_hardware_virtualization() {
         println!("skipped: this CPU has neither vmx nor svm (see the nested tests)");
         return;
     }

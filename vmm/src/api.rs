@@ -136,8 +136,8 @@ pub enum HandleError {
 /// Sends commands to a VM from any thread.
 #[derive(Debug, Clone)]
 pub struct CommandSender {
-    commands: Sender<VmCommand>,
-    wake: Arc<EventFd>,
+    pub(crate) commands: Sender<VmCommand>,
+    pub(crate) wake: Arc<EventFd>,
 }
 
 impl CommandSender {
@@ -153,8 +153,7 @@ impl CommandSender {
 /// A running VM, seen from outside.
 #[derive(Debug)]
 pub struct VmHandle {
-    pub(crate) commands: Sender<VmCommand>,
-    pub(crate) control_wake: Arc<EventFd>,
+    pub(crate) commands: CommandSender,
     pub(crate) events: Receiver<VmEvent>,
     pub(crate) events_ready: Arc<EventFd>,
     pub(crate) thread: Option<JoinHandle<()>>,
@@ -163,18 +162,12 @@ pub struct VmHandle {
 impl VmHandle {
     /// Sends a command; it is carried out on the VM's control thread.
     pub fn send(&self, command: VmCommand) -> Result<(), HandleError> {
-        self.commands
-            .send(command)
-            .map_err(|_| HandleError::Stopped)?;
-        self.control_wake.write(1).map_err(|_| HandleError::Stopped)
+        self.commands.send(command)
     }
 
     /// A cloneable sender for other threads (a stdin reader, a tray menu).
     pub fn command_sender(&self) -> CommandSender {
-        CommandSender {
-            commands: self.commands.clone(),
-            wake: self.control_wake.clone(),
-        }
+        self.commands.clone()
     }
 
     /// The next event, if one is waiting.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod devices;
 pub mod exit;
+pub mod host;
 pub mod memory;
 pub mod serial_sink;
 pub mod vcpu;

@@ -206,11 +206,8 @@ pub fn configure(
     );
     vcpu.set_cpuid2(&cpuid).map_err(setup("KVM_SET_CPUID2"))?;
 
-    let msrs = boot_msrs().map_err(|_| VcpuError::Msrs {
-        vcpu: index,
-        set: 0,
-        wanted: 0,
-    })?;
+    let msrs =
+        boot_msrs().expect("the boot MSR list is a dozen entries, far below KVM's FAM limit");
     let wanted = msrs.as_slice().len();
     let set = vcpu.set_msrs(&msrs).map_err(setup("KVM_SET_MSRS"))?;
     if set != wanted {

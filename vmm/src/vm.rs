@@ -8,7 +8,7 @@
     reason = "memory slots and vCPU indices are bounded by validated configuration (at most 254 vCPUs)"
 )]
 
-use crate::api::{EventSender, StopReason, VmCommand, VmEvent, VmHandle};
+use crate::api::{CommandSender, EventSender, StopReason, VmCommand, VmEvent, VmHandle};
 use crate::arch::x86_64::acpi::{self, PM_BLOCK_LEN};
 use crate::arch::x86_64::layout::{
     ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KVM_TSS_ADDR, SERIAL_IRQ, SERIAL_PORT,
@@ -393,8 +393,10 @@ impl Vm {
             .spawn(move || control.run())
             .map_err(os("control thread"))?;
         Ok(VmHandle {
-            commands: cmd_tx,
-            control_wake: wake,
+            commands: CommandSender {
+                commands: cmd_tx,
+                wake,
+            },
             events: event_rx,
             events_ready,
             thread: Some(thread),

@@ -16,6 +16,20 @@ fn vmm(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the tiny guest `name` with 64 MiB and `extra` arguments.
+fn run_guest(name: &str, extra: &[&str]) -> Output {
+    let kernel = common::guest(name);
+    let mut args = vec![
+        "run",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--memory",
+        "64",
+    ];
+    args.extend_from_slice(extra);
+    vmm(&args)
+}
+
 /// Asserts a failure with exactly one line on stderr that contains `needle`.
 fn assert_one_line_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -37,8 +51,7 @@ fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
 
 #[test]
 fn guest_output_goes_to_stdout_and_power_off_exits_zero() {
-    let k = common::guest("hello64");
-    let out = vmm(&["run", "--kernel", k.to_str().unwrap(), "--memory", "64"]);
+    let out = run_guest("hello64", &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -78,30 +91,13 @@ fn serial_to_a_file_and_config_file_work() {
 
 #[test]
 fn reset_under_no_reboot_exits_zero() {
-    let k = common::guest("reset");
-    let out = vmm(&[
-        "run",
-        "--kernel",
-        k.to_str().unwrap(),
-        "--memory",
-        "64",
-        "--no-reboot",
-    ]);
+    let out = run_guest("reset", &["--no-reboot"]);
     assert!(out.status.success());
 }
 
 #[test]
 fn triple_fault_exits_non_zero_naming_the_rip() {
-    let k = common::guest("triple_fault");
-    let out = vmm(&[
-        "run",
-        "--kernel",
-        k.to_str().unwrap(),
-        "--memory",
-        "64",
-        "--serial",
-        "none",
-    ]);
+    let out = run_guest("triple_fault", &["--serial", "none"]);
     assert_one_line_error(&out, "triple-faulted at RIP 0x10");
 }
 
