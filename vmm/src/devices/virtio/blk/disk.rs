@@ -1,0 +1,234 @@
+//! A raw disk image file: positioned reads and writes, flush to stable storage
+//! (fdatasync), discard (punching holes) and write-zeroes. Opening takes an advisory lock,
+//! so two VMs never write the same image: shared for read-only users, exclusive otherwise.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes in a virtio-blk sector.
+pub const SECTOR_SIZE: u64 = 512;
+
+/// Why an image could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// Missing or unreadable.
+    #[error("Cannot open the disk image {}: {source}.", path.display())]
+    Open {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A writable disk on a file we may only read.
+    #[error("The disk image {} is read-only for this user; attach it read-only or fix its permissions.", path.display())]
+    NotWritable {
+        /// The image.
+        path: PathBuf,
+    },
+    /// Another process holds it.
+    #[error("The disk image {} is in use by another program (it is locked); stop that VM first.", path.display())]
+    Locked {
+        /// The image.
+        path: PathBuf,
+    },
+    /// Not a regular file or block device.
+    #[error("{} is not a disk image: it is a folder or a special file.", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+/// An open raw image.
+#[derive(Debug)]
+pub struct RawDisk {
+    file: File,
+    size: u64,
+    readonly: bool,
+}
+
+impl RawDisk {
+    /// Opens and locks `path`.
+    pub fn open(path: &Path, readonly: bool) -> Result<Self, DiskError> {
+        let open_err = |source| DiskError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let file = match OpenOptions::new().read(true).write(!readonly).open(path) {
+            Ok(f) => f,
+            Err(e) if !readonly && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(DiskError::NotWritable {
+                    path: path.to_owned(),
+                })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
+                return Err(DiskError::NotWritable {
+                    path: path.to_owned(),
+                })
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(DiskError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        let lock = if readonly {
+            libc::LOCK_SH
+        } else {
+            libc::LOCK_EX
+        };
+        // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
+        if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
+            return Err(DiskError::Locked {
+                path: path.to_owned(),
+            });
+        }
+        let size = {
+            use std::io::{Seek, SeekFrom};
+            let mut f = &file;
+            f.seek(SeekFrom::End(0)).map_err(open_err)?
+        };
+        Ok(Self {
+            file,
+            size,
+            readonly,
+        })
+    }
+
+    /// Size in bytes (whole sectors).
+    pub fn size(&self) -> u64 {
+        self.size / SECTOR_SIZE * SECTOR_SIZE
+    }
+
+    /// Whether writes are refused.
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// Writes all of `buf` at `offset`.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    /// Makes every completed write durable.
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Deallocates a range (it reads back as zeroes).
+    pub fn discard(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.fallocate(
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+    }
+
+    /// Zeroes a range, deallocating it where the filesystem can.
+    pub fn write_zeroes(&self, offset: u64, len: u64, unmap: bool) -> std::io::Result<()> {
+        if unmap && self.discard(offset, len).is_ok() {
+            return Ok(());
+        }
+        if self
+            .fallocate(
+                libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+                offset,
+                len,
+            )
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let zeroes = vec![0u8; 1 << 20];
+        let mut done = 0;
+        while done < len {
+            let n = usize::try_from(len - done).map_or(zeroes.len(), |left| left.min(zeroes.len()));
+            self.write_at(&zeroes[..n], offset + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    fn fallocate(&self, mode: libc::c_int, offset: u64, len: u64) -> std::io::Result<()> {
+        let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        // SAFETY: fallocate on a file descriptor we own, with checked non-negative ranges.
+        if unsafe { libc::fallocate(self.file.as_raw_fd(), mode, off, len) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(bytes: u64) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(bytes).unwrap();
+        f
+    }
+
+    #[test]
+    fn missing_image_is_a_clear_error() {
+        let e = RawDisk::open(Path::new("/nonexistent/disk.img"), false).unwrap_err();
+        assert!(
+            matches!(e, DiskError::Open { .. }) && e.to_string().contains("/nonexistent/disk.img")
+        );
+    }
+
+    #[test]
+    fn second_writer_is_refused_but_readers_share() {
+        let f = image(1 << 20);
+        let _a = RawDisk::open(f.path(), false).unwrap();
+        assert!(matches!(
+            RawDisk::open(f.path(), false),
+            Err(DiskError::Locked { .. })
+        ));
+        assert!(matches!(
+            RawDisk::open(f.path(), true),
+            Err(DiskError::Locked { .. })
+        ));
+        drop(_a);
+        let _r1 = RawDisk::open(f.path(), true).unwrap();
+        let _r2 = RawDisk::open(f.path(), true).unwrap();
+        assert!(matches!(
+            RawDisk::open(f.path(), false),
+            Err(DiskError::Locked { .. })
+        ));
+    }
+
+    #[test]
+    fn folder_is_not_a_disk() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            RawDisk::open(d.path(), true),
+            Err(DiskError::NotAFile { .. })
+        ));
+    }
+
+    #[test]
+    fn discard_and_write_zeroes_read_back_as_zero() {
+        let f = image(1 << 20);
+        let d = RawDisk::open(f.path(), false).unwrap();
+        d.write_at(&[0xaa; 8192], 4096).unwrap();
+        d.discard(4096, 4096).unwrap();
+        d.write_zeroes(8192, 4096, false).unwrap();
+        let mut buf = [1u8; 8192];
+        d.read_at(&mut buf, 4096).unwrap();
+        assert!(buf.iter().all(|b| *b == 0));
+        assert_eq!(d.size(), 1 << 20);
+    }
+}

@@ -1,0 +1,285 @@
+//! virtio-blk: the guest's disks. Requests (read, write, flush, get ID, discard,
+//! write-zeroes) are parsed from descriptor chains and carried out on a [`RawDisk`].
+//! A request the guest got wrong (short header, sectors past the end, a write to a
+//! read-only disk, an unknown type) completes with the matching status; the device goes on.
+
+pub mod disk;
+
+pub use disk::{DiskError, RawDisk, SECTOR_SIZE};
+
+use super::{
+    Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
+use crate::memory::GuestMemory;
+use std::io::{Read, Write};
+use virtio_queue::{Reader, Writer};
+use vm_memory::ByteValued;
+
+const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << 2;
+const VIRTIO_BLK_F_RO: u64 = 1 << 5;
+const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << 6;
+const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
+const VIRTIO_BLK_F_MQ: u64 = 1 << 12;
+const VIRTIO_BLK_F_DISCARD: u64 = 1 << 13;
+const VIRTIO_BLK_F_WRITE_ZEROES: u64 = 1 << 14;
+
+/// Request types.
+pub const VIRTIO_BLK_T_IN: u32 = 0;
+/// Write.
+pub const VIRTIO_BLK_T_OUT: u32 = 1;
+/// Flush.
+pub const VIRTIO_BLK_T_FLUSH: u32 = 4;
+/// Device ID string.
+pub const VIRTIO_BLK_T_GET_ID: u32 = 8;
+/// Discard.
+pub const VIRTIO_BLK_T_DISCARD: u32 = 11;
+/// Write zeroes.
+pub const VIRTIO_BLK_T_WRITE_ZEROES: u32 = 13;
+
+/// Status: success.
+pub const VIRTIO_BLK_S_OK: u8 = 0;
+/// Status: I/O error (also for requests that break the rules).
+pub const VIRTIO_BLK_S_IOERR: u8 = 1;
+/// Status: unsupported request.
+pub const VIRTIO_BLK_S_UNSUPP: u8 = 2;
+
+const QUEUE_SIZE: u16 = 256;
+const SEG_MAX: u32 = (QUEUE_SIZE as u32) - 2;
+const MAX_DISCARD_SECTORS: u32 = 1 << 22;
+const ID_LEN: usize = 20;
+const CHUNK: usize = 1 << 20;
+
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+struct RequestHeader {
+    kind: u32,
+    ioprio: u32,
+    sector: u64,
+}
+// SAFETY: `repr(C)` of u32, u32, u64: no padding, every bit pattern valid.
+unsafe impl ByteValued for RequestHeader {}
+
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+struct DiscardSegment {
+    sector: u64,
+    num_sectors: u32,
+    flags: u32,
+}
+// SAFETY: `repr(C)` of u64, u32, u32: no padding, every bit pattern valid.
+unsafe impl ByteValued for DiscardSegment {}
+
+const WRITE_ZEROES_UNMAP: u32 = 1;
+
+/// The block device.
+#[derive(Debug)]
+pub struct Block {
+    disk: RawDisk,
+    id: [u8; ID_LEN],
+    queues: u16,
+}
+
+impl Block {
+    /// A device serving `disk` on `queues` queues, reporting `id` (truncated to 20 bytes).
+    pub fn new(disk: RawDisk, id: &str, queues: u16) -> Self {
+        let mut buf = [0u8; ID_LEN];
+        let n = id.len().min(ID_LEN);
+        buf[..n].copy_from_slice(&id.as_bytes()[..n]);
+        Self {
+            disk,
+            id: buf,
+            queues: queues.max(1),
+        }
+    }
+
+    /// The byte offset of `sector` if `bytes` from there lie inside the disk.
+    fn range(&self, sector: u64, bytes: u64) -> Option<u64> {
+        let offset = sector.checked_mul(SECTOR_SIZE)?;
+        (offset.checked_add(bytes)? <= self.disk.size()).then_some(offset)
+    }
+
+    /// Carries out one request; returns its status and the bytes written to the data area.
+    fn execute(&mut self, reader: &mut Reader<'_, ()>, data: &mut Writer<'_, ()>) -> (u8, usize) {
+        let Ok(header) = reader.read_obj::<RequestHeader>() else {
+            return (VIRTIO_BLK_S_IOERR, 0);
+        };
+        match header.kind {
+            VIRTIO_BLK_T_IN => self.read_sectors(header.sector, data),
+            VIRTIO_BLK_T_OUT => (self.write_sectors(header.sector, reader), 0),
+            VIRTIO_BLK_T_FLUSH => (ok_or_ioerr(self.disk.flush()), 0),
+            VIRTIO_BLK_T_GET_ID => {
+                let n = data.available_bytes().min(ID_LEN);
+                match data.write_all(&self.id[..n]) {
+                    Ok(()) => (VIRTIO_BLK_S_OK, n),
+                    Err(_) => (VIRTIO_BLK_S_IOERR, 0),
+                }
+            }
+            VIRTIO_BLK_T_DISCARD | VIRTIO_BLK_T_WRITE_ZEROES => {
+                (self.discard_or_zero(header.kind, reader), 0)
+            }
+            _ => (VIRTIO_BLK_S_UNSUPP, 0),
+        }
+    }
+
+    fn read_sectors(&self, sector: u64, data: &mut Writer<'_, ()>) -> (u8, usize) {
+        let len = data.available_bytes();
+        let Some(mut offset) = self
+            .range(sector, len as u64)
+            .filter(|_| len as u64 % SECTOR_SIZE == 0)
+        else {
+            return (VIRTIO_BLK_S_IOERR, 0);
+        };
+        let mut buf = vec![0u8; len.min(CHUNK)];
+        let mut written = 0;
+        while written < len {
+            let n = (len - written).min(CHUNK);
+            if self.disk.read_at(&mut buf[..n], offset).is_err()
+                || data.write_all(&buf[..n]).is_err()
+            {
+                return (VIRTIO_BLK_S_IOERR, written);
+            }
+            written += n;
+            offset += n as u64;
+        }
+        (VIRTIO_BLK_S_OK, written)
+    }
+
+    fn write_sectors(&self, sector: u64, reader: &mut Reader<'_, ()>) -> u8 {
+        let len = reader.available_bytes();
+        if self.disk.readonly() {
+            return VIRTIO_BLK_S_IOERR;
+        }
+        let Some(mut offset) = self
+            .range(sector, len as u64)
+            .filter(|_| len as u64 % SECTOR_SIZE == 0)
+        else {
+            return VIRTIO_BLK_S_IOERR;
+        };
+        let mut buf = vec![0u8; len.min(CHUNK)];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(CHUNK);
+            if reader.read_exact(&mut buf[..n]).is_err()
+                || self.disk.write_at(&buf[..n], offset).is_err()
+            {
+                return VIRTIO_BLK_S_IOERR;
+            }
+            done += n;
+            offset += n as u64;
+        }
+        VIRTIO_BLK_S_OK
+    }
+
+    fn discard_or_zero(&self, kind: u32, reader: &mut Reader<'_, ()>) -> u8 {
+        if self.disk.readonly() {
+            return VIRTIO_BLK_S_IOERR;
+        }
+        let seg_len = std::mem::size_of::<DiscardSegment>();
+        let len = reader.available_bytes();
+        // One segment per request, as the configuration space says.
+        if len != seg_len {
+            return VIRTIO_BLK_S_UNSUPP;
+        }
+        let Ok(seg) = reader.read_obj::<DiscardSegment>() else {
+            return VIRTIO_BLK_S_IOERR;
+        };
+        let unmap = seg.flags & WRITE_ZEROES_UNMAP != 0;
+        if seg.flags & !WRITE_ZEROES_UNMAP != 0 || (kind == VIRTIO_BLK_T_DISCARD && unmap) {
+            return VIRTIO_BLK_S_UNSUPP;
+        }
+        let bytes = u64::from(seg.num_sectors) * SECTOR_SIZE;
+        let Some(offset) = self
+            .range(seg.sector, bytes)
+            .filter(|_| seg.num_sectors <= MAX_DISCARD_SECTORS)
+        else {
+            return VIRTIO_BLK_S_IOERR;
+        };
+        ok_or_ioerr(if kind == VIRTIO_BLK_T_DISCARD {
+            self.disk.discard(offset, bytes)
+        } else {
+            self.disk.write_zeroes(offset, bytes, unmap)
+        })
+    }
+}
+
+fn ok_or_ioerr(r: std::io::Result<()>) -> u8 {
+    if r.is_ok() {
+        VIRTIO_BLK_S_OK
+    } else {
+        VIRTIO_BLK_S_IOERR
+    }
+}
+
+impl DeviceCore for Block {
+    fn device_type(&self) -> u32 {
+        2
+    }
+
+    fn num_queues(&self) -> usize {
+        usize::from(self.queues)
+    }
+
+    fn max_queue_size(&self) -> u16 {
+        QUEUE_SIZE
+    }
+
+    fn features(&self) -> u64 {
+        let mut f = VIRTIO_F_VERSION_1
+            | VIRTIO_RING_F_EVENT_IDX
+            | VIRTIO_RING_F_INDIRECT_DESC
+            | VIRTIO_BLK_F_SEG_MAX
+            | VIRTIO_BLK_F_BLK_SIZE
+            | VIRTIO_BLK_F_FLUSH;
+        if self.queues > 1 {
+            f |= VIRTIO_BLK_F_MQ;
+        }
+        if self.disk.readonly() {
+            f |= VIRTIO_BLK_F_RO;
+        } else {
+            f |= VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES;
+        }
+        f
+    }
+
+    /// `struct virtio_blk_config` (virtio 1.2, 5.2.4), up to `write_zeroes_may_unmap`.
+    fn config(&self) -> Vec<u8> {
+        let mut c = vec![0u8; 60];
+        let mut put = |off: usize, bytes: &[u8]| c[off..off + bytes.len()].copy_from_slice(bytes);
+        put(0, &(self.disk.size() / SECTOR_SIZE).to_le_bytes()); // capacity
+        put(12, &SEG_MAX.to_le_bytes()); // seg_max
+        put(20, &512u32.to_le_bytes()); // blk_size (SECTOR_SIZE)
+        put(34, &self.queues.to_le_bytes()); // num_queues
+        put(36, &MAX_DISCARD_SECTORS.to_le_bytes()); // max_discard_sectors
+        put(40, &1u32.to_le_bytes()); // max_discard_seg
+        put(44, &1u32.to_le_bytes()); // discard_sector_alignment
+        put(48, &MAX_DISCARD_SECTORS.to_le_bytes()); // max_write_zeroes_sectors
+        put(52, &1u32.to_le_bytes()); // max_write_zeroes_seg
+        put(56, &[1]); // write_zeroes_may_unmap
+        c
+    }
+
+    fn process(&mut self, _queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
+        // The status byte is the last writable byte; without one there is nobody to tell.
+        let Ok(mut data) = chain.clone().writer(mem) else {
+            return 0;
+        };
+        let writable = data.available_bytes();
+        if writable == 0 {
+            return 0;
+        }
+        let Ok(mut status_byte) = data.split_at(writable - 1) else {
+            return 0;
+        };
+        let (status, written) = match chain.reader(mem) {
+            Ok(mut reader) => self.execute(&mut reader, &mut data),
+            Err(_) => (VIRTIO_BLK_S_IOERR, 0),
+        };
+        if status_byte.write_all(&[status]).is_err() {
+            return 0;
+        }
+        u32::try_from(written + 1).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests;

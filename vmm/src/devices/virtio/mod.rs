@@ -1,0 +1,39 @@
+//! Virtio device cores: the request handling of each device, independent of how the
+//! device reaches the guest. The same core serves a queue inside the VMM (virtio-pci,
+//! later) or in another process as a vhost-user backend ([`crate::vhost_user`]).
+//!
+//! Everything a core reads from a descriptor chain is guest-controlled: a malformed chain
+//! fails that one request (with the device's error status where the chain leaves room for
+//! one) and the core goes on serving.
+
+pub mod blk;
+pub mod rng;
+
+use crate::memory::GuestMemory;
+use virtio_queue::DescriptorChain;
+
+/// Feature bit: the device complies with virtio 1.0+.
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// Feature bit: indirect descriptors.
+pub const VIRTIO_RING_F_INDIRECT_DESC: u64 = 1 << 28;
+/// Feature bit: used/available event index suppression.
+pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
+
+/// A chain popped from a queue, borrowing guest memory.
+pub type Chain<'a> = DescriptorChain<&'a GuestMemory>;
+
+/// What every device core offers its transport.
+pub trait DeviceCore: Send {
+    /// The virtio device ID (2 = block, 4 = entropy, ...).
+    fn device_type(&self) -> u32;
+    /// How many virtqueues the device has.
+    fn num_queues(&self) -> usize;
+    /// The largest queue size the device accepts.
+    fn max_queue_size(&self) -> u16;
+    /// Device feature bits, transport-independent ones included.
+    fn features(&self) -> u64;
+    /// The device-specific configuration space.
+    fn config(&self) -> Vec<u8>;
+    /// Handles one request; returns how many bytes it wrote into the chain (the used length).
+    fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32;
+}
