@@ -11,6 +11,7 @@
 # Prints the asset folder on stdout. Safe to run again: finished parts are kept.
 set -euo pipefail
 
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 CACHE="${PHYLLOME_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/phyllome/assets}"
 mkdir -p "$CACHE"
 cd "$CACHE"
@@ -55,6 +56,13 @@ busybox_root() { # dir
   done
 }
 
+# The initramfs images are rebuilt whenever this script changes.
+stamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
+if [ "$(cat initrd.stamp 2>/dev/null)" != "$stamp" ]; then
+  rm -f ./*.cpio
+  echo "$stamp" > initrd.stamp
+fi
+
 fetch_kernel cloud linux-image-cloud-amd64
 fetch_kernel generic linux-image-amd64
 
@@ -90,6 +98,49 @@ exec setsid cttyhack sh -l
 INIT
   chmod +x "$root/init"
   make_cpio "$root" demo-initrd.cpio
+  rm -rf "$root"
+fi
+
+# Real virtio drivers against our devices (served over vhost-user to QEMU): the generic
+# kernel's virtio-pci, virtio-blk and virtio-rng modules, and an /init that exercises them.
+if [ ! -f virtio-initrd.cpio ]; then
+  root=$(mktemp -d)
+  busybox_root "$root"
+  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
+  mods=kernels/generic/modules
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng > "$root/modules.order"
+  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+# Exercises /dev/vda (writable), /dev/vdb (read-only) and /dev/hwrng, reporting markers.
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /lib/modules/$m || echo "PHYLLOME-INSMOD-FAILED $m"; done
+sleep 1
+echo "PHYLLOME-BLOCK-DEVICES: $(ls /sys/block | tr '\n' ' ')"
+if [ -b /dev/vda ]; then
+  yes PHYLLOME-BLK-PATTERN | head -c 65536 > /tmp/pattern
+  if dd if=/tmp/pattern of=/dev/vda bs=4096 seek=16 conv=fsync 2>/dev/null; then echo PHYLLOME-VDA-WRITE-FLUSH-OK; fi
+  echo 3 > /proc/sys/vm/drop_caches
+  dd if=/dev/vda of=/tmp/back bs=4096 skip=16 count=16 2>/dev/null
+  cmp -s /tmp/pattern /tmp/back && echo PHYLLOME-VDA-READBACK-OK
+fi
+if [ -b /dev/vdb ]; then
+  echo "PHYLLOME-VDB-RO=$(cat /sys/block/vdb/ro)"
+  dd if=/dev/vdb bs=512 count=1 2>/dev/null | grep -q PHYLLOME-READONLY-MARKER && echo PHYLLOME-VDB-READ-OK
+  if dd if=/tmp/pattern of=/dev/vdb bs=512 count=1 conv=fsync 2>/dev/null; then echo PHYLLOME-VDB-WRITE-ACCEPTED; else echo PHYLLOME-VDB-WRITE-REFUSED; fi
+fi
+if [ -c /dev/hwrng ]; then
+  echo "PHYLLOME-RNG-CURRENT=$(cat /sys/class/misc/hw_random/rng_current)"
+  n=$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n' | tr -d 0 | wc -c)
+  [ "$n" -gt 64 ] && echo PHYLLOME-RNG-OK
+fi
+echo PHYLLOME-DEVICE-TEST-DONE
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  make_cpio "$root" virtio-initrd.cpio
   rm -rf "$root"
 fi
 

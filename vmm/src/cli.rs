@@ -19,6 +19,38 @@ pub struct Cli {
 pub enum Command {
     /// Boot a kernel (or a VM definition) and run it until it powers off.
     Run(RunArgs),
+    /// Serve one virtio device to a vhost-user frontend (QEMU, or another VMM) until it disconnects.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+/// `phyllome-vmm device <kind>`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// A virtio-blk disk backed by a raw image.
+    Blk {
+        /// The vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The raw disk image.
+        #[arg(long)]
+        path: PathBuf,
+        /// Refuse writes (the guest sees a read-only disk).
+        #[arg(long)]
+        readonly: bool,
+        /// Number of request queues.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        queues: u16,
+    },
+    /// A virtio-rng entropy source.
+    Rng {
+        /// The vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Most bytes of entropy per second.
+        #[arg(long, default_value_t = crate::devices::virtio::rng::DEFAULT_BYTES_PER_SEC)]
+        rate: u64,
+    },
 }
 
 /// `phyllome-vmm run`.
@@ -100,13 +132,45 @@ mod tests {
             "none",
         ])
         .expect("valid");
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
         let c = args.to_config().expect("config");
         assert_eq!(
             (c.machine.cpus, c.machine.memory_mib, c.machine.no_reboot),
             (2, 64, true)
         );
         assert_eq!(c.serial.output, SerialOutput::None);
+    }
+
+    #[test]
+    fn device_subcommands_parse() {
+        let cli = parse(&[
+            "device",
+            "blk",
+            "--socket",
+            "/s",
+            "--path",
+            "/d.img",
+            "--readonly",
+        ])
+        .expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Device(DeviceCommand::Blk {
+                readonly: true,
+                queues: 1,
+                ..
+            })
+        ));
+        assert!(
+            parse(&["device", "blk", "--socket", "/s"]).is_err(),
+            "an image is required"
+        );
+        assert!(
+            parse(&["device", "blk", "--socket", "/s", "--path", "/d", "--queues", "0"]).is_err()
+        );
+        assert!(parse(&["device", "rng", "--socket", "/s", "--rate", "4096"]).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod host;
 pub mod memory;
 pub mod serial_sink;
 pub mod vcpu;
+pub mod vhost_user;
 pub mod vm;
 
 pub use api::{StopReason, VmCommand, VmEvent, VmHandle};

@@ -2,7 +2,10 @@
 //! under `--no-reboot`); otherwise 1 with a one-line error on stderr.
 
 use clap::Parser;
-use phyllome_vmm::cli::{Cli, Command};
+use phyllome_vmm::cli::{Cli, Command, DeviceCommand};
+use phyllome_vmm::devices::virtio::blk::{Block, RawDisk};
+use phyllome_vmm::devices::virtio::rng::Rng;
+use phyllome_vmm::vhost_user;
 use phyllome_vmm::{SerialOutput, Vm, VmCommand, VmEvent};
 use std::io::Read;
 use std::process::ExitCode;
@@ -10,7 +13,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Device(device) => return serve_device(device),
+    };
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -32,6 +38,35 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         fail(&reason)
+    }
+}
+
+/// Serves one device over vhost-user; exit status 0 when the frontend disconnects.
+fn serve_device(device: DeviceCommand) -> ExitCode {
+    let result = match device {
+        DeviceCommand::Blk {
+            socket,
+            path,
+            readonly,
+            queues,
+        } => {
+            let disk = match RawDisk::open(&path, readonly) {
+                Ok(d) => d,
+                Err(e) => return fail(&e),
+            };
+            let id = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            vhost_user::serve("phyllome-blk", Block::new(disk, &id, queues), &socket)
+        }
+        DeviceCommand::Rng { socket, rate } => {
+            vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
 }
 

@@ -186,3 +186,49 @@ fn bad_config_file_names_the_field() {
         "not valid",
     );
 }
+
+#[test]
+fn blk_backend_refuses_missing_and_locked_images_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s");
+    let socket = socket.to_str().unwrap();
+    assert_one_line_error(
+        &vmm(&[
+            "device",
+            "blk",
+            "--socket",
+            socket,
+            "--path",
+            "/nonexistent/disk.img",
+        ]),
+        "/nonexistent/disk.img",
+    );
+    let image = dir.path().join("disk.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let image = image.to_str().unwrap();
+    // A first backend holds the image (it waits for a frontend that never comes).
+    let mut first = Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
+        .args(["device", "blk", "--socket", socket, "--path", image])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::path::Path::new(socket).exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let other = dir.path().join("s2");
+    let out = vmm(&[
+        "device",
+        "blk",
+        "--socket",
+        other.to_str().unwrap(),
+        "--path",
+        image,
+    ]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_one_line_error(&out, "in use by another program");
+}

@@ -1,0 +1,194 @@
+//! The backend side: adapts any [`DeviceCore`] to the `vhost-user-backend` crate's daemon.
+//! Each kick of a queue pops its descriptor chains, hands them to the core, and returns
+//! them to the used ring, notifying the driver as `EVENT_IDX` allows.
+
+use crate::devices::bus::lock;
+use crate::devices::virtio::DeviceCore;
+use crate::memory::GuestMemory;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost_user_backend::{VhostUserBackend, VhostUserDaemon, VringRwLock, VringT};
+use virtio_queue::QueueT;
+use vm_memory::{GuestAddressSpace, GuestMemoryAtomic};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::event::{
+    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
+};
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The daemon could not be created.
+    #[error("Cannot start the vhost-user device: {0}.")]
+    Start(String),
+    /// The socket or the connection failed.
+    #[error("The vhost-user connection on {path} failed: {reason}.")]
+    Connection {
+        /// The socket path.
+        path: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// A device core served over vhost-user.
+pub struct CoreBackend<C> {
+    core: Mutex<C>,
+    mem: RwLock<Option<GuestMemoryAtomic<GuestMemory>>>,
+    event_idx: AtomicBool,
+    // Fixed at creation so that the frontend sees stable answers.
+    num_queues: usize,
+    max_queue_size: usize,
+    features: u64,
+    config: Vec<u8>,
+    /// Tells the (single) queue worker thread to exit when the frontend is gone.
+    exit: Option<(EventConsumer, EventNotifier)>,
+}
+
+impl<C> std::fmt::Debug for CoreBackend<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreBackend")
+            .field("num_queues", &self.num_queues)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: DeviceCore> CoreBackend<C> {
+    /// Wraps `core`.
+    pub fn new(core: C) -> Self {
+        Self {
+            num_queues: core.num_queues(),
+            max_queue_size: usize::from(core.max_queue_size()),
+            features: core.features() | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(),
+            config: core.config(),
+            core: Mutex::new(core),
+            mem: RwLock::new(None),
+            event_idx: AtomicBool::new(false),
+            exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok(),
+        }
+    }
+
+    fn process_queue(&self, index: usize, vring: &VringRwLock) -> std::io::Result<()> {
+        let mem = {
+            let guard = self
+                .mem
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match guard.as_ref() {
+                Some(m) => m.memory(),
+                None => return Ok(()),
+            }
+        };
+        let event_idx = self.event_idx.load(Ordering::Acquire);
+        let io = |e: virtio_queue::Error| std::io::Error::other(e.to_string());
+        loop {
+            if event_idx {
+                vring.disable_notification().map_err(io)?;
+            }
+            loop {
+                let chain = vring.get_mut().get_queue_mut().pop_descriptor_chain(&*mem);
+                let Some(chain) = chain else { break };
+                let head = chain.head_index();
+                let used = lock(&self.core).process(index, &mem, chain);
+                vring.add_used(head, used).map_err(io)?;
+                if vring.needs_notification().map_err(io)? {
+                    vring.signal_used_queue()?;
+                }
+            }
+            // With EVENT_IDX, re-enabling notifications can reveal buffers added meanwhile.
+            if !event_idx || !vring.enable_notification().map_err(io)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
+    type Bitmap = ();
+    type Vring = VringRwLock;
+
+    fn num_queues(&self) -> usize {
+        self.num_queues
+    }
+
+    fn max_queue_size(&self) -> usize {
+        self.max_queue_size
+    }
+
+    fn features(&self) -> u64 {
+        self.features
+    }
+
+    fn protocol_features(&self) -> VhostUserProtocolFeatures {
+        VhostUserProtocolFeatures::CONFIG
+            | VhostUserProtocolFeatures::MQ
+            | VhostUserProtocolFeatures::REPLY_ACK
+    }
+
+    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
+        // All queues share one worker thread (the default), so one exit event serves.
+        let (consumer, notifier) = self.exit.as_ref()?;
+        Some((consumer.try_clone().ok()?, notifier.try_clone().ok()?))
+    }
+
+    fn set_event_idx(&self, enabled: bool) {
+        self.event_idx.store(enabled, Ordering::Release);
+    }
+
+    fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
+        // The frontend asks for arbitrary windows: answer what exists, zeroes beyond it.
+        let mut out = vec![0u8; size as usize];
+        let start = (offset as usize).min(self.config.len());
+        let end = start.saturating_add(size as usize).min(self.config.len());
+        out[..end - start].copy_from_slice(&self.config[start..end]);
+        out
+    }
+
+    fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemory>) -> std::io::Result<()> {
+        *self
+            .mem
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mem);
+        Ok(())
+    }
+
+    fn handle_event(
+        &self,
+        device_event: u16,
+        evset: EventSet,
+        vrings: &[VringRwLock],
+        _thread: usize,
+    ) -> std::io::Result<()> {
+        if evset != EventSet::IN {
+            return Err(std::io::Error::other(format!(
+                "unexpected event set {evset:?}"
+            )));
+        }
+        let index = usize::from(device_event);
+        let vring = vrings
+            .get(index)
+            .ok_or_else(|| std::io::Error::other(format!("no queue {index}")))?;
+        self.process_queue(index, vring)
+    }
+}
+
+/// Serves `core` on `socket` to one frontend; returns when it disconnects.
+pub fn serve<C: DeviceCore + 'static>(
+    name: &str,
+    core: C,
+    socket: &Path,
+) -> Result<(), ServeError> {
+    let backend = Arc::new(CoreBackend::new(core));
+    let mut daemon = VhostUserDaemon::new(
+        name.to_owned(),
+        backend,
+        GuestMemoryAtomic::new(GuestMemory::new()),
+    )
+    .map_err(|e| ServeError::Start(format!("{e:?}")))?;
+    daemon.serve(socket).map_err(|e| ServeError::Connection {
+        path: socket.display().to_string(),
+        reason: format!("{e:?}"),
+    })
+}
