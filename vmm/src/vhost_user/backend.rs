@@ -2,15 +2,12 @@
 //! Each kick of a queue pops its descriptor chains, hands them to the core, and returns
 //! them to the used ring, notifying the driver as `EVENT_IDX` allows.
 
-use crate::devices::bus::lock;
-use crate::devices::virtio::DeviceCore;
+use crate::devices::virtio::{serve_queue, DeviceCore};
 use crate::memory::GuestMemory;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VhostUserDaemon, VringRwLock, VringT};
-use virtio_queue::QueueT;
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
@@ -37,7 +34,6 @@ pub enum ServeError {
 pub struct CoreBackend<C> {
     core: Mutex<C>,
     mem: RwLock<Option<GuestMemoryAtomic<GuestMemory>>>,
-    event_idx: AtomicBool,
     // Fixed at creation so that the frontend sees stable answers.
     num_queues: usize,
     max_queue_size: usize,
@@ -65,7 +61,6 @@ impl<C: DeviceCore> CoreBackend<C> {
             config: core.config(),
             core: Mutex::new(core),
             mem: RwLock::new(None),
-            event_idx: AtomicBool::new(false),
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok(),
         }
     }
@@ -81,27 +76,15 @@ impl<C: DeviceCore> CoreBackend<C> {
                 None => return Ok(()),
             }
         };
-        let event_idx = self.event_idx.load(Ordering::Acquire);
-        let io = |e: virtio_queue::Error| std::io::Error::other(e.to_string());
-        loop {
-            if event_idx {
-                vring.disable_notification().map_err(io)?;
-            }
-            loop {
-                let chain = vring.get_mut().get_queue_mut().pop_descriptor_chain(&*mem);
-                let Some(chain) = chain else { break };
-                let head = chain.head_index();
-                let used = lock(&self.core).process(index, &mem, chain);
-                vring.add_used(head, used).map_err(io)?;
-                if vring.needs_notification().map_err(io)? {
-                    vring.signal_used_queue()?;
-                }
-            }
-            // With EVENT_IDX, re-enabling notifications can reveal buffers added meanwhile.
-            if !event_idx || !vring.enable_notification().map_err(io)? {
-                return Ok(());
-            }
+        let notify = {
+            let mut state = vring.get_mut();
+            serve_queue(state.get_queue_mut(), index, &mem, &self.core)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+        };
+        if notify {
+            vring.signal_used_queue()?;
         }
+        Ok(())
     }
 }
 
@@ -133,8 +116,8 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
         Some((consumer.try_clone().ok()?, notifier.try_clone().ok()?))
     }
 
-    fn set_event_idx(&self, enabled: bool) {
-        self.event_idx.store(enabled, Ordering::Release);
+    fn set_event_idx(&self, _enabled: bool) {
+        // The vrings carry the setting themselves (the daemon sets it on each queue).
     }
 
     fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {

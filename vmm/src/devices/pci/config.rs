@@ -2,7 +2,10 @@
 //! register, memory BARs with the sizing protocol (write all ones, read back the mask),
 //! and a capability list. Only the bits a real device lets software change are writable.
 
-#![allow(clippy::cast_possible_truncation, reason = "configuration registers are 32-bit; offsets and BAR sizes are masked to fit")]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "configuration registers are 32-bit; offsets and BAR sizes are masked to fit"
+)]
 
 /// Offset of the command register.
 pub const COMMAND: usize = 0x04;

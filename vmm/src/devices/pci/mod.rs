@@ -4,7 +4,10 @@
 //! ACPI MCFG table); device BARs live in the 32-bit MMIO hole and are routed to their
 //! function by address.
 
-#![allow(clippy::cast_possible_truncation, reason = "bus, slot, function and register numbers are masked bit fields of 32-bit addresses")]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "bus, slot, function and register numbers are masked bit fields of 32-bit addresses"
+)]
 
 pub mod config;
 pub mod msix;

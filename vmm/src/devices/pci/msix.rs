@@ -3,7 +3,10 @@
 //! data) to the interrupt controller unless it is masked, in which case it waits as a
 //! pending bit and goes out when the guest unmasks it.
 
-#![allow(clippy::cast_possible_truncation, reason = "vector counts are at most 2048 and table offsets are bounded by the BAR")]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "vector counts are at most 2048 and table offsets are bounded by the BAR"
+)]
 
 use std::sync::Arc;
 

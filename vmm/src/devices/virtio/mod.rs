@@ -7,10 +7,13 @@
 //! one) and the core goes on serving.
 
 pub mod blk;
+pub mod pci;
 pub mod rng;
 
+use crate::devices::bus::lock;
 use crate::memory::GuestMemory;
-use virtio_queue::DescriptorChain;
+use std::sync::Mutex;
+use virtio_queue::{DescriptorChain, Queue, QueueT};
 
 /// Feature bit: the device complies with virtio 1.0+.
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
@@ -36,4 +39,52 @@ pub trait DeviceCore: Send {
     fn config(&self) -> Vec<u8>;
     /// Handles one request; returns how many bytes it wrote into the chain (the used length).
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32;
+}
+
+impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
+    fn device_type(&self) -> u32 {
+        (**self).device_type()
+    }
+    fn num_queues(&self) -> usize {
+        (**self).num_queues()
+    }
+    fn max_queue_size(&self) -> u16 {
+        (**self).max_queue_size()
+    }
+    fn features(&self) -> u64 {
+        (**self).features()
+    }
+    fn config(&self) -> Vec<u8> {
+        (**self).config()
+    }
+    fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
+        (**self).process(queue, mem, chain)
+    }
+}
+
+/// Serves every available chain of `queue` with `core`, returning the chains to the used
+/// ring. Returns whether the driver wants an interrupt (always, unless `EVENT_IDX` says not).
+/// With `EVENT_IDX`, chains that arrive while notifications are re-enabled are served too.
+pub fn serve_queue<C: DeviceCore + ?Sized>(
+    queue: &mut Queue,
+    index: usize,
+    mem: &GuestMemory,
+    core: &Mutex<C>,
+) -> Result<bool, virtio_queue::Error> {
+    let event_idx = queue.event_idx_enabled();
+    let mut notify = false;
+    loop {
+        if event_idx {
+            queue.disable_notification(mem)?;
+        }
+        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            let used = lock(core).process(index, mem, chain);
+            queue.add_used(mem, head, used)?;
+            notify |= queue.needs_notification(mem)?;
+        }
+        if !event_idx || !queue.enable_notification(mem)? {
+            return Ok(notify);
+        }
+    }
 }
