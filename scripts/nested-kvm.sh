@@ -7,6 +7,8 @@
 #   nested-kvm.sh VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]
 #
 # The VMM arguments follow `phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd`.
+# PHYLLOME_NESTED_SETUP and PHYLLOME_NESTED_CHECK are shell lines L1 runs before and after
+# the VMM (to make disk images, and to look at them afterwards).
 # L1 prints PHYLLOME-L1-KVM-READY once /dev/kvm exists, and PHYLLOME-VMM-EXIT=<status>.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]" >&2; exit 2; }
@@ -18,7 +20,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,l2,lib/modules,lib64}
 cp /bin/busybox "$root/bin/busybox"
-for a in sh mount insmod poweroff echo cat; do ln -s busybox "$root/bin/$a"; done
+for a in sh mount insmod poweroff echo cat dd grep printf; do ln -s busybox "$root/bin/$a"; done
 
 # kvm-amd and what it needs, in dependency order.
 "$(dirname "$0")/module-order.py" "$l1/modules" irqbypass kvm ccp kvm_amd > "$root/modules.order"
@@ -49,8 +51,10 @@ mount -t devtmpfs dev /dev
 for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "PHYLLOME-L1-INSMOD-FAILED \$m"; done
 if [ ! -e /dev/kvm ]; then echo PHYLLOME-L1-NO-KVM; poweroff -f; fi
 echo PHYLLOME-L1-KVM-READY
+${PHYLLOME_NESTED_SETUP:-}
 /phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd $args $stdin
 echo PHYLLOME-VMM-EXIT=\$?
+${PHYLLOME_NESTED_CHECK:-}
 poweroff -f
 INIT
 chmod +x "$root/init"

@@ -79,6 +79,51 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
     nested_boot("generic");
 }
 
+/// Our VMM's own virtio-pci transport with the real virtio_blk driver: one writable and
+/// one read-only disk, images made inside L1 and checked there after the guest stops.
+#[test]
+fn debian_kernel_drives_in_process_virtio_disks_nested() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let assets = Assets::get();
+    let out = Command::new("timeout")
+        .arg("600")
+        .arg(workspace().join("scripts/nested-kvm.sh"))
+        .arg(vmm_binary())
+        .arg(assets.kernel("generic"))
+        .arg(assets.dir.join("virtio-initrd.cpio"))
+        .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
+        .args(["--disk", "/rw.img", "--disk", "/ro.img,readonly"])
+        .env(
+            "PHYLLOME_NESTED_SETUP",
+            "dd if=/dev/zero of=/rw.img bs=1M count=16 2>/dev/null; printf PHYLLOME-READONLY-MARKER > /ro.img; \
+             dd if=/dev/zero bs=1000 count=1048 >> /ro.img 2>/dev/null",
+        )
+        .env(
+            "PHYLLOME_NESTED_CHECK",
+            "dd if=/rw.img bs=4096 skip=16 count=16 2>/dev/null | grep -c PHYLLOME-BLK-PATTERN > /count; \
+             echo PHYLLOME-L1-PATTERN-LINES=$(cat /count)",
+        )
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    for marker in [
+        "virtio_blk virtio0: [vda] 32768 512-byte logical blocks",
+        "PHYLLOME-BLOCK-DEVICES: vda vdb",
+        "PHYLLOME-VDA-WRITE-FLUSH-OK",
+        "PHYLLOME-VDA-READBACK-OK",
+        "PHYLLOME-VDB-RO=1",
+        "PHYLLOME-VDB-READ-OK",
+        "PHYLLOME-VDB-WRITE-REFUSED",
+        "PHYLLOME-VMM-EXIT=0",
+        // 64 KiB of "PHYLLOME-BLK-PATTERN\n" is 3120 whole lines (the rest is cut off).
+        "PHYLLOME-L1-PATTERN-LINES=3120",
+    ] {
+        assert!(console.contains(marker), "missing {marker}:\n{console}");
+    }
+}
+
 #[test]
 fn debian_kernel_boots_directly_where_the_host_has_hardware_virtualization() {
     if !has_hardware_virtualization() {

@@ -57,7 +57,7 @@ pub enum DeviceCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A VM definition (TOML); the other options are then not allowed.
-    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial"])]
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk"])]
     pub config: Option<PathBuf>,
     /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
     #[arg(long, required_unless_present = "config")]
@@ -77,6 +77,9 @@ pub struct RunArgs {
     /// Stop instead of rebooting when the guest resets.
     #[arg(long)]
     pub no_reboot: bool,
+    /// A raw disk image as virtio-blk: PATH or PATH,readonly (repeatable: vda, vdb, ...).
+    #[arg(long)]
+    pub disk: Vec<crate::config::DiskConfig>,
     /// Where the serial console goes: stdio, none, or file:PATH.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     pub serial: SerialOutput,
@@ -105,6 +108,7 @@ impl RunArgs {
         c.machine.memory_mib = self.memory;
         c.machine.no_reboot = self.no_reboot;
         c.serial.output = self.serial.clone();
+        c.disks = self.disk.clone();
         Ok(c)
     }
 }
@@ -130,6 +134,10 @@ mod tests {
             "--no-reboot",
             "--serial",
             "none",
+            "--disk",
+            "/a.img",
+            "--disk",
+            "/b.iso,readonly",
         ])
         .expect("valid");
         let Command::Run(args) = cli.command else {
@@ -141,6 +149,8 @@ mod tests {
             (2, 64, true)
         );
         assert_eq!(c.serial.output, SerialOutput::None);
+        assert_eq!(c.disks.len(), 2);
+        assert!(c.disks[1].readonly);
     }
 
     #[test]

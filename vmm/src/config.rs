@@ -13,6 +13,8 @@ pub const CONFIG_VERSION: u32 = 1;
 pub const MIN_MEMORY_MIB: u64 = 16;
 /// The most vCPUs the MADT can describe with 8-bit APIC IDs (255 is broadcast).
 pub const MAX_CPUS: u32 = 254;
+/// Most disks a VM can have (PCI slots on bus 0, less the host bridge and room for others).
+pub const MAX_DISKS: usize = 16;
 /// Command line used when none is given: serial console, i8042 reboot, no reboot loop on panic.
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
 
@@ -128,6 +130,40 @@ pub struct SerialConfig {
     pub output: SerialOutput,
 }
 
+/// A disk attached as virtio-blk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// The raw image file.
+    pub path: PathBuf,
+    /// The guest may not write to it.
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+impl FromStr for DiskConfig {
+    type Err = String;
+    /// `PATH` or `PATH,readonly`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (path, readonly) = match s.rsplit_once(',') {
+            Some((p, "readonly")) => (p, true),
+            Some((_, other)) => {
+                return Err(format!(
+                    "unknown disk option '{other}'; the only one is 'readonly'"
+                ))
+            }
+            None => (s, false),
+        };
+        if path.is_empty() {
+            return Err("the disk needs a path".into());
+        }
+        Ok(Self {
+            path: PathBuf::from(path),
+            readonly,
+        })
+    }
+}
+
 /// A whole VM definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +181,9 @@ pub struct VmConfig {
     /// Serial port.
     #[serde(default)]
     pub serial: SerialConfig,
+    /// Disks, in the order the guest sees them (vda, vdb, ...).
+    #[serde(default, rename = "disk", skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskConfig>,
 }
 
 fn default_name() -> String {
@@ -224,6 +263,7 @@ impl VmConfig {
                 cmdline: None,
             },
             serial: SerialConfig::default(),
+            disks: Vec::new(),
         }
     }
 
@@ -373,6 +413,13 @@ cmdline = "console=ttyS0"
 
 [serial]
 output = "file:/tmp/serial.log"
+
+[[disk]]
+path = "/var/lib/disk.img"
+
+[[disk]]
+path = "/var/lib/installer.iso"
+readonly = true
 "#;
 
     fn field_of(e: ConfigError) -> &'static str {

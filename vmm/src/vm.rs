@@ -11,7 +11,8 @@
 use crate::api::{CommandSender, EventSender, StopReason, VmCommand, VmEvent, VmHandle};
 use crate::arch::x86_64::acpi::{self, PM_BLOCK_LEN};
 use crate::arch::x86_64::layout::{
-    ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KVM_TSS_ADDR, SERIAL_IRQ, SERIAL_PORT,
+    ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KVM_TSS_ADDR, PCI_CONFIG_PORT,
+    PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_END, PCI_MMIO_START, SERIAL_IRQ, SERIAL_PORT,
 };
 use crate::boot::{self, BootError, BootSource};
 use crate::config::{ConfigError, VmConfig};
@@ -20,15 +21,20 @@ use crate::devices::legacy::acpi_pm::AcpiPm;
 use crate::devices::legacy::cmos::Cmos;
 use crate::devices::legacy::i8042::I8042;
 use crate::devices::legacy::serial::{IrqLine, SerialDevice};
+use crate::devices::pci::msix::MsiSink;
+use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
+use crate::devices::virtio::blk::{Block, DiskError, RawDisk};
+use crate::devices::virtio::pci as pci_transport;
+use crate::devices::virtio::pci::{Doorbells, TransportError, VirtioPci};
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::memory::{self, MemoryError};
 use crate::serial_sink::{SerialSink, SerialSinkError};
 use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
 use kvm_bindings::{
-    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
+    kvm_msi, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
     KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{Kvm, VmFd};
+use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VmFd};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -85,6 +91,15 @@ pub enum VmError {
     /// Two devices claim the same addresses.
     #[error("Cannot place a device: {0}")]
     Bus(#[from] BusError),
+    /// A disk image could not be opened.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// A virtio device could not be created.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The PCI bus is full.
+    #[error(transparent)]
+    Pci(#[from] PciError),
     /// An OS resource (eventfd, thread) could not be had.
     #[error("Cannot create the VM's {what}: {source}.")]
     Os {
@@ -148,7 +163,9 @@ struct Blueprint {
 
 /// One incarnation of the machine: built at start and after every guest reset.
 struct Machine {
-    // Field order is drop order: the VM (and its memory slots) goes before the mapping.
+    // Field order is drop order: devices (and their worker threads) first, then the VM
+    // and its memory slots, then the mapping.
+    _pci: Arc<Mutex<PciBus>>,
     _vm: Arc<VmFd>,
     _ram: memory::GuestRam,
     serial: Arc<Mutex<SerialDevice>>,
@@ -243,6 +260,7 @@ impl Machine {
         pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(Cmos::new())))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
         let mut mmio = Bus::new();
+        let pci = attach_pci(bp, &vm, &ram.memory, &mut pio, &mut mmio)?;
         for extra in &bp.extra {
             let bus = match extra.space {
                 AddressSpace::Pio => &mut pio,
@@ -268,6 +286,7 @@ impl Machine {
             exits: bp.exits.clone(),
         };
         let machine = Machine {
+            _pci: pci,
             _vm: vm,
             _ram: ram,
             serial,
@@ -316,6 +335,85 @@ fn kvm_device() -> std::ffi::CString {
     let path = std::env::var_os("PHYLLOME_KVM_DEVICE").unwrap_or_else(|| "/dev/kvm".into());
     std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
         .unwrap_or_else(|_| c"/dev/kvm".to_owned())
+}
+
+/// Delivers MSI messages through KVM.
+struct KvmMsi(Arc<VmFd>);
+
+impl MsiSink for KvmMsi {
+    fn deliver(&self, address: u64, data: u32) {
+        let msi = kvm_msi {
+            address_lo: address as u32,
+            address_hi: (address >> 32) as u32,
+            data,
+            ..Default::default()
+        };
+        if let Err(e) = self.0.signal_msi(msi) {
+            log::warn!("cannot deliver an MSI: {e}");
+        }
+    }
+}
+
+/// Turns guest writes to a virtio doorbell into an EventFd signal inside KVM.
+struct KvmDoorbells(Arc<VmFd>);
+
+impl Doorbells for KvmDoorbells {
+    fn register(&self, addr: u64, event: &EventFd) -> std::io::Result<()> {
+        self.0
+            .register_ioevent(event, &IoEventAddress::Mmio(addr), NoDatamatch)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+
+    fn unregister(&self, addr: u64, event: &EventFd) -> std::io::Result<()> {
+        self.0
+            .unregister_ioevent(event, &IoEventAddress::Mmio(addr), NoDatamatch)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+}
+
+/// Builds PCI bus 0 with a virtio-blk function per disk, and puts its configuration
+/// ports, ECAM and BAR window on the buses.
+fn attach_pci(
+    bp: &Blueprint,
+    vm: &Arc<VmFd>,
+    memory: &memory::GuestMemory,
+    pio: &mut Bus,
+    mmio: &mut Bus,
+) -> Result<Arc<Mutex<PciBus>>, VmError> {
+    let pci = Arc::new(Mutex::new(PciBus::new()));
+    let msi: Arc<dyn MsiSink> = Arc::new(KvmMsi(vm.clone()));
+    let doorbells: Arc<dyn Doorbells> = Arc::new(KvmDoorbells(vm.clone()));
+    let mut next_bar = PCI_MMIO_START;
+    for (i, disk) in bp.config.disks.iter().enumerate() {
+        let raw = RawDisk::open(&disk.path, disk.readonly)?;
+        let core = Block::new(raw, &format!("phyllome-disk-{i}"), 1);
+        let dev = VirtioPci::new(
+            Box::new(core),
+            memory.clone(),
+            next_bar,
+            msi.clone(),
+            doorbells.clone(),
+        )?;
+        next_bar += pci_transport::BAR_SIZE;
+        lock(&pci).add(Arc::new(Mutex::new(dev)))?;
+    }
+    pio.insert(
+        u64::from(PCI_CONFIG_PORT),
+        8,
+        Arc::new(Mutex::new(PciConfigIo::new(pci.clone()))),
+    )?;
+    mmio.insert(
+        PCI_ECAM_START,
+        PCI_ECAM_SIZE,
+        Arc::new(Mutex::new(PciConfigMmio::new(pci.clone()))),
+    )?;
+    let window = PciMmioWindow::new(pci.clone(), PCI_MMIO_START);
+    mmio.insert(
+        PCI_MMIO_START,
+        PCI_MMIO_END - PCI_MMIO_START,
+        Arc::new(Mutex::new(window)),
+    )?;
+    Ok(pci)
 }
 
 fn open_kvm() -> Result<Kvm, VmError> {

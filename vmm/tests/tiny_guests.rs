@@ -113,7 +113,7 @@ fn port_io_and_mmio_reach_the_right_device() {
         },
         ExtraDevice {
             space: AddressSpace::Mmio,
-            base: 0xd000_0000,
+            base: 0xf000_0000,
             len: 0x1000,
             device: mmio.clone(),
         },

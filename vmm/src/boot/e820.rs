@@ -1,7 +1,9 @@
 //! The guest's memory map, as both the Linux zero page (e820) and PVH (`hvm_memmap`)
-//! report it: RAM where RAM is, the EBDA/BIOS area and the ACPI tables reserved.
+//! report it: RAM where RAM is; the EBDA/BIOS area, the ACPI tables and PCI ECAM reserved.
 
-use crate::arch::x86_64::layout::{ram_ranges, ACPI_TABLES_START, EBDA_START, HIMEM_START};
+use crate::arch::x86_64::layout::{
+    ram_ranges, ACPI_TABLES_START, EBDA_START, HIMEM_START, PCI_ECAM_SIZE, PCI_ECAM_START,
+};
 
 /// Usable RAM.
 pub const E820_RAM: u32 = 1;
@@ -40,6 +42,9 @@ pub fn memory_map(ram_bytes: u64, acpi_span: u64) -> Vec<MemoryRange> {
             map.push(entry(start_above_1m, end - start_above_1m, E820_RAM));
         }
     }
+    // Linux only trusts ECAM (from the MCFG table) if the firmware map reserves it.
+    map.push(entry(PCI_ECAM_START, PCI_ECAM_SIZE, E820_RESERVED));
+    map.sort_by_key(|e| e.start);
     map
 }
 
@@ -83,7 +88,15 @@ mod tests {
                 kind: E820_RAM
             }
         );
-        assert_eq!(map.len(), 5);
+        assert_eq!(
+            map[5],
+            MemoryRange {
+                start: 0xe000_0000,
+                len: 1 << 20,
+                kind: E820_RESERVED
+            }
+        );
+        assert_eq!(map.len(), 6);
     }
 
     #[test]

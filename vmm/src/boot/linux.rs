@@ -109,11 +109,15 @@ mod tests {
         assert_eq!({ hdr.ramdisk_size }, 0x12_3456);
         assert_eq!({ p.acpi_rsdp_addr }, 0xe0000);
         assert_eq!(p.e820_entries as usize, map.len());
-        let last = p.e820_table[map.len() - 1];
-        assert_eq!(
-            ({ last.addr }, { last.size }, { last.r#type }),
-            (0x10_0000, (256 << 20) - 0x10_0000, 1)
-        );
+        for (slot, range) in p.e820_table.iter().zip(&map) {
+            assert_eq!(
+                ({ slot.addr }, { slot.size }, { slot.r#type }),
+                (range.start, range.len, range.kind)
+            );
+        }
+        assert!(map
+            .iter()
+            .any(|r| (r.start, r.len, r.kind) == (0x10_0000, (256 << 20) - 0x10_0000, 1)));
     }
 
     #[test]

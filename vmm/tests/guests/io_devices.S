@@ -2,7 +2,7 @@
 # back and reports what it read on the serial port.
         .include "common64.inc"
         .set TEST_PORT, 0x510
-        .set TEST_MMIO, 0xd0000000
+        .set TEST_MMIO, 0xf0000000
         .globl _start
 _start:
         mov dx, TEST_PORT

@@ -13,6 +13,7 @@
 
 use super::layout::{
     ACPI_PM_PORT, ACPI_SCI_IRQ, ACPI_TABLES_START, I8042_PORT, IOAPIC_ADDR, LAPIC_ADDR,
+    PCI_CONFIG_PORT, PCI_ECAM_START, PCI_MMIO_END, PCI_MMIO_START,
 };
 use acpi_tables::aml;
 use acpi_tables::facs::FACS;
@@ -21,6 +22,7 @@ use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::madt::{
     EnabledStatus, IoApic, LocalInterruptController, ProcessorLocalApic, MADT,
 };
+use acpi_tables::mcfg::MCFG;
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
@@ -125,7 +127,38 @@ fn io_gas(port: u16, bytes: u8) -> GAS {
     )
 }
 
-/// The DSDT: the `\_S5` sleep state (soft-off) and nothing the kernel must bind yet.
+/// The PCI host bridge `\_SB.PCI0`: bus 0, the configuration ports, all other I/O ports,
+/// and the 32-bit MMIO window where BARs live. Linux scans only the root buses ACPI names.
+fn pci_host_bridge() -> Vec<u8> {
+    use aml::{AddressSpace, AddressSpaceCacheable, Device, EISAName, Name, ResourceTemplate, IO};
+    let bus = AddressSpace::new_bus_number(0u16, 0u16);
+    let config_ports = IO::new(PCI_CONFIG_PORT, PCI_CONFIG_PORT, 1, 8);
+    let io_low = AddressSpace::new_io(0u16, PCI_CONFIG_PORT - 1, None);
+    let io_high = AddressSpace::new_io(PCI_CONFIG_PORT + 8, 0xffffu16, None);
+    let window = AddressSpace::new_memory(
+        AddressSpaceCacheable::NotCacheable,
+        true,
+        PCI_MMIO_START as u32,
+        (PCI_MMIO_END - 1) as u32,
+        None,
+    );
+    let crs = ResourceTemplate::new(vec![&bus, &config_ports, &io_low, &io_high, &window]);
+    let (hid, cid) = (EISAName::new("PNP0A08"), EISAName::new("PNP0A03"));
+    let names = [
+        Name::new("_HID".into(), &hid),
+        Name::new("_CID".into(), &cid),
+        Name::new("_ADR".into(), &0u8),
+        Name::new("_SEG".into(), &0u8),
+        Name::new("_UID".into(), &0u8),
+        Name::new("_BBN".into(), &0u8),
+        Name::new("_CRS".into(), &crs),
+    ];
+    let children: Vec<&dyn Aml> = names.iter().map(|n| n as &dyn Aml).collect();
+    let device = Device::new("PCI0".into(), children);
+    to_bytes(&aml::Scope::new("\\_SB_".into(), vec![&device]))
+}
+
+/// The DSDT: the `\_S5` sleep state (soft-off) and the PCI host bridge.
 pub fn dsdt() -> Vec<u8> {
     let s5 = aml::Name::new(
         "_S5_".into(),
@@ -133,6 +166,7 @@ pub fn dsdt() -> Vec<u8> {
     );
     let mut sdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     sdt.append_slice(&to_bytes(&s5));
+    sdt.append_slice(&pci_host_bridge());
     sdt.as_slice().to_vec()
 }
 
@@ -202,6 +236,13 @@ pub fn madt(cpu_count: u8) -> Vec<u8> {
     bytes
 }
 
+/// The MCFG: ECAM for PCI segment 0, bus 0.
+pub fn mcfg() -> Vec<u8> {
+    let mut mcfg = MCFG::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    mcfg.add_ecam(PCI_ECAM_START, 0, 0, 0);
+    to_bytes(&mcfg)
+}
+
 fn fix_checksum(table: &mut [u8]) {
     table[9] = 0;
     let sum = table.iter().fold(0u8, |acc, b| acc.wrapping_add(*b));
@@ -216,7 +257,7 @@ fn align(addr: u64, to: u64) -> u64 {
 pub fn build(cpu_count: u8) -> AcpiTables {
     let rsdp_addr = ACPI_TABLES_START;
     let xsdt_addr = align(rsdp_addr + Rsdp::len() as u64, 16);
-    // XSDT with three entries: FADT, MADT (the DSDT hangs off the FADT).
+    // XSDT with three entries: FADT, MADT, MCFG (the DSDT hangs off the FADT).
     let facs_addr = align(xsdt_addr + 36 + 3 * 8, 64);
     let facs = to_bytes(&FACS::new());
     let dsdt_addr = align(facs_addr + facs.len() as u64, 16);
@@ -225,10 +266,13 @@ pub fn build(cpu_count: u8) -> AcpiTables {
     let fadt = fadt(dsdt_addr, facs_addr);
     let madt_addr = align(fadt_addr + fadt.len() as u64, 16);
     let madt = madt(cpu_count);
+    let mcfg_addr = align(madt_addr + madt.len() as u64, 16);
+    let mcfg = mcfg();
 
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     xsdt.add_entry(fadt_addr);
     xsdt.add_entry(madt_addr);
+    xsdt.add_entry(mcfg_addr);
     let rsdp = Rsdp::new(OEM_ID, xsdt_addr);
 
     AcpiTables {
@@ -240,6 +284,7 @@ pub fn build(cpu_count: u8) -> AcpiTables {
             (dsdt_addr, dsdt),
             (fadt_addr, fadt),
             (madt_addr, madt),
+            (mcfg_addr, mcfg),
         ],
     }
 }
@@ -348,6 +393,14 @@ mod tests {
     }
 
     #[test]
+    fn iasl_reads_mcfg_with_ecam_for_bus_0() {
+        let text = iasl_listing("mcfg", &mcfg());
+        assert!(!text.contains("Invalid"), "{text}");
+        assert!(text.contains("Base Address : 00000000E0000000"), "{text}");
+        assert!(text.contains("End Bus Number : 00"), "{text}");
+    }
+
+    #[test]
     fn dsdt_defines_s5() {
         let dsdt = dsdt();
         assert!(dsdt.windows(4).any(|w| w == b"_S5_"));
@@ -374,6 +427,7 @@ mod tests {
         };
         assert_eq!(sig_at(entries[0]), Some(b"FACP".to_vec()));
         assert_eq!(sig_at(entries[1]), Some(b"APIC".to_vec()));
+        assert_eq!(sig_at(entries[2]), Some(b"MCFG".to_vec()));
     }
 
     /// Disassembles a table with ACPICA's `iasl`, the reference implementation, and
@@ -436,5 +490,15 @@ mod tests {
     fn iasl_decompiles_dsdt_with_s5() {
         let text = iasl_listing("dsdt", &dsdt());
         assert!(text.contains("Name (_S5, Package (0x04)"), "{text}");
+        assert!(text.contains("Device (PCI0)"), "{text}");
+        assert!(text.contains("EisaId (\"PNP0A08\")"), "{text}");
+        assert!(
+            text.contains("0xC0000000,         // Range Minimum"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0xDFFFFFFF,         // Range Maximum"),
+            "{text}"
+        );
     }
 }

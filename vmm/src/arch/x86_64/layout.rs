@@ -8,7 +8,7 @@
 //! 0x0002_0000  kernel command line
 //! 0x0009_fc00  EBDA (reserved)   0x000e_0000  ACPI tables (RSDP first, reserved)
 //! 0x0010_0000  kernel            ... RAM up to 3 GiB
-//! 0xc000_0000  32-bit MMIO hole (PCI BARs, ECAM, IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000)
+//! 0xc000_0000  32-bit MMIO hole: PCI BARs, ECAM at 0xe000_0000, IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000
 //! 4 GiB        RAM that did not fit below the hole
 //! ```
 
@@ -48,6 +48,14 @@ pub const HIMEM_START: u64 = 0x10_0000;
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
 /// End of the 32-bit MMIO hole.
 pub const MMIO_HOLE_END: u64 = 1 << 32;
+/// The PCI MMIO window for 32-bit BARs: from the start of the hole up to ECAM.
+pub const PCI_MMIO_START: u64 = MMIO_HOLE_START;
+/// End of the PCI MMIO window.
+pub const PCI_MMIO_END: u64 = PCI_ECAM_START;
+/// PCI ECAM (memory-mapped configuration) for bus 0: 1 MiB.
+pub const PCI_ECAM_START: u64 = 0xe000_0000;
+/// Size of the ECAM region we decode (bus 0 only).
+pub const PCI_ECAM_SIZE: u64 = 1 << 20;
 /// IOAPIC registers (KVM's in-kernel IOAPIC answers here).
 pub const IOAPIC_ADDR: u64 = 0xfec0_0000;
 /// Local APIC registers (in-kernel).
@@ -67,6 +75,8 @@ pub const I8042_PORT: u16 = 0x60;
 pub const CMOS_PORT: u16 = 0x70;
 /// ACPI fixed-hardware block: PM1a event (status + enable), PM1a control, PM timer.
 pub const ACPI_PM_PORT: u16 = 0x600;
+/// The legacy PCI configuration ports (0xCF8 address, 0xCFC data).
+pub const PCI_CONFIG_PORT: u16 = 0xcf8;
 /// ACPI System Control Interrupt (ISA IRQ 9, level, active high).
 pub const ACPI_SCI_IRQ: u32 = 9;
 
