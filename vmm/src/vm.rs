@@ -25,7 +25,7 @@ use crate::devices::pci::msix::MsiSink;
 use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
 use crate::devices::virtio::blk::{Block, DiskError, RawDisk};
 use crate::devices::virtio::pci as pci_transport;
-use crate::devices::virtio::pci::{Doorbells, TransportError, VirtioPci};
+use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::memory::{self, MemoryError};
 use crate::serial_sink::{SerialSink, SerialSinkError};
@@ -388,7 +388,7 @@ fn attach_pci(
         let raw = RawDisk::open(&disk.path, disk.readonly)?;
         let core = Block::new(raw, &format!("phyllome-disk-{i}"), 1);
         let dev = VirtioPci::new(
-            Box::new(core),
+            Box::new(LocalEngine::new(Box::new(core))),
             memory.clone(),
             next_bar,
             msi.clone(),

@@ -49,6 +49,125 @@ pub trait Doorbells: Send + Sync {
     fn unregister(&self, addr: u64, event: &EventFd) -> std::io::Result<()>;
 }
 
+/// A queue the driver set up, ready to be served.
+pub struct ActiveQueue {
+    /// Queue index.
+    pub index: usize,
+    /// The configured, validated queue.
+    pub queue: Queue,
+    /// Signalled when the driver rings this queue's doorbell.
+    pub kick: EventFd,
+    /// The MSI-X vector for its completions.
+    pub vector: u16,
+}
+
+/// What runs a virtio-pci function's queues: a device core in this process, or a
+/// vhost-user backend in another.
+pub trait QueueEngine: Send {
+    /// Virtio device ID.
+    fn device_type(&self) -> u32;
+    /// Number of queues.
+    fn num_queues(&self) -> usize;
+    /// Largest queue size.
+    fn max_queue_size(&self) -> u16;
+    /// Device features.
+    fn features(&self) -> u64;
+    /// Device configuration space.
+    fn config(&self) -> Vec<u8>;
+    /// Starts serving `queues` with the negotiated `features`; interrupts go to `msix`.
+    fn activate(
+        &mut self,
+        mem: &GuestMemory,
+        features: u64,
+        queues: Vec<ActiveQueue>,
+        msix: Arc<Mutex<Msix>>,
+    ) -> Result<(), String>;
+    /// Stops serving (the driver reset the device).
+    fn deactivate(&mut self);
+}
+
+impl std::fmt::Debug for ActiveQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveQueue")
+            .field("index", &self.index)
+            .field("vector", &self.vector)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LocalEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalEngine")
+            .field("running", &self.worker.is_some())
+            .finish()
+    }
+}
+
+/// Serves the queues with a [`DeviceCore`] on a worker thread of this process.
+pub struct LocalEngine {
+    core: Arc<Mutex<Box<dyn DeviceCore>>>,
+    worker: Option<Worker>,
+}
+
+impl LocalEngine {
+    /// Runs `core`'s queues here.
+    pub fn new(core: Box<dyn DeviceCore>) -> Self {
+        Self {
+            core: Arc::new(Mutex::new(core)),
+            worker: None,
+        }
+    }
+}
+
+impl QueueEngine for LocalEngine {
+    fn device_type(&self) -> u32 {
+        lock(&self.core).device_type()
+    }
+    fn num_queues(&self) -> usize {
+        lock(&self.core).num_queues()
+    }
+    fn max_queue_size(&self) -> u16 {
+        lock(&self.core).max_queue_size()
+    }
+    fn features(&self) -> u64 {
+        lock(&self.core).features()
+    }
+    fn config(&self) -> Vec<u8> {
+        lock(&self.core).config()
+    }
+
+    fn activate(
+        &mut self,
+        mem: &GuestMemory,
+        _features: u64,
+        queues: Vec<ActiveQueue>,
+        msix: Arc<Mutex<Msix>>,
+    ) -> Result<(), String> {
+        let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
+        let stop_worker = stop.try_clone().map_err(|e| e.to_string())?;
+        let (core, mem) = (self.core.clone(), mem.clone());
+        let thread = std::thread::Builder::new()
+            .name("virtio-worker".into())
+            .spawn(move || run_worker(queues, stop_worker, &core, &msix, &mem))
+            .map_err(|e| e.to_string())?;
+        self.worker = Some(Worker { stop, thread });
+        Ok(())
+    }
+
+    fn deactivate(&mut self) {
+        if let Some(w) = self.worker.take() {
+            let _ = w.stop.write(1);
+            let _ = w.thread.join();
+        }
+    }
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct QueueRegs {
     size: u16,
@@ -68,7 +187,7 @@ struct Worker {
 pub struct VirtioPci {
     config: ConfigSpace,
     msix_cap: usize,
-    core: Arc<Mutex<Box<dyn DeviceCore>>>,
+    engine: Box<dyn QueueEngine>,
     msix: Arc<Mutex<Msix>>,
     mem: GuestMemory,
     doorbells: Arc<dyn Doorbells>,
@@ -82,7 +201,7 @@ pub struct VirtioPci {
     queue_select: u16,
     queues: Vec<QueueRegs>,
     max_queue_size: u16,
-    worker: Option<Worker>,
+    active: bool,
 }
 
 impl std::fmt::Debug for VirtioPci {
@@ -113,16 +232,17 @@ fn virtio_cap(cfg_type: u8, offset: u32, length: u32, extra: Option<u32>) -> Vec
 }
 
 impl VirtioPci {
-    /// Wraps `core`, with BAR 0 at `bar_addr`, interrupts to `msi` and doorbells via `doorbells`.
+    /// Presents `engine`'s device, with BAR 0 at `bar_addr`, interrupts to `msi` and
+    /// doorbells via `doorbells`.
     pub fn new(
-        core: Box<dyn DeviceCore>,
+        engine: Box<dyn QueueEngine>,
         mem: GuestMemory,
         bar_addr: u64,
         msi: Arc<dyn MsiSink>,
         doorbells: Arc<dyn Doorbells>,
     ) -> Result<Self, TransportError> {
-        let device_type = core.device_type();
-        let num_queues = core.num_queues();
+        let device_type = engine.device_type();
+        let num_queues = engine.num_queues();
         let mut config = ConfigSpace::new(PciId {
             vendor: 0x1af4,
             device: 0x1040 + device_type as u16,
@@ -157,12 +277,12 @@ impl VirtioPci {
                 .map_err(TransportError::Doorbell)?;
             kicks.push(e);
         }
-        let max_queue_size = core.max_queue_size();
+        let max_queue_size = engine.max_queue_size();
         Ok(Self {
             config,
             msix_cap,
-            device_features: core.features() | VIRTIO_F_VERSION_1,
-            core: Arc::new(Mutex::new(core)),
+            device_features: engine.features() | VIRTIO_F_VERSION_1,
+            engine,
             msix: Arc::new(Mutex::new(msix)),
             mem,
             doorbells,
@@ -185,7 +305,7 @@ impl VirtioPci {
                 num_queues
             ],
             max_queue_size,
-            worker: None,
+            active: false,
         })
     }
 
@@ -318,23 +438,22 @@ impl VirtioPci {
                 return Err(format!("queue {i} does not fit in guest memory"));
             }
             let kick = self.kicks[i].try_clone().map_err(|e| e.to_string())?;
-            queues.push((i, q, kick, regs.vector));
+            queues.push(ActiveQueue {
+                index: i,
+                queue: q,
+                kick,
+                vector: regs.vector,
+            });
         }
-        let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
-        let stop_worker = stop.try_clone().map_err(|e| e.to_string())?;
-        let (core, msix, mem) = (self.core.clone(), self.msix.clone(), self.mem.clone());
-        let thread = std::thread::Builder::new()
-            .name("virtio-worker".into())
-            .spawn(move || run_worker(queues, stop_worker, &core, &msix, &mem))
-            .map_err(|e| e.to_string())?;
-        self.worker = Some(Worker { stop, thread });
+        self.engine
+            .activate(&self.mem, self.driver_features, queues, self.msix.clone())?;
+        self.active = true;
         Ok(())
     }
 
     fn stop_worker(&mut self) {
-        if let Some(w) = self.worker.take() {
-            let _ = w.stop.write(1);
-            let _ = w.thread.join();
+        if std::mem::take(&mut self.active) {
+            self.engine.deactivate();
         }
     }
 
@@ -381,7 +500,7 @@ impl Drop for VirtioPci {
 
 /// The queue worker: waits for doorbells, serves the kicked queue, raises its vector.
 fn run_worker(
-    mut queues: Vec<(usize, Queue, EventFd, u16)>,
+    mut queues: Vec<ActiveQueue>,
     stop: EventFd,
     core: &Mutex<Box<dyn DeviceCore>>,
     msix: &Mutex<Msix>,
@@ -399,8 +518,8 @@ fn run_worker(
     if add(stop.as_raw_fd(), stop_token).is_err() {
         return;
     }
-    for (slot, (_, _, kick, _)) in queues.iter().enumerate() {
-        if add(kick.as_raw_fd(), slot as u64).is_err() {
+    for (slot, q) in queues.iter().enumerate() {
+        if add(q.kick.as_raw_fd(), slot as u64).is_err() {
             return;
         }
     }
@@ -416,12 +535,13 @@ fn run_worker(
             if token == stop_token {
                 return;
             }
-            let Some((index, queue, kick, vector)) = queues.get_mut(token as usize) else {
+            let Some(q) = queues.get_mut(token as usize) else {
                 continue;
             };
-            let _ = kick.read();
-            match serve_queue(queue, *index, mem, core) {
-                Ok(true) => lock(msix).trigger(*vector),
+            let _ = q.kick.read();
+            let index = q.index;
+            match serve_queue(&mut q.queue, index, mem, core) {
+                Ok(true) => lock(msix).trigger(q.vector),
                 Ok(false) => {}
                 Err(e) => log::warn!("virtio queue {index}: {e}"),
             }
@@ -458,7 +578,7 @@ impl PciDevice for VirtioPci {
                 data.fill(0); // MSI-X only: the ISR is never set
             }
             DEVICE..=0x2fff => {
-                let cfg = lock(&self.core).config();
+                let cfg = self.engine.config();
                 let start = (offset - DEVICE) as usize;
                 for (i, b) in data.iter_mut().enumerate() {
                     *b = cfg.get(start + i).copied().unwrap_or(0);

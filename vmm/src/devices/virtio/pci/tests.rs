@@ -50,7 +50,7 @@ impl Driver {
         let core = Block::new(RawDisk::open(image.path(), false).unwrap(), "t", 1);
         let (tx, rx) = channel();
         let dev = VirtioPci::new(
-            Box::new(core),
+            Box::new(LocalEngine::new(Box::new(core))),
             mem.clone(),
             BAR,
             Arc::new(Msi(Mutex::new(tx))),
