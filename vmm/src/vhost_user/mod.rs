@@ -4,5 +4,7 @@
 //! and how a device handling untrusted guest input can live in its own process.
 
 pub mod backend;
+pub mod frontend;
 
 pub use backend::{serve, CoreBackend, ServeError};
+pub use frontend::{FrontendError, VhostUserEngine};

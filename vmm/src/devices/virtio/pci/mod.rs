@@ -627,4 +627,6 @@ impl PciDevice for VirtioPci {
 }
 
 #[cfg(test)]
+pub(crate) mod test_driver;
+#[cfg(test)]
 mod tests;

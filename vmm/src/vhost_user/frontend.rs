@@ -1,0 +1,360 @@
+//! The frontend side: a virtio-pci function whose queues are served by a vhost-user
+//! backend in another process. We hand the backend our memfd-backed guest memory, each
+//! queue's addresses, the doorbell EventFd KVM signals (so the backend is woken directly),
+//! and a "call" EventFd per queue, which a relay thread turns into MSI-X interrupts.
+
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "queue indices and sizes are small"
+)]
+
+use crate::devices::bus::lock;
+use crate::devices::pci::msix::Msix;
+use crate::devices::virtio::pci::{ActiveQueue, QueueEngine};
+use crate::memory::GuestMemory;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use vhost::vhost_user::message::{
+    VhostUserConfigFlags, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
+};
+use vhost::vhost_user::{Frontend, VhostUserFrontend};
+use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use virtio_queue::QueueT;
+use vm_memory::{GuestAddress, GuestMemoryBackend};
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Why a vhost-user device could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    /// Connecting or the first exchange failed.
+    #[error("Cannot attach the vhost-user device at {}: {reason}. Is its backend running?", path.display())]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+struct Relay {
+    stop: EventFd,
+    thread: JoinHandle<()>,
+}
+
+/// A device served by a vhost-user backend.
+pub struct VhostUserEngine {
+    frontend: Frontend,
+    path: PathBuf,
+    device_type: u32,
+    num_queues: usize,
+    max_queue_size: u16,
+    features: u64,
+    backend_features: u64,
+    config: Vec<u8>,
+    active: Vec<usize>,
+    relay: Option<Relay>,
+}
+
+impl std::fmt::Debug for VhostUserEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhostUserEngine")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VhostUserEngine {
+    /// Connects to the backend at `socket` for a device of `device_type` whose
+    /// configuration space is `config_size` bytes.
+    pub fn connect(
+        device_type: u32,
+        config_size: u32,
+        socket: &Path,
+        max_queue_size: u16,
+    ) -> Result<Self, FrontendError> {
+        let err = |reason: String| FrontendError::Connect {
+            path: socket.to_owned(),
+            reason,
+        };
+        let mut f = Frontend::connect(socket, 16).map_err(|e| err(e.to_string()))?;
+        f.set_owner().map_err(|e| err(format!("SET_OWNER: {e}")))?;
+        let backend_features = f
+            .get_features()
+            .map_err(|e| err(format!("GET_FEATURES: {e}")))?;
+        let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+        let mut num_queues = 1;
+        let mut config = vec![0u8; config_size as usize];
+        if backend_features & protocol_bit != 0 {
+            let offered = f
+                .get_protocol_features()
+                .map_err(|e| err(format!("GET_PROTOCOL_FEATURES: {e}")))?;
+            let wanted =
+                offered & (VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::MQ);
+            f.set_protocol_features(wanted)
+                .map_err(|e| err(format!("SET_PROTOCOL_FEATURES: {e}")))?;
+            if wanted.contains(VhostUserProtocolFeatures::MQ) {
+                num_queues = f
+                    .get_queue_num()
+                    .map_err(|e| err(format!("GET_QUEUE_NUM: {e}")))?
+                    as usize;
+            }
+            if wanted.contains(VhostUserProtocolFeatures::CONFIG) && config_size > 0 {
+                let (_, payload) = f
+                    .get_config(0, config_size, VhostUserConfigFlags::WRITABLE, &config)
+                    .map_err(|e| err(format!("GET_CONFIG: {e}")))?;
+                config = payload.to_vec();
+            }
+        }
+        // A block device advertises its real queue count in its configuration space.
+        if device_type == 2 && config.len() >= 36 {
+            let advertised = usize::from(u16::from_le_bytes([config[34], config[35]]));
+            if advertised > 0 {
+                num_queues = num_queues.min(advertised);
+            }
+        }
+        Ok(Self {
+            frontend: f,
+            path: socket.to_owned(),
+            device_type,
+            num_queues: num_queues.clamp(1, 16),
+            max_queue_size,
+            features: backend_features & !protocol_bit,
+            backend_features,
+            config,
+            active: Vec::new(),
+            relay: None,
+        })
+    }
+
+    fn start(
+        &mut self,
+        mem: &GuestMemory,
+        features: u64,
+        queues: &[ActiveQueue],
+        calls: &[EventFd],
+    ) -> Result<(), String> {
+        let f = &mut self.frontend;
+        let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+        f.set_features(features | (self.backend_features & protocol_bit))
+            .map_err(|e| format!("SET_FEATURES: {e}"))?;
+        let regions = mem
+            .iter()
+            .map(VhostUserMemoryRegionInfo::from_guest_region)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("guest memory cannot be shared: {e}"))?;
+        f.set_mem_table(&regions)
+            .map_err(|e| format!("SET_MEM_TABLE: {e}"))?;
+        let hva = |gpa: u64| -> Result<u64, String> {
+            mem.get_host_address(GuestAddress(gpa))
+                .map(|p| p as u64)
+                .map_err(|_| format!("queue address {gpa:#x} is not guest RAM"))
+        };
+        for (q, call) in queues.iter().zip(calls) {
+            let i = q.index;
+            f.set_vring_num(i, q.queue.size())
+                .map_err(|e| format!("SET_VRING_NUM: {e}"))?;
+            let addrs = VringConfigData {
+                queue_max_size: self.max_queue_size,
+                queue_size: q.queue.size(),
+                flags: 0,
+                desc_table_addr: hva(q.queue.desc_table())?,
+                used_ring_addr: hva(q.queue.used_ring())?,
+                avail_ring_addr: hva(q.queue.avail_ring())?,
+                log_addr: None,
+            };
+            f.set_vring_addr(i, &addrs)
+                .map_err(|e| format!("SET_VRING_ADDR: {e}"))?;
+            f.set_vring_base(i, 0)
+                .map_err(|e| format!("SET_VRING_BASE: {e}"))?;
+            f.set_vring_call(i, call)
+                .map_err(|e| format!("SET_VRING_CALL: {e}"))?;
+            f.set_vring_kick(i, &q.kick)
+                .map_err(|e| format!("SET_VRING_KICK: {e}"))?;
+            if self.backend_features & protocol_bit != 0 {
+                f.set_vring_enable(i, true)
+                    .map_err(|e| format!("SET_VRING_ENABLE: {e}"))?;
+            }
+            self.active.push(i);
+        }
+        Ok(())
+    }
+}
+
+impl QueueEngine for VhostUserEngine {
+    fn device_type(&self) -> u32 {
+        self.device_type
+    }
+    fn num_queues(&self) -> usize {
+        self.num_queues
+    }
+    fn max_queue_size(&self) -> u16 {
+        self.max_queue_size
+    }
+    fn features(&self) -> u64 {
+        self.features
+    }
+    fn config(&self) -> Vec<u8> {
+        self.config.clone()
+    }
+
+    fn activate(
+        &mut self,
+        mem: &GuestMemory,
+        features: u64,
+        queues: Vec<ActiveQueue>,
+        msix: Arc<Mutex<Msix>>,
+    ) -> Result<(), String> {
+        let calls = queues
+            .iter()
+            .map(|_| EventFd::new(libc::EFD_NONBLOCK))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        self.start(mem, features, &queues, &calls)?;
+        let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
+        let stop_relay = stop.try_clone().map_err(|e| e.to_string())?;
+        let vectors: Vec<u16> = queues.iter().map(|q| q.vector).collect();
+        let thread = std::thread::Builder::new()
+            .name("vhost-user-irq".into())
+            .spawn(move || relay_interrupts(&calls, &vectors, &stop_relay, &msix))
+            .map_err(|e| e.to_string())?;
+        self.relay = Some(Relay { stop, thread });
+        Ok(())
+    }
+
+    fn deactivate(&mut self) {
+        for i in std::mem::take(&mut self.active) {
+            // GET_VRING_BASE stops the ring in the backend.
+            let _ = self.frontend.get_vring_base(i);
+        }
+        if let Some(r) = self.relay.take() {
+            let _ = r.stop.write(1);
+            let _ = r.thread.join();
+        }
+    }
+}
+
+impl Drop for VhostUserEngine {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
+/// Waits on the backend's "used buffers" EventFds and raises the matching MSI-X vectors.
+fn relay_interrupts(calls: &[EventFd], vectors: &[u16], stop: &EventFd, msix: &Mutex<Msix>) {
+    let Ok(epoll) = Epoll::new() else { return };
+    let add = |fd: i32, token: u64| {
+        epoll.ctl(
+            ControlOperation::Add,
+            fd,
+            EpollEvent::new(EventSet::IN, token),
+        )
+    };
+    if add(stop.as_raw_fd(), u64::MAX).is_err() {
+        return;
+    }
+    for (i, c) in calls.iter().enumerate() {
+        if add(c.as_raw_fd(), i as u64).is_err() {
+            return;
+        }
+    }
+    let mut events = vec![EpollEvent::default(); calls.len() + 1];
+    loop {
+        let n = match epoll.wait(-1, &mut events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        for ev in &events[..n] {
+            let token = ev.data();
+            if token == u64::MAX {
+                return;
+            }
+            let i = token as usize;
+            if let (Some(call), Some(vector)) = (calls.get(i), vectors.get(i)) {
+                let _ = call.read();
+                lock(msix).trigger(*vector);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::virtio::blk::{Block, RawDisk};
+    use crate::devices::virtio::pci::test_driver::{Driver, STATUS_BYTE};
+    use crate::devices::virtio::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+    use std::time::Duration;
+    use vm_memory::Bytes;
+
+    fn wait_for(path: &Path) {
+        for _ in 0..500 {
+            if path.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} never appeared", path.display());
+    }
+
+    #[test]
+    fn requests_reach_a_vhost_user_backend_and_completions_raise_msix() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("blk.sock");
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let disk = RawDisk::open(&image, false).unwrap();
+        let sock = socket.clone();
+        let backend = std::thread::spawn(move || {
+            crate::vhost_user::serve("t", Block::new(disk, "vu", 1), &sock)
+        });
+        wait_for(&socket);
+
+        let ram = crate::memory::create(16 << 20).unwrap();
+        let engine = VhostUserEngine::connect(2, 60, &socket, 256).unwrap();
+        assert_eq!(
+            u64::from_le_bytes(engine.config()[0..8].try_into().unwrap()),
+            2048,
+            "capacity from GET_CONFIG"
+        );
+        let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
+        assert!(d.negotiate(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX));
+        d.enable_msix();
+        d.setup_queue();
+        d.w(0x14, 0xf, 1);
+        assert_eq!(d.status() & 0x80, 0, "activation failed");
+        for (i, sector) in [(1u16, 4u64), (2, 9)] {
+            d.submit_write(sector, &[0x40 + i as u8; 512], i);
+            let msg = d
+                .msi
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an interrupt from the backend");
+            assert_eq!(msg, (0xfee0_0000, 0x41));
+            assert_eq!(d.used_idx(), i);
+            assert_eq!(d.mem.read_obj::<u8>(GuestAddress(STATUS_BYTE)).unwrap(), 0);
+        }
+        let bytes = std::fs::read(&image).unwrap();
+        assert_eq!(&bytes[4 * 512..5 * 512], &[0x41; 512][..]);
+        assert_eq!(&bytes[9 * 512..10 * 512], &[0x42; 512][..]);
+        // Dropping the device closes the connection: the backend returns cleanly.
+        drop(d);
+        assert!(backend.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_missing_backend_is_a_clear_error() {
+        let e =
+            VhostUserEngine::connect(2, 60, Path::new("/nonexistent/blk.sock"), 256).unwrap_err();
+        assert!(
+            e.to_string().contains("/nonexistent/blk.sock")
+                && e.to_string().contains("backend running"),
+            "{e}"
+        );
+    }
+}
