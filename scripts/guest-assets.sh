@@ -131,6 +131,13 @@ if [ -b /dev/vdb ]; then
   dd if=/dev/vdb bs=512 count=1 2>/dev/null | grep -q PHYLLOME-READONLY-MARKER && echo PHYLLOME-VDB-READ-OK
   if dd if=/tmp/pattern of=/dev/vdb bs=512 count=1 conv=fsync 2>/dev/null; then echo PHYLLOME-VDB-WRITE-ACCEPTED; else echo PHYLLOME-VDB-WRITE-REFUSED; fi
 fi
+if [ -b /dev/vdc ]; then
+  yes PHYLLOME-VDC-PATTERN | head -c 65536 > /tmp/pattern-c
+  dd if=/tmp/pattern-c of=/dev/vdc bs=4096 seek=8 conv=fsync 2>/dev/null && echo PHYLLOME-VDC-WRITE-FLUSH-OK
+  echo 3 > /proc/sys/vm/drop_caches
+  dd if=/dev/vdc of=/tmp/back-c bs=4096 skip=8 count=16 2>/dev/null
+  cmp -s /tmp/pattern-c /tmp/back-c && echo PHYLLOME-VDC-READBACK-OK
+fi
 if [ -c /dev/hwrng ]; then
   echo "PHYLLOME-RNG-CURRENT=$(cat /sys/class/misc/hw_random/rng_current)"
   n=$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n' | tr -d 0 | wc -c)

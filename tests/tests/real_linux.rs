@@ -79,10 +79,12 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
     nested_boot("generic");
 }
 
-/// Our VMM's own virtio-pci transport with the real virtio_blk driver: one writable and
-/// one read-only disk, images made inside L1 and checked there after the guest stops.
+/// Our VMM's own virtio-pci transport with the real virtio_blk driver: a writable and a
+/// read-only in-process disk, and a third disk served by `phyllome-vmm device blk` in
+/// another L1 process over vhost-user. Images are made inside L1 and checked there after
+/// the guest stops; the backend must exit 0 when the VMM disconnects.
 #[test]
-fn debian_kernel_drives_in_process_virtio_disks_nested() {
+fn debian_kernel_drives_in_process_and_vhost_user_virtio_disks_nested() {
     let _one = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -94,16 +96,22 @@ fn debian_kernel_drives_in_process_virtio_disks_nested() {
         .arg(assets.kernel("generic"))
         .arg(assets.dir.join("virtio-initrd.cpio"))
         .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
-        .args(["--disk", "/rw.img", "--disk", "/ro.img,readonly"])
+        .args(["--disk", "/rw.img", "--disk", "/ro.img,readonly", "--vhost-user", "blk,socket=/vu.sock"])
         .env(
             "PHYLLOME_NESTED_SETUP",
             "dd if=/dev/zero of=/rw.img bs=1M count=16 2>/dev/null; printf PHYLLOME-READONLY-MARKER > /ro.img; \
-             dd if=/dev/zero bs=1000 count=1048 >> /ro.img 2>/dev/null",
+             dd if=/dev/zero bs=1000 count=1048 >> /ro.img 2>/dev/null; \
+             dd if=/dev/zero of=/vu.img bs=1M count=8 2>/dev/null; \
+             /phyllome-vmm device blk --socket /vu.sock --path /vu.img & backend=$!; \
+             while [ ! -S /vu.sock ]; do sleep 0.1; done",
         )
         .env(
             "PHYLLOME_NESTED_CHECK",
-            "dd if=/rw.img bs=4096 skip=16 count=16 2>/dev/null | grep -c PHYLLOME-BLK-PATTERN > /count; \
-             echo PHYLLOME-L1-PATTERN-LINES=$(cat /count)",
+            "wait $backend; echo PHYLLOME-L1-BACKEND-EXIT=$?; \
+             dd if=/rw.img bs=4096 skip=16 count=16 2>/dev/null | grep -c PHYLLOME-BLK-PATTERN > /count; \
+             echo PHYLLOME-L1-PATTERN-LINES=$(cat /count); \
+             dd if=/vu.img bs=4096 skip=8 count=16 2>/dev/null | grep -c PHYLLOME-VDC-PATTERN > /count; \
+             echo PHYLLOME-L1-VU-PATTERN-LINES=$(cat /count)",
         )
         .output()
         .unwrap();
@@ -116,9 +124,14 @@ fn debian_kernel_drives_in_process_virtio_disks_nested() {
         "PHYLLOME-VDB-RO=1",
         "PHYLLOME-VDB-READ-OK",
         "PHYLLOME-VDB-WRITE-REFUSED",
+        "PHYLLOME-VDC-WRITE-FLUSH-OK",
+        "PHYLLOME-VDC-READBACK-OK",
         "PHYLLOME-VMM-EXIT=0",
+        "PHYLLOME-L1-BACKEND-EXIT=0",
         // 64 KiB of "PHYLLOME-BLK-PATTERN\n" is 3120 whole lines (the rest is cut off).
         "PHYLLOME-L1-PATTERN-LINES=3120",
+        // 65536 / 21 again: "PHYLLOME-VDC-PATTERN\n" is 21 bytes too.
+        "PHYLLOME-L1-VU-PATTERN-LINES=3120",
     ] {
         assert!(console.contains(marker), "missing {marker}:\n{console}");
     }

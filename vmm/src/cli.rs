@@ -57,7 +57,7 @@ pub enum DeviceCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A VM definition (TOML); the other options are then not allowed.
-    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk"])]
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "vhost_user"])]
     pub config: Option<PathBuf>,
     /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
     #[arg(long, required_unless_present = "config")]
@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// A raw disk image as virtio-blk: PATH or PATH,readonly (repeatable: vda, vdb, ...).
     #[arg(long)]
     pub disk: Vec<crate::config::DiskConfig>,
+    /// A device served by another process: KIND,socket=PATH with KIND blk or rng (repeatable).
+    #[arg(long)]
+    pub vhost_user: Vec<crate::config::VhostUserConfig>,
     /// Where the serial console goes: stdio, none, or file:PATH.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     pub serial: SerialOutput,
@@ -109,6 +112,7 @@ impl RunArgs {
         c.machine.no_reboot = self.no_reboot;
         c.serial.output = self.serial.clone();
         c.disks = self.disk.clone();
+        c.vhost_user = self.vhost_user.clone();
         Ok(c)
     }
 }

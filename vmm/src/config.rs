@@ -164,6 +164,68 @@ impl FromStr for DiskConfig {
     }
 }
 
+/// Which virtio device a vhost-user backend provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VhostUserKind {
+    /// virtio-blk.
+    Blk,
+    /// virtio-rng.
+    Rng,
+}
+
+impl VhostUserKind {
+    /// The virtio device ID.
+    pub fn device_type(self) -> u32 {
+        match self {
+            Self::Blk => 2,
+            Self::Rng => 4,
+        }
+    }
+
+    /// Bytes of device configuration space to fetch from the backend.
+    pub fn config_size(self) -> u32 {
+        match self {
+            Self::Blk => 60,
+            Self::Rng => 0,
+        }
+    }
+}
+
+/// A device served by another process over vhost-user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VhostUserConfig {
+    /// The device.
+    pub kind: VhostUserKind,
+    /// The backend's socket.
+    pub socket: PathBuf,
+}
+
+impl FromStr for VhostUserConfig {
+    type Err = String;
+    /// `KIND,socket=PATH`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, rest) = s.split_once(',').unwrap_or((s, ""));
+        let kind = match kind {
+            "blk" => VhostUserKind::Blk,
+            "rng" => VhostUserKind::Rng,
+            other => {
+                return Err(format!(
+                    "'{other}' is not a vhost-user device kind; use blk or rng"
+                ))
+            }
+        };
+        match rest.strip_prefix("socket=") {
+            Some(p) if !p.is_empty() => Ok(Self {
+                kind,
+                socket: PathBuf::from(p),
+            }),
+            _ => Err("give the backend's socket: KIND,socket=PATH".into()),
+        }
+    }
+}
+
 /// A whole VM definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +246,9 @@ pub struct VmConfig {
     /// Disks, in the order the guest sees them (vda, vdb, ...).
     #[serde(default, rename = "disk", skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskConfig>,
+    /// Devices served by other processes.
+    #[serde(default, rename = "vhost_user", skip_serializing_if = "Vec::is_empty")]
+    pub vhost_user: Vec<VhostUserConfig>,
 }
 
 fn default_name() -> String {
@@ -264,6 +329,7 @@ impl VmConfig {
             },
             serial: SerialConfig::default(),
             disks: Vec::new(),
+            vhost_user: Vec::new(),
         }
     }
 

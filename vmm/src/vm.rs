@@ -30,6 +30,7 @@ use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::memory::{self, MemoryError};
 use crate::serial_sink::{SerialSink, SerialSinkError};
 use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
+use crate::vhost_user::{FrontendError, VhostUserEngine};
 use kvm_bindings::{
     kvm_msi, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
     KVM_PIT_SPEAKER_DUMMY,
@@ -97,6 +98,9 @@ pub enum VmError {
     /// A virtio device could not be created.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// A vhost-user backend could not be reached.
+    #[error(transparent)]
+    VhostUser(#[from] FrontendError),
     /// The PCI bus is full.
     #[error(transparent)]
     Pci(#[from] PciError),
@@ -389,6 +393,20 @@ fn attach_pci(
         let core = Block::new(raw, &format!("phyllome-disk-{i}"), 1);
         let dev = VirtioPci::new(
             Box::new(LocalEngine::new(Box::new(core))),
+            memory.clone(),
+            next_bar,
+            msi.clone(),
+            doorbells.clone(),
+        )?;
+        next_bar += pci_transport::BAR_SIZE;
+        lock(&pci).add(Arc::new(Mutex::new(dev)))?;
+    }
+    for device in &bp.config.vhost_user {
+        let kind = device.kind;
+        let engine =
+            VhostUserEngine::connect(kind.device_type(), kind.config_size(), &device.socket, 256)?;
+        let dev = VirtioPci::new(
+            Box::new(engine),
             memory.clone(),
             next_bar,
             msi.clone(),
