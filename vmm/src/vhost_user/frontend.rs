@@ -285,7 +285,7 @@ fn relay_interrupts(calls: &[EventFd], vectors: &[u16], stop: &EventFd, msix: &M
 mod tests {
     use super::*;
     use crate::devices::virtio::blk::{Block, RawDisk};
-    use crate::devices::virtio::pci::test_driver::{Driver, STATUS_BYTE};
+    use crate::devices::virtio::pci::harness::{Driver, STATUS_BYTE};
     use crate::devices::virtio::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
     use std::time::Duration;
     use vm_memory::Bytes;

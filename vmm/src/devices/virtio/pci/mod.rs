@@ -626,7 +626,6 @@ impl PciDevice for VirtioPci {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_driver;
+pub mod harness;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! in configuration space, features negotiated, a queue laid out in guest memory, a
 //! request submitted through the doorbell, and its completion signalled by MSI-X.
 
-use super::test_driver::*;
+use super::harness::*;
 use super::*;
 use crate::devices::virtio::blk::{Block, RawDisk};
 use crate::devices::virtio::VIRTIO_RING_F_EVENT_IDX;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use vm_memory::{Bytes, GuestAddress};
 
 fn block_driver() -> (Driver, tempfile::NamedTempFile) {
-    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
     let image = tempfile::NamedTempFile::new().unwrap();
     image.as_file().set_len(1 << 20).unwrap();
     let core = Block::new(RawDisk::open(image.path(), false).unwrap(), "t", 1);

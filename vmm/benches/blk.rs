@@ -1,0 +1,175 @@
+//! Block benchmark: 4 KiB random reads, 1 MiB sequential reads and 1 MiB sequential writes
+//! through the vhost-user-blk protocol, driven by the same client (our harness acting as
+//! frontend and guest driver, queue depth 1) against `phyllome-vmm device blk` and against
+//! `qemu-storage-daemon` on the same image, interleaved, medians of several rounds; plus the
+//! same patterns with pread/pwrite on the host file directly. Run with
+//! `cargo bench -p phyllome-vmm --bench blk`.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::cast_possible_truncation, clippy::zombie_processes)]
+
+use phyllome_vmm::devices::virtio::pci::harness::{Driver, REQ_READ, REQ_WRITE};
+use phyllome_vmm::devices::virtio::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+use phyllome_vmm::vhost_user::VhostUserEngine;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IMAGE_MIB: u64 = 256;
+const RANDOM_READS: usize = 4000;
+const ROUNDS: usize = 5;
+
+struct Pattern {
+    name: &'static str,
+    kind: u32,
+    len: u32,
+    count: usize,
+    random: bool,
+}
+
+const PATTERNS: [Pattern; 3] = [
+    Pattern { name: "4 KiB random read", kind: REQ_READ, len: 4096, count: RANDOM_READS, random: true },
+    Pattern { name: "1 MiB sequential read", kind: REQ_READ, len: 1 << 20, count: IMAGE_MIB as usize, random: false },
+    Pattern { name: "1 MiB sequential write", kind: REQ_WRITE, len: 1 << 20, count: IMAGE_MIB as usize, random: false },
+];
+
+/// A deterministic sequence of sector offsets (xorshift), 4 KiB aligned, inside the image.
+fn offsets(p: &Pattern) -> Vec<u64> {
+    let blocks = (IMAGE_MIB << 20) / u64::from(p.len);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..p.count as u64)
+        .map(|i| {
+            if p.random {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % blocks) * u64::from(p.len)
+            } else {
+                (i % blocks) * u64::from(p.len)
+            }
+        })
+        .collect()
+}
+
+fn run_driver(d: &mut Driver, p: &Pattern) -> Duration {
+    let start = Instant::now();
+    for off in offsets(p) {
+        assert_eq!(d.request(p.kind, off / 512, p.len), 0, "request failed");
+    }
+    start.elapsed()
+}
+
+fn run_host(file: &std::fs::File, p: &Pattern) -> Duration {
+    let mut buf = vec![0x5au8; p.len as usize];
+    let start = Instant::now();
+    for off in offsets(p) {
+        if p.kind == REQ_READ {
+            file.read_exact_at(&mut buf, off).unwrap();
+        } else {
+            file.write_all_at(&buf, off).unwrap();
+        }
+    }
+    start.elapsed()
+}
+
+fn wait_socket(path: &Path) {
+    for _ in 0..500 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+fn connect(socket: &Path) -> Driver {
+    wait_socket(socket);
+    let ram = phyllome_vmm::memory::create(16 << 20).unwrap();
+    let engine = VhostUserEngine::connect(2, 60, socket, 256).unwrap();
+    let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
+    d.bring_up(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
+    d
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn rate(p: &Pattern, t: Duration) -> String {
+    let per_sec = p.count as f64 / t.as_secs_f64();
+    if p.len == 4096 {
+        format!("{per_sec:>9.0} IOPS")
+    } else {
+        format!("{:>9.0} MB/s", per_sec * f64::from(p.len) / 1e6)
+    }
+}
+
+fn main() {
+    if Command::new("qemu-storage-daemon").arg("--version").output().is_err() {
+        println!("qemu-storage-daemon is missing (scripts/install-deps.sh installs it): no peer to measure");
+        return;
+    }
+    let dir = tempfile::tempdir_in(std::env::var_os("PHYLLOME_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into())).unwrap();
+    let image = dir.path().join("bench.img");
+    {
+        let f = std::fs::File::create(&image).unwrap();
+        let chunk = vec![0xa5u8; 1 << 20];
+        for i in 0..IMAGE_MIB {
+            f.write_all_at(&chunk, i << 20).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let ours_sock = dir.path().join("ours.sock");
+    let qsd_sock = dir.path().join("qsd.sock");
+    let mut ours: Child = Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
+        .args(["device", "blk", "--socket"])
+        .arg(&ours_sock)
+        .arg("--path")
+        .arg(&image)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut qsd: Child = Command::new("qemu-storage-daemon")
+        .arg("--blockdev")
+        .arg(format!("driver=file,node-name=file0,filename={},locking=off", image.display()))
+        .arg("--blockdev")
+        .arg("driver=raw,node-name=disk0,file=file0")
+        .arg("--export")
+        .arg(format!(
+            "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path={},writable=on",
+            qsd_sock.display()
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ours_d = connect(&ours_sock);
+    let mut qsd_d = connect(&qsd_sock);
+    let host = std::fs::OpenOptions::new().read(true).write(true).open(&image).unwrap();
+
+    println!("image {IMAGE_MIB} MiB in {}, queue depth 1, {ROUNDS} interleaved rounds, medians", dir.path().display());
+    println!("{:<24} {:>14} {:>14} {:>14} {:>9} {:>9}", "pattern", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host");
+    for p in &PATTERNS {
+        let (mut a, mut b, mut h) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            a.push(run_driver(&mut ours_d, p));
+            b.push(run_driver(&mut qsd_d, p));
+            h.push(run_host(&host, p));
+        }
+        let (a, b, h) = (median(&mut a), median(&mut b), median(&mut h));
+        println!(
+            "{:<24} {} {} {} {:>8.2}x {:>8.2}x",
+            p.name,
+            rate(p, a),
+            rate(p, b),
+            rate(p, h),
+            b.as_secs_f64() / a.as_secs_f64(),
+            h.as_secs_f64() / a.as_secs_f64()
+        );
+    }
+    drop(ours_d);
+    drop(qsd_d);
+    let _ = ours.wait();
+    let _ = qsd.kill();
+    let _ = qsd.wait();
+}
