@@ -5,7 +5,12 @@
 //! same patterns with pread/pwrite on the host file directly. Run with
 //! `cargo bench -p phyllome-vmm --bench blk`.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::cast_possible_truncation, clippy::zombie_processes)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::cast_possible_truncation,
+    clippy::zombie_processes
+)]
 
 use phyllome_vmm::devices::virtio::pci::harness::{Driver, REQ_READ, REQ_WRITE};
 use phyllome_vmm::devices::virtio::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
@@ -28,9 +33,27 @@ struct Pattern {
 }
 
 const PATTERNS: [Pattern; 3] = [
-    Pattern { name: "4 KiB random read", kind: REQ_READ, len: 4096, count: RANDOM_READS, random: true },
-    Pattern { name: "1 MiB sequential read", kind: REQ_READ, len: 1 << 20, count: IMAGE_MIB as usize, random: false },
-    Pattern { name: "1 MiB sequential write", kind: REQ_WRITE, len: 1 << 20, count: IMAGE_MIB as usize, random: false },
+    Pattern {
+        name: "4 KiB random read",
+        kind: REQ_READ,
+        len: 4096,
+        count: RANDOM_READS,
+        random: true,
+    },
+    Pattern {
+        name: "1 MiB sequential read",
+        kind: REQ_READ,
+        len: 1 << 20,
+        count: IMAGE_MIB as usize,
+        random: false,
+    },
+    Pattern {
+        name: "1 MiB sequential write",
+        kind: REQ_WRITE,
+        len: 1 << 20,
+        count: IMAGE_MIB as usize,
+        random: false,
+    },
 ];
 
 /// A deterministic sequence of sector offsets (xorshift), 4 KiB aligned, inside the image.
@@ -106,11 +129,18 @@ fn rate(p: &Pattern, t: Duration) -> String {
 }
 
 fn main() {
-    if Command::new("qemu-storage-daemon").arg("--version").output().is_err() {
+    if Command::new("qemu-storage-daemon")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         println!("qemu-storage-daemon is missing (scripts/install-deps.sh installs it): no peer to measure");
         return;
     }
-    let dir = tempfile::tempdir_in(std::env::var_os("PHYLLOME_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into())).unwrap();
+    let dir = tempfile::tempdir_in(
+        std::env::var_os("PHYLLOME_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()),
+    )
+    .unwrap();
     let image = dir.path().join("bench.img");
     {
         let f = std::fs::File::create(&image).unwrap();
@@ -132,7 +162,10 @@ fn main() {
         .unwrap();
     let mut qsd: Child = Command::new("qemu-storage-daemon")
         .arg("--blockdev")
-        .arg(format!("driver=file,node-name=file0,filename={},locking=off", image.display()))
+        .arg(format!(
+            "driver=file,node-name=file0,filename={},locking=off",
+            image.display()
+        ))
         .arg("--blockdev")
         .arg("driver=raw,node-name=disk0,file=file0")
         .arg("--export")
@@ -145,10 +178,20 @@ fn main() {
         .unwrap();
     let mut ours_d = connect(&ours_sock);
     let mut qsd_d = connect(&qsd_sock);
-    let host = std::fs::OpenOptions::new().read(true).write(true).open(&image).unwrap();
+    let host = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
 
-    println!("image {IMAGE_MIB} MiB in {}, queue depth 1, {ROUNDS} interleaved rounds, medians", dir.path().display());
-    println!("{:<24} {:>14} {:>14} {:>14} {:>9} {:>9}", "pattern", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host");
+    println!(
+        "image {IMAGE_MIB} MiB in {}, queue depth 1, {ROUNDS} interleaved rounds, medians",
+        dir.path().display()
+    );
+    println!(
+        "{:<24} {:>14} {:>14} {:>14} {:>9} {:>9}",
+        "pattern", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host"
+    );
     for p in &PATTERNS {
         let (mut a, mut b, mut h) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {

@@ -105,6 +105,11 @@ impl RawDisk {
         self.size / SECTOR_SIZE * SECTOR_SIZE
     }
 
+    /// The file descriptor, for vectored I/O straight into guest memory.
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// Whether writes are refused.
     pub fn readonly(&self) -> bool {
         self.readonly

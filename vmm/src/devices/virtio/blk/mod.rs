@@ -4,6 +4,7 @@
 //! read-only disk, an unknown type) completes with the matching status; the device goes on.
 
 pub mod disk;
+mod iov;
 
 pub use disk::{DiskError, RawDisk, SECTOR_SIZE};
 
@@ -11,7 +12,7 @@ use super::{
     Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
 use crate::memory::GuestMemory;
-use std::io::{Read, Write};
+use std::io::Write;
 use virtio_queue::{Reader, Writer};
 use vm_memory::ByteValued;
 
@@ -47,7 +48,6 @@ const QUEUE_SIZE: u16 = 256;
 const SEG_MAX: u32 = (QUEUE_SIZE as u32) - 2;
 const MAX_DISCARD_SECTORS: u32 = 1 << 22;
 const ID_LEN: usize = 20;
-const CHUNK: usize = 1 << 20;
 
 #[derive(Clone, Copy, Default, Debug)]
 #[repr(C)]
@@ -99,13 +99,19 @@ impl Block {
     }
 
     /// Carries out one request; returns its status and the bytes written to the data area.
-    fn execute(&mut self, reader: &mut Reader<'_, ()>, data: &mut Writer<'_, ()>) -> (u8, usize) {
+    fn execute(
+        &mut self,
+        mem: &GuestMemory,
+        chain: &Chain<'_>,
+        reader: &mut Reader<'_, ()>,
+        data: &mut Writer<'_, ()>,
+    ) -> (u8, usize) {
         let Ok(header) = reader.read_obj::<RequestHeader>() else {
             return (VIRTIO_BLK_S_IOERR, 0);
         };
         match header.kind {
-            VIRTIO_BLK_T_IN => self.read_sectors(header.sector, data),
-            VIRTIO_BLK_T_OUT => (self.write_sectors(header.sector, reader), 0),
+            VIRTIO_BLK_T_IN => self.read_sectors(header.sector, mem, chain),
+            VIRTIO_BLK_T_OUT => (self.write_sectors(header.sector, mem, chain), 0),
             VIRTIO_BLK_T_FLUSH => (ok_or_ioerr(self.disk.flush()), 0),
             VIRTIO_BLK_T_GET_ID => {
                 let n = data.available_bytes().min(ID_LEN);
@@ -121,53 +127,45 @@ impl Block {
         }
     }
 
-    fn read_sectors(&self, sector: u64, data: &mut Writer<'_, ()>) -> (u8, usize) {
-        let len = data.available_bytes();
-        let Some(mut offset) = self
+    /// Reads from the image straight into the guest's writable buffers (less the status byte).
+    fn read_sectors(&self, sector: u64, mem: &GuestMemory, chain: &Chain<'_>) -> (u8, usize) {
+        let Some(iovecs) = iov::data_iovecs(mem, chain, true, 0, 1) else {
+            return (VIRTIO_BLK_S_IOERR, 0);
+        };
+        let len: usize = iovecs.iter().map(|v| v.iov_len).sum();
+        let Some(offset) = self
             .range(sector, len as u64)
             .filter(|_| len as u64 % SECTOR_SIZE == 0)
         else {
             return (VIRTIO_BLK_S_IOERR, 0);
         };
-        let mut buf = vec![0u8; len.min(CHUNK)];
-        let mut written = 0;
-        while written < len {
-            let n = (len - written).min(CHUNK);
-            if self.disk.read_at(&mut buf[..n], offset).is_err()
-                || data.write_all(&buf[..n]).is_err()
-            {
-                return (VIRTIO_BLK_S_IOERR, written);
-            }
-            written += n;
-            offset += n as u64;
+        match iov::transfer(self.disk.as_raw_fd(), iovecs, offset, false) {
+            Ok(n) if n == len => (VIRTIO_BLK_S_OK, len),
+            _ => (VIRTIO_BLK_S_IOERR, 0),
         }
-        (VIRTIO_BLK_S_OK, written)
     }
 
-    fn write_sectors(&self, sector: u64, reader: &mut Reader<'_, ()>) -> u8 {
-        let len = reader.available_bytes();
+    /// Writes the guest's readable buffers (after the 16-byte header) into the image.
+    fn write_sectors(&self, sector: u64, mem: &GuestMemory, chain: &Chain<'_>) -> u8 {
         if self.disk.readonly() {
             return VIRTIO_BLK_S_IOERR;
         }
-        let Some(mut offset) = self
+        let Some(iovecs) =
+            iov::data_iovecs(mem, chain, false, std::mem::size_of::<RequestHeader>(), 0)
+        else {
+            return VIRTIO_BLK_S_IOERR;
+        };
+        let len: usize = iovecs.iter().map(|v| v.iov_len).sum();
+        let Some(offset) = self
             .range(sector, len as u64)
             .filter(|_| len as u64 % SECTOR_SIZE == 0)
         else {
             return VIRTIO_BLK_S_IOERR;
         };
-        let mut buf = vec![0u8; len.min(CHUNK)];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(CHUNK);
-            if reader.read_exact(&mut buf[..n]).is_err()
-                || self.disk.write_at(&buf[..n], offset).is_err()
-            {
-                return VIRTIO_BLK_S_IOERR;
-            }
-            done += n;
-            offset += n as u64;
+        match iov::transfer(self.disk.as_raw_fd(), iovecs, offset, true) {
+            Ok(n) if n == len => VIRTIO_BLK_S_OK,
+            _ => VIRTIO_BLK_S_IOERR,
         }
-        VIRTIO_BLK_S_OK
     }
 
     fn discard_or_zero(&self, kind: u32, reader: &mut Reader<'_, ()>) -> u8 {
@@ -270,8 +268,8 @@ impl DeviceCore for Block {
         let Ok(mut status_byte) = data.split_at(writable - 1) else {
             return 0;
         };
-        let (status, written) = match chain.reader(mem) {
-            Ok(mut reader) => self.execute(&mut reader, &mut data),
+        let (status, written) = match chain.clone().reader(mem) {
+            Ok(mut reader) => self.execute(mem, &chain, &mut reader, &mut data),
             Err(_) => (VIRTIO_BLK_S_IOERR, 0),
         };
         if status_byte.write_all(&[status]).is_err() {

@@ -68,7 +68,12 @@ impl Driver {
             Arc::new(NoDoorbells),
         )
         .unwrap();
-        Self { dev, mem, msi: rx, next_avail: 0 }
+        Self {
+            dev,
+            mem,
+            msi: rx,
+            next_avail: 0,
+        }
     }
 
     pub fn w(&mut self, off: u64, v: u64, len: usize) {
@@ -174,14 +179,23 @@ impl Driver {
         self.mem.write_obj(kind, GuestAddress(HDR)).unwrap();
         self.mem.write_obj(0u32, GuestAddress(HDR + 4)).unwrap();
         self.mem.write_obj(sector, GuestAddress(HDR + 8)).unwrap();
-        self.mem.write_obj(0xffu8, GuestAddress(STATUS_BYTE)).unwrap();
+        self.mem
+            .write_obj(0xffu8, GuestAddress(STATUS_BYTE))
+            .unwrap();
         let data_flags = if kind == REQ_READ { 3 } else { 1 };
         self.desc(0, HDR, 16, 1, 1);
         self.desc(1, DATA, len, data_flags, 2);
         self.desc(2, STATUS_BYTE, 1, 2, 0);
         let slot = u64::from(idx.wrapping_sub(1) % QSIZE);
-        self.mem.write_obj(0u16, GuestAddress(AVAIL + 4 + 2 * slot)).unwrap();
-        self.mem.write_obj(idx.wrapping_sub(1), GuestAddress(AVAIL + 4 + 2 * u64::from(QSIZE))).unwrap();
+        self.mem
+            .write_obj(0u16, GuestAddress(AVAIL + 4 + 2 * slot))
+            .unwrap();
+        self.mem
+            .write_obj(
+                idx.wrapping_sub(1),
+                GuestAddress(AVAIL + 4 + 2 * u64::from(QSIZE)),
+            )
+            .unwrap();
         self.mem.write_obj(idx, GuestAddress(AVAIL + 2)).unwrap();
         self.w(NOTIFY, 0, 2);
         // Devices may interrupt more often than asked; the used index says what is done.
