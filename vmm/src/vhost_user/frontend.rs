@@ -10,9 +10,9 @@
 
 use crate::devices::bus::lock;
 use crate::devices::pci::msix::Msix;
+use crate::devices::virtio::event_loop::wait_loop;
 use crate::devices::virtio::pci::{ActiveQueue, QueueEngine};
 use crate::memory::GuestMemory;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,7 +23,6 @@ use vhost::vhost_user::{Frontend, VhostUserFrontend};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::QueueT;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
-use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Why a vhost-user device could not be attached.
@@ -244,41 +243,12 @@ impl Drop for VhostUserEngine {
 
 /// Waits on the backend's "used buffers" EventFds and raises the matching MSI-X vectors.
 fn relay_interrupts(calls: &[EventFd], vectors: &[u16], stop: &EventFd, msix: &Mutex<Msix>) {
-    let Ok(epoll) = Epoll::new() else { return };
-    let add = |fd: i32, token: u64| {
-        epoll.ctl(
-            ControlOperation::Add,
-            fd,
-            EpollEvent::new(EventSet::IN, token),
-        )
-    };
-    if add(stop.as_raw_fd(), u64::MAX).is_err() {
-        return;
-    }
-    for (i, c) in calls.iter().enumerate() {
-        if add(c.as_raw_fd(), i as u64).is_err() {
-            return;
+    let refs: Vec<&EventFd> = calls.iter().collect();
+    wait_loop(&refs, stop, |i| {
+        if let Some(vector) = vectors.get(i) {
+            lock(msix).trigger(*vector);
         }
-    }
-    let mut events = vec![EpollEvent::default(); calls.len() + 1];
-    loop {
-        let n = match epoll.wait(-1, &mut events) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        };
-        for ev in &events[..n] {
-            let token = ev.data();
-            if token == u64::MAX {
-                return;
-            }
-            let i = token as usize;
-            if let (Some(call), Some(vector)) = (calls.get(i), vectors.get(i)) {
-                let _ = call.read();
-                lock(msix).trigger(*vector);
-            }
-        }
-    }
+    });
 }
 
 #[cfg(test)]

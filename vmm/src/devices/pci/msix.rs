@@ -32,6 +32,25 @@ struct Entry {
     masked: bool,
 }
 
+impl Entry {
+    /// The 16 bytes the guest sees: address, data, vector control (bit 0 = masked).
+    fn to_bytes(self) -> [u8; 16] {
+        let mut raw = [0u8; 16];
+        raw[0..8].copy_from_slice(&self.address.to_le_bytes());
+        raw[8..12].copy_from_slice(&self.data.to_le_bytes());
+        raw[12] = u8::from(self.masked);
+        raw
+    }
+
+    fn from_bytes(raw: &[u8; 16]) -> Self {
+        Self {
+            address: u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default()),
+            data: u32::from_le_bytes(raw[8..12].try_into().unwrap_or_default()),
+            masked: raw[12] & 1 != 0,
+        }
+    }
+}
+
 /// A device's MSI-X state.
 pub struct Msix {
     entries: Vec<Entry>,
@@ -128,10 +147,7 @@ impl Msix {
             data.fill(0);
             return;
         };
-        let mut raw = [0u8; 16];
-        raw[0..8].copy_from_slice(&e.address.to_le_bytes());
-        raw[8..12].copy_from_slice(&e.data.to_le_bytes());
-        raw[12] = u8::from(e.masked);
+        let raw = e.to_bytes();
         let start = (offset % ENTRY_SIZE) as usize;
         for (i, b) in data.iter_mut().enumerate() {
             *b = raw.get(start + i).copied().unwrap_or(0);
@@ -144,21 +160,14 @@ impl Msix {
         let Some(e) = self.entries.get(index).copied() else {
             return;
         };
-        let mut raw = [0u8; 16];
-        raw[0..8].copy_from_slice(&e.address.to_le_bytes());
-        raw[8..12].copy_from_slice(&e.data.to_le_bytes());
-        raw[12] = u8::from(e.masked);
+        let mut raw = e.to_bytes();
         let start = (offset % ENTRY_SIZE) as usize;
         for (i, b) in data.iter().enumerate() {
             if let Some(slot) = raw.get_mut(start + i) {
                 *slot = *b;
             }
         }
-        self.entries[index] = Entry {
-            address: u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default()),
-            data: u32::from_le_bytes(raw[8..12].try_into().unwrap_or_default()),
-            masked: raw[12] & 1 != 0,
-        };
+        self.entries[index] = Entry::from_bytes(&raw);
         self.flush_pending();
     }
 

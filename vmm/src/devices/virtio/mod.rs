@@ -7,6 +7,7 @@
 //! one) and the core goes on serving.
 
 pub mod blk;
+pub mod event_loop;
 pub mod pci;
 pub mod rng;
 

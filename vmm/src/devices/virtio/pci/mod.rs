@@ -12,17 +12,16 @@
     reason = "register values are masked to their widths"
 )]
 
+use super::event_loop::wait_loop;
 use super::{serve_queue, DeviceCore, VIRTIO_F_VERSION_1};
 use crate::devices::bus::lock;
 use crate::devices::pci::config::{BarMove, ConfigSpace, PciId};
 use crate::devices::pci::msix::{MsiSink, Msix, CONTROL_ENABLE, NO_VECTOR};
 use crate::devices::pci::PciDevice;
 use crate::memory::GuestMemory;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use virtio_queue::{Queue, QueueT};
-use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Size of BAR 0.
@@ -506,47 +505,22 @@ fn run_worker(
     msix: &Mutex<Msix>,
     mem: &GuestMemory,
 ) {
-    let Ok(epoll) = Epoll::new() else { return };
-    let stop_token = u64::MAX;
-    let add = |fd: i32, token: u64| {
-        epoll.ctl(
-            ControlOperation::Add,
-            fd,
-            EpollEvent::new(EventSet::IN, token),
-        )
+    let kicks: Vec<EventFd> = match queues.iter().map(|q| q.kick.try_clone()).collect() {
+        Ok(k) => k,
+        Err(_) => return,
     };
-    if add(stop.as_raw_fd(), stop_token).is_err() {
-        return;
-    }
-    for (slot, q) in queues.iter().enumerate() {
-        if add(q.kick.as_raw_fd(), slot as u64).is_err() {
+    let kick_refs: Vec<&EventFd> = kicks.iter().collect();
+    wait_loop(&kick_refs, &stop, |slot| {
+        let Some(q) = queues.get_mut(slot) else {
             return;
-        }
-    }
-    let mut events = vec![EpollEvent::default(); queues.len() + 1];
-    loop {
-        let n = match epoll.wait(-1, &mut events) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
         };
-        for ev in &events[..n] {
-            let token = ev.data();
-            if token == stop_token {
-                return;
-            }
-            let Some(q) = queues.get_mut(token as usize) else {
-                continue;
-            };
-            let _ = q.kick.read();
-            let index = q.index;
-            match serve_queue(&mut q.queue, index, mem, core) {
-                Ok(true) => lock(msix).trigger(q.vector),
-                Ok(false) => {}
-                Err(e) => log::warn!("virtio queue {index}: {e}"),
-            }
+        let index = q.index;
+        match serve_queue(&mut q.queue, index, mem, core) {
+            Ok(true) => lock(msix).trigger(q.vector),
+            Ok(false) => {}
+            Err(e) => log::warn!("virtio queue {index}: {e}"),
         }
-    }
+    });
 }
 
 impl PciDevice for VirtioPci {
