@@ -108,7 +108,7 @@ if [ ! -f virtio-initrd.cpio ]; then
   busybox_root "$root"
   "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
   mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng > "$root/modules.order"
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng virtio_console > "$root/modules.order"
   while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
   cat > "$root/init" <<'INIT'
 #!/bin/sh
@@ -142,6 +142,10 @@ if [ -c /dev/hwrng ]; then
   echo "PHYLLOME-RNG-CURRENT=$(cat /sys/class/misc/hw_random/rng_current)"
   n=$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n' | tr -d 0 | wc -c)
   [ "$n" -gt 64 ] && echo PHYLLOME-RNG-OK
+fi
+if [ -c /dev/hvc0 ]; then
+  echo PHYLLOME-HVC-OUTPUT-FROM-GUEST > /dev/hvc0
+  read -t 10 line < /dev/hvc0 && echo "PHYLLOME-HVC-INPUT=$line"
 fi
 echo PHYLLOME-DEVICE-TEST-DONE
 poweroff -f

@@ -42,6 +42,16 @@ pub enum DeviceCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         queues: u16,
     },
+    /// A virtio-console port (the guest's hvc0): output to stdout (typing on stdin reaches
+    /// the guest) or to a file.
+    Console {
+        /// The vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Where the guest's console output goes: stdio or file:PATH.
+        #[arg(long, default_value = "stdio", value_parser = parse_serial)]
+        output: SerialOutput,
+    },
     /// A virtio-rng entropy source.
     Rng {
         /// The vhost-user socket to listen on.
@@ -185,6 +195,16 @@ mod tests {
             parse(&["device", "blk", "--socket", "/s", "--path", "/d", "--queues", "0"]).is_err()
         );
         assert!(parse(&["device", "rng", "--socket", "/s", "--rate", "4096"]).is_ok());
+        assert!(parse(&[
+            "device",
+            "console",
+            "--socket",
+            "/s",
+            "--output",
+            "file:/tmp/c.log"
+        ])
+        .is_ok());
+        assert!(parse(&["device", "console", "--socket", "/s", "--output", "printer"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use clap::Parser;
 use phyllome_vmm::cli::{Cli, Command, DeviceCommand};
 use phyllome_vmm::devices::virtio::blk::{Block, RawDisk};
+use phyllome_vmm::devices::virtio::console::Console;
 use phyllome_vmm::devices::virtio::rng::Rng;
 use phyllome_vmm::vhost_user;
 use phyllome_vmm::{SerialOutput, Vm, VmCommand, VmEvent};
@@ -63,8 +64,51 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
         DeviceCommand::Rng { socket, rate } => {
             vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)
         }
+        DeviceCommand::Console { socket, output } => return serve_console(&socket, &output),
     };
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// `device console`: guest output to stdout or a file; stdin typed into the guest.
+fn serve_console(socket: &std::path::Path, output: &SerialOutput) -> ExitCode {
+    let (writer, from_stdin): (Box<dyn std::io::Write + Send>, bool) = match output {
+        SerialOutput::File(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => (Box::new(f), false),
+            Err(e) => {
+                return fail(&format!(
+                    "Cannot open the console output file {}: {e}.",
+                    path.display()
+                ))
+            }
+        },
+        SerialOutput::None => (Box::new(std::io::sink()), false),
+        _ => (Box::new(std::io::stdout()), true),
+    };
+    let (console, input) = match Console::new(writer) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("Cannot create the console: {e}.")),
+    };
+    if from_stdin {
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = std::io::stdin().read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    input.push(&buf[..n]);
+                }
+            });
+    }
+    match vhost_user::serve("phyllome-console", console, socket) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

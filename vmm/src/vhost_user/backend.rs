@@ -4,6 +4,7 @@
 
 use crate::devices::virtio::{serve_queue, DeviceCore};
 use crate::memory::GuestMemory;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
@@ -13,6 +14,7 @@ use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
 };
+use vmm_sys_util::eventfd::EventFd;
 
 /// Why serving stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub struct CoreBackend<C> {
     config: Vec<u8>,
     /// Tells the (single) queue worker thread to exit when the frontend is gone.
     exit: Option<(EventConsumer, EventNotifier)>,
+    /// The core's host-input EventFd, if it has one (console).
+    input: Option<EventFd>,
 }
 
 impl<C> std::fmt::Debug for CoreBackend<C> {
@@ -54,6 +58,7 @@ impl<C> std::fmt::Debug for CoreBackend<C> {
 impl<C: DeviceCore> CoreBackend<C> {
     /// Wraps `core`.
     pub fn new(core: C) -> Self {
+        let input = core.input_event().and_then(|e| e.try_clone().ok());
         Self {
             num_queues: core.num_queues(),
             max_queue_size: usize::from(core.max_queue_size()),
@@ -62,7 +67,13 @@ impl<C: DeviceCore> CoreBackend<C> {
             core: Mutex::new(core),
             mem: RwLock::new(None),
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok(),
+            input,
         }
+    }
+
+    /// The epoll token of the host-input event: right after the queues and the exit event.
+    fn input_token(&self) -> u16 {
+        u16::try_from(self.num_queues + 1).unwrap_or(u16::MAX)
     }
 
     fn process_queue(&self, index: usize, vring: &VringRwLock) -> std::io::Result<()> {
@@ -149,6 +160,15 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
                 "unexpected event set {evset:?}"
             )));
         }
+        if device_event == self.input_token() {
+            if let Some(input) = &self.input {
+                let _ = input.read();
+            }
+            for (index, vring) in vrings.iter().enumerate() {
+                self.process_queue(index, vring)?;
+            }
+            return Ok(());
+        }
         let index = usize::from(device_event);
         let vring = vrings
             .get(index)
@@ -164,12 +184,23 @@ pub fn serve<C: DeviceCore + 'static>(
     socket: &Path,
 ) -> Result<(), ServeError> {
     let backend = Arc::new(CoreBackend::new(core));
+    let input = backend
+        .input
+        .as_ref()
+        .map(|e| (e.as_raw_fd(), backend.input_token()));
     let mut daemon = VhostUserDaemon::new(
         name.to_owned(),
         backend,
         GuestMemoryAtomic::new(GuestMemory::new()),
     )
     .map_err(|e| ServeError::Start(format!("{e:?}")))?;
+    if let Some((fd, token)) = input {
+        for handler in daemon.get_epoll_handlers() {
+            handler
+                .register_listener(fd, EventSet::IN, u64::from(token))
+                .map_err(|e| ServeError::Start(format!("cannot watch the device's input: {e}")))?;
+        }
+    }
     daemon.serve(socket).map_err(|e| ServeError::Connection {
         path: socket.display().to_string(),
         reason: format!("{e:?}"),

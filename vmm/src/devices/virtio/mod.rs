@@ -7,6 +7,7 @@
 //! one) and the core goes on serving.
 
 pub mod blk;
+pub mod console;
 pub mod event_loop;
 pub mod pci;
 pub mod rng;
@@ -40,6 +41,15 @@ pub trait DeviceCore: Send {
     fn config(&self) -> Vec<u8>;
     /// Handles one request; returns how many bytes it wrote into the chain (the used length).
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32;
+    /// Whether the device can use the next buffer of `queue` now. Receive queues that
+    /// wait for host input say no until there is some (the buffers stay in the ring).
+    fn ready(&self, _queue: usize) -> bool {
+        true
+    }
+    /// Signalled when a queue that was not ready may have become ready (host input).
+    fn input_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
+        None
+    }
 }
 
 impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
@@ -61,6 +71,12 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
         (**self).process(queue, mem, chain)
     }
+    fn ready(&self, queue: usize) -> bool {
+        (**self).ready(queue)
+    }
+    fn input_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
+        (**self).input_event()
+    }
 }
 
 /// Serves every available chain of `queue` with `core`, returning the chains to the used
@@ -72,13 +88,21 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
     mem: &GuestMemory,
     core: &Mutex<C>,
 ) -> Result<bool, virtio_queue::Error> {
+    // A queue the driver has not (yet) set up has nothing to serve; host input can arrive
+    // before that.
+    if !queue.ready() {
+        return Ok(false);
+    }
     let event_idx = queue.event_idx_enabled();
     let mut notify = false;
     loop {
         if event_idx {
             queue.disable_notification(mem)?;
         }
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        while lock(core).ready(index) {
+            let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                break;
+            };
             let head = chain.head_index();
             let used = lock(core).process(index, mem, chain);
             queue.add_used(mem, head, used)?;

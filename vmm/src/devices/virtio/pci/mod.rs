@@ -497,7 +497,8 @@ impl Drop for VirtioPci {
     }
 }
 
-/// The queue worker: waits for doorbells, serves the kicked queue, raises its vector.
+/// The queue worker: waits for doorbells (and host input), serves the queue that needs it,
+/// raises its vector.
 fn run_worker(
     mut queues: Vec<ActiveQueue>,
     stop: EventFd,
@@ -505,22 +506,38 @@ fn run_worker(
     msix: &Mutex<Msix>,
     mem: &GuestMemory,
 ) {
-    let kicks: Vec<EventFd> = match queues.iter().map(|q| q.kick.try_clone()).collect() {
+    let mut events: Vec<EventFd> = match queues.iter().map(|q| q.kick.try_clone()).collect() {
         Ok(k) => k,
         Err(_) => return,
     };
-    let kick_refs: Vec<&EventFd> = kicks.iter().collect();
-    wait_loop(&kick_refs, &stop, |slot| {
-        let Some(q) = queues.get_mut(slot) else {
-            return;
-        };
-        let index = q.index;
-        match serve_queue(&mut q.queue, index, mem, core) {
-            Ok(true) => lock(msix).trigger(q.vector),
-            Ok(false) => {}
-            Err(e) => log::warn!("virtio queue {index}: {e}"),
+    // Host input makes waiting receive buffers usable: serve every queue then.
+    let input = lock(core).input_event().and_then(|e| e.try_clone().ok());
+    let input_slot = input.as_ref().map(|_| events.len());
+    events.extend(input);
+    let refs: Vec<&EventFd> = events.iter().collect();
+    wait_loop(&refs, &stop, |slot| {
+        if Some(slot) == input_slot {
+            for q in queues.iter_mut() {
+                serve_one(q, core, msix, mem);
+            }
+        } else if let Some(q) = queues.get_mut(slot) {
+            serve_one(q, core, msix, mem);
         }
     });
+}
+
+fn serve_one(
+    q: &mut ActiveQueue,
+    core: &Mutex<Box<dyn DeviceCore>>,
+    msix: &Mutex<Msix>,
+    mem: &GuestMemory,
+) {
+    let index = q.index;
+    match serve_queue(&mut q.queue, index, mem, core) {
+        Ok(true) => lock(msix).trigger(q.vector),
+        Ok(false) => {}
+        Err(e) => log::warn!("virtio queue {index}: {e}"),
+    }
 }
 
 impl PciDevice for VirtioPci {
