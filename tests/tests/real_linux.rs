@@ -81,10 +81,12 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
 
 /// Our VMM's own virtio-pci transport with the real virtio_blk driver: a writable and a
 /// read-only in-process disk, and a third disk served by `phyllome-vmm device blk` in
-/// another L1 process over vhost-user. Images are made inside L1 and checked there after
-/// the guest stops; the backend must exit 0 when the VMM disconnects.
+/// another L1 process over vhost-user; and the real virtio_console driver on a console
+/// served by `phyllome-vmm device console` in L1 (the guest writes to hvc0, L1 types a
+/// line back once it sees it). Images are made inside L1 and checked there after the guest
+/// stops; the backends must exit 0 when the VMM disconnects.
 #[test]
-fn debian_kernel_drives_in_process_and_vhost_user_virtio_disks_nested() {
+fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
     let _one = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -97,17 +99,24 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_disks_nested() {
         .arg(assets.dir.join("virtio-initrd.cpio"))
         .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
         .args(["--disk", "/rw.img", "--disk", "/ro.img,readonly", "--vhost-user", "blk,socket=/vu.sock"])
+        .args(["--vhost-user", "console,socket=/con.sock"])
         .env(
             "PHYLLOME_NESTED_SETUP",
             "dd if=/dev/zero of=/rw.img bs=1M count=16 2>/dev/null; printf PHYLLOME-READONLY-MARKER > /ro.img; \
              dd if=/dev/zero bs=1000 count=1048 >> /ro.img 2>/dev/null; \
              dd if=/dev/zero of=/vu.img bs=1M count=8 2>/dev/null; \
              /phyllome-vmm device blk --socket /vu.sock --path /vu.img & backend=$!; \
-             while [ ! -S /vu.sock ]; do sleep 0.1; done",
+             while [ ! -S /vu.sock ]; do sleep 0.1; done; \
+             (while ! grep -q PHYLLOME-HVC-OUTPUT /con.out 2>/dev/null; do sleep 0.2; done; echo typed-by-host) \
+               | /phyllome-vmm device console --socket /con.sock --output file:/con.out & console=$!; \
+             while [ ! -S /con.sock ]; do sleep 0.1; done",
         )
         .env(
             "PHYLLOME_NESTED_CHECK",
             "wait $backend; echo PHYLLOME-L1-BACKEND-EXIT=$?; \
+             wait $console; echo PHYLLOME-L1-CONSOLE-EXIT=$?; \
+             grep -c PHYLLOME-HVC-OUTPUT-FROM-GUEST /con.out > /count; \
+             echo PHYLLOME-L1-CONSOLE-LINES=$(cat /count); \
              dd if=/rw.img bs=4096 skip=16 count=16 2>/dev/null | grep -c PHYLLOME-BLK-PATTERN > /count; \
              echo PHYLLOME-L1-PATTERN-LINES=$(cat /count); \
              dd if=/vu.img bs=4096 skip=8 count=16 2>/dev/null | grep -c PHYLLOME-VDC-PATTERN > /count; \
@@ -128,6 +137,9 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_disks_nested() {
         "PHYLLOME-VDC-READBACK-OK",
         "PHYLLOME-VMM-EXIT=0",
         "PHYLLOME-L1-BACKEND-EXIT=0",
+        "PHYLLOME-HVC-INPUT=typed-by-host",
+        "PHYLLOME-L1-CONSOLE-EXIT=0",
+        "PHYLLOME-L1-CONSOLE-LINES=1",
         // 64 KiB of "PHYLLOME-BLK-PATTERN\n" is 3120 whole lines (the rest is cut off).
         "PHYLLOME-L1-PATTERN-LINES=3120",
         // 65536 / 21 again: "PHYLLOME-VDC-PATTERN\n" is 21 bytes too.

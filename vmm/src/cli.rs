@@ -90,7 +90,7 @@ pub struct RunArgs {
     /// A raw disk image as virtio-blk: PATH or PATH,readonly (repeatable: vda, vdb, ...).
     #[arg(long)]
     pub disk: Vec<crate::config::DiskConfig>,
-    /// A device served by another process: KIND,socket=PATH with KIND blk or rng (repeatable).
+    /// A device served by another process: KIND,socket=PATH with KIND blk, rng or console (repeatable).
     #[arg(long)]
     pub vhost_user: Vec<crate::config::VhostUserConfig>,
     /// Where the serial console goes: stdio, none, or file:PATH.

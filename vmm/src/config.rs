@@ -172,6 +172,8 @@ pub enum VhostUserKind {
     Blk,
     /// virtio-rng.
     Rng,
+    /// virtio-console (one port, the guest's hvc0).
+    Console,
 }
 
 impl VhostUserKind {
@@ -180,6 +182,7 @@ impl VhostUserKind {
         match self {
             Self::Blk => 2,
             Self::Rng => 4,
+            Self::Console => 3,
         }
     }
 
@@ -188,6 +191,7 @@ impl VhostUserKind {
         match self {
             Self::Blk => 60,
             Self::Rng => 0,
+            Self::Console => 12,
         }
     }
 }
@@ -210,9 +214,10 @@ impl FromStr for VhostUserConfig {
         let kind = match kind {
             "blk" => VhostUserKind::Blk,
             "rng" => VhostUserKind::Rng,
+            "console" => VhostUserKind::Console,
             other => {
                 return Err(format!(
-                    "'{other}' is not a vhost-user device kind; use blk or rng"
+                    "'{other}' is not a vhost-user device kind; use blk, rng or console"
                 ))
             }
         };

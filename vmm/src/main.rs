@@ -74,13 +74,13 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
 
 /// `device console`: guest output to stdout or a file; stdin typed into the guest.
 fn serve_console(socket: &std::path::Path, output: &SerialOutput) -> ExitCode {
-    let (writer, from_stdin): (Box<dyn std::io::Write + Send>, bool) = match output {
+    let writer: Box<dyn std::io::Write + Send> = match output {
         SerialOutput::File(path) => match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
         {
-            Ok(f) => (Box::new(f), false),
+            Ok(f) => Box::new(f),
             Err(e) => {
                 return fail(&format!(
                     "Cannot open the console output file {}: {e}.",
@@ -88,26 +88,25 @@ fn serve_console(socket: &std::path::Path, output: &SerialOutput) -> ExitCode {
                 ))
             }
         },
-        SerialOutput::None => (Box::new(std::io::sink()), false),
-        _ => (Box::new(std::io::stdout()), true),
+        SerialOutput::None => Box::new(std::io::sink()),
+        _ => Box::new(std::io::stdout()),
     };
     let (console, input) = match Console::new(writer) {
         Ok(c) => c,
         Err(e) => return fail(&format!("Cannot create the console: {e}.")),
     };
-    if from_stdin {
-        let _ = std::thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || {
-                let mut buf = [0u8; 256];
-                while let Ok(n) = std::io::stdin().read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    input.push(&buf[..n]);
+    // Whatever the output, stdin types into the guest (until it ends).
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = std::io::stdin().read(&mut buf) {
+                if n == 0 {
+                    break;
                 }
-            });
-    }
+                input.push(&buf[..n]);
+            }
+        });
     match vhost_user::serve("phyllome-console", console, socket) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),

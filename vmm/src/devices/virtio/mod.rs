@@ -99,7 +99,12 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
         if event_idx {
             queue.disable_notification(mem)?;
         }
-        while lock(core).ready(index) {
+        let mut waiting_for_host = false;
+        loop {
+            if !lock(core).ready(index) {
+                waiting_for_host = true;
+                break;
+            }
             let Some(chain) = queue.pop_descriptor_chain(mem) else {
                 break;
             };
@@ -107,6 +112,14 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
             let used = lock(core).process(index, mem, chain);
             queue.add_used(mem, head, used)?;
             notify |= queue.needs_notification(mem)?;
+        }
+        if waiting_for_host {
+            // The buffers left in the ring wait for host input, which calls us again:
+            // re-checking the ring now would spin on them.
+            if event_idx {
+                queue.enable_notification(mem)?;
+            }
+            return Ok(notify);
         }
         if !event_idx || !queue.enable_notification(mem)? {
             return Ok(notify);

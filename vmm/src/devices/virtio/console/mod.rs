@@ -194,6 +194,18 @@ mod tests {
     }
 
     #[test]
+    fn waiting_receive_buffers_do_not_spin_with_event_idx() {
+        let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let (console, _input) = Console::new(Box::new(std::io::sink())).unwrap();
+        let core = Mutex::new(console);
+        let mut q = queue_with(&mem, 0x9000, 64, 2);
+        q.set_event_idx(true);
+        // Before the fix this call never returned: the ring still held a buffer.
+        assert!(!serve_queue(&mut q, RX_QUEUE, &mem, &core).unwrap());
+        assert_eq!(q.next_used(), 0);
+    }
+
+    #[test]
     fn input_beyond_capacity_is_refused() {
         let (_console, input) = Console::new(Box::new(std::io::sink())).unwrap();
         assert_eq!(input.push(&vec![b'x'; INPUT_CAPACITY + 10]), INPUT_CAPACITY);

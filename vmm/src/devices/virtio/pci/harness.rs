@@ -210,4 +210,99 @@ impl Driver {
     pub fn used_idx(&self) -> u16 {
         self.mem.read_obj(GuestAddress(USED + 2)).unwrap()
     }
+
+    /// Enables MSI-X vectors 1..=`n` (data 0x41, 0x42, ...).
+    pub fn enable_msix_vectors(&mut self, n: u16) {
+        self.dev.write_config(4, &[0x06, 0]);
+        let cap = self.dev.msix_cap;
+        self.dev.write_config(cap + 3, &[0x80]);
+        for v in 1..=u64::from(n) {
+            let entry = MSIX_TABLE + 16 * v;
+            self.w(entry, 0xfee0_0000, 8);
+            self.w(entry + 8, 0x40 + v, 4);
+            self.w(entry + 12, 0, 4);
+        }
+    }
+
+    /// Sets up queue `index` (any index; each has its own area, see [`ring_base`]) with
+    /// MSI-X vector `index + 1`.
+    pub fn setup_ring(&mut self, index: u16) {
+        let base = ring_base(index);
+        self.w(0x16, u64::from(index), 2);
+        self.w(0x18, u64::from(QSIZE), 2);
+        self.w(0x1a, u64::from(index) + 1, 2);
+        for (off, addr) in [(0x20, base), (0x28, base + 0x1000), (0x30, base + 0x2000)] {
+            self.w(off, addr & 0xffff_ffff, 4);
+            self.w(off + 4, addr >> 32, 4);
+        }
+        self.w(0x1c, 1, 2);
+    }
+
+    /// Posts a chain of `(addr, len, device_writes)` buffers on ring `index` (set up with
+    /// [`Driver::setup_ring`]) and rings its doorbell; returns the new available index.
+    pub fn post(&mut self, index: u16, buffers: &[(u64, u32, bool)]) -> u16 {
+        let base = ring_base(index);
+        let avail = base + 0x1000;
+        let idx: u16 = self.mem.read_obj(GuestAddress(avail + 2)).unwrap();
+        let head = (idx % QSIZE) * 4 % QSIZE;
+        for (n, &(addr, len, write)) in buffers.iter().enumerate() {
+            let i = head + n as u16;
+            let last = n + 1 == buffers.len();
+            let flags = u16::from(!last) | if write { 2 } else { 0 };
+            let at = base + u64::from(i) * 16;
+            self.mem.write_obj(addr, GuestAddress(at)).unwrap();
+            self.mem.write_obj(len, GuestAddress(at + 8)).unwrap();
+            self.mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
+            self.mem.write_obj(i + 1, GuestAddress(at + 14)).unwrap();
+        }
+        let slot = u64::from(idx % QSIZE);
+        self.mem
+            .write_obj(head, GuestAddress(avail + 4 + 2 * slot))
+            .unwrap();
+        self.mem
+            .write_obj(idx, GuestAddress(avail + 4 + 2 * u64::from(QSIZE)))
+            .unwrap();
+        let next = idx.wrapping_add(1);
+        self.mem.write_obj(next, GuestAddress(avail + 2)).unwrap();
+        self.w(
+            NOTIFY + u64::from(index) * u64::from(NOTIFY_MULTIPLIER),
+            0,
+            2,
+        );
+        next
+    }
+
+    /// The used index of ring `index`.
+    pub fn ring_used(&self, index: u16) -> u16 {
+        self.mem
+            .read_obj(GuestAddress(ring_base(index) + 0x2002))
+            .unwrap()
+    }
+
+    /// The used length of the used-ring entry for available index `n` (1-based) of ring `index`.
+    pub fn ring_used_len(&self, index: u16, n: u16) -> u32 {
+        let slot = u64::from(n.wrapping_sub(1) % QSIZE);
+        self.mem
+            .read_obj(GuestAddress(ring_base(index) + 0x2004 + 8 * slot + 4))
+            .unwrap()
+    }
+
+    /// Waits (interrupts, then the used index) until ring `index` has used `n` chains.
+    pub fn wait_ring(&mut self, index: u16, n: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.ring_used(index) != n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ring {index} never used chain {n}"
+            );
+            let _ = self.msi.recv_timeout(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// Where ring `index` of [`Driver::setup_ring`] lives: descriptors at the base, the
+/// available ring 4 KiB above, the used ring 8 KiB above; 0x30_0000 and up stay free for
+/// buffers.
+pub fn ring_base(index: u16) -> u64 {
+    0x20_0000 + u64::from(index) * 0x1_0000
 }
