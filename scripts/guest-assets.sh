@@ -119,6 +119,7 @@ mount -t devtmpfs dev /dev
 for m in $(cat /modules.order); do insmod /lib/modules/$m || echo "PHYLLOME-INSMOD-FAILED $m"; done
 sleep 1
 echo "PHYLLOME-BLOCK-DEVICES: $(ls /sys/block | tr '\n' ' ')"
+[ -d /sys/block/vda/mq ] && echo "PHYLLOME-VDA-QUEUES=$(ls /sys/block/vda/mq | wc -l)"
 if [ -b /dev/vda ]; then
   yes PHYLLOME-BLK-PATTERN | head -c 65536 > /tmp/pattern
   if dd if=/tmp/pattern of=/dev/vda bs=4096 seek=16 conv=fsync 2>/dev/null; then echo PHYLLOME-VDA-WRITE-FLUSH-OK; fi

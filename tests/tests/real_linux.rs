@@ -98,7 +98,7 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
         .arg(assets.kernel("generic"))
         .arg(assets.dir.join("virtio-initrd.cpio"))
         .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
-        .args(["--disk", "/rw.img", "--disk", "/ro.img,readonly", "--vhost-user", "blk,socket=/vu.sock"])
+        .args(["--disk", "/rw.img,queues=2", "--disk", "/ro.img,readonly", "--vhost-user", "blk,socket=/vu.sock"])
         .args(["--vhost-user", "console,socket=/con.sock"])
         .env(
             "PHYLLOME_NESTED_SETUP",
@@ -128,6 +128,7 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
     for marker in [
         "virtio_blk virtio0: [vda] 32768 512-byte logical blocks",
         "PHYLLOME-BLOCK-DEVICES: vda vdb",
+        "PHYLLOME-VDA-QUEUES=2",
         "PHYLLOME-VDA-WRITE-FLUSH-OK",
         "PHYLLOME-VDA-READBACK-OK",
         "PHYLLOME-VDB-RO=1",

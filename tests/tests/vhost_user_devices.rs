@@ -22,11 +22,22 @@ const PATTERN_LEN: usize = 65536;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BlkServer {
     Phyllome,
+    /// Our backend on qcow2 images (made and checked with qemu-img).
+    PhyllomeQcow2,
     QemuStorageDaemon,
 }
 
 struct Images {
     dir: tempfile::TempDir,
+}
+
+fn qemu_img(args: &[&str]) {
+    let out = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Images {
@@ -40,6 +51,46 @@ impl Images {
         ro.resize(1 << 20, 0);
         std::fs::write(dir.path().join("ro.img"), &ro).unwrap();
         Self { dir }
+    }
+
+    /// Turns both images into qcow2 (`*.qcow2` beside them).
+    fn convert_to_qcow2(&self) {
+        for name in ["rw", "ro"] {
+            let (raw, q) = (
+                self.path(&format!("{name}.img")),
+                self.path(&format!("{name}.qcow2")),
+            );
+            qemu_img(&[
+                "convert",
+                "-f",
+                "raw",
+                "-O",
+                "qcow2",
+                raw.to_str().unwrap(),
+                q.to_str().unwrap(),
+            ]);
+            std::fs::remove_file(raw).unwrap();
+        }
+    }
+
+    /// Checks the qcow2 images and turns them back into the raw files the checks read.
+    fn convert_back_to_raw(&self) {
+        for name in ["rw", "ro"] {
+            let (raw, q) = (
+                self.path(&format!("{name}.img")),
+                self.path(&format!("{name}.qcow2")),
+            );
+            qemu_img(&["check", q.to_str().unwrap()]);
+            qemu_img(&[
+                "convert",
+                "-f",
+                "qcow2",
+                "-O",
+                "raw",
+                q.to_str().unwrap(),
+                raw.to_str().unwrap(),
+            ]);
+        }
     }
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -60,7 +111,7 @@ fn wait_for_socket(path: &Path) {
 
 fn spawn_blk(server: BlkServer, image: &Path, socket: &Path, readonly: bool) -> Child {
     let child = match server {
-        BlkServer::Phyllome => {
+        BlkServer::Phyllome | BlkServer::PhyllomeQcow2 => {
             let mut c = Command::new(vmm_binary());
             c.args(["device", "blk", "--socket"]).arg(socket).arg("--path").arg(image);
             if readonly {
@@ -90,14 +141,20 @@ fn spawn_blk(server: BlkServer, image: &Path, socket: &Path, readonly: bool) -> 
 fn run_guest(server: BlkServer) -> (String, Images, Vec<Child>) {
     let assets = Assets::get();
     let images = Images::new();
+    let ext = if server == BlkServer::PhyllomeQcow2 {
+        images.convert_to_qcow2();
+        "qcow2"
+    } else {
+        "img"
+    };
     let (b0, b1, r0) = (
         images.path("b0.sock"),
         images.path("b1.sock"),
         images.path("r0.sock"),
     );
     let mut children = vec![
-        spawn_blk(server, &images.path("rw.img"), &b0, false),
-        spawn_blk(server, &images.path("ro.img"), &b1, true),
+        spawn_blk(server, &images.path(&format!("rw.{ext}")), &b0, false),
+        spawn_blk(server, &images.path(&format!("ro.{ext}")), &b1, true),
     ];
     children.push(
         Command::new(vmm_binary())
@@ -206,6 +263,19 @@ fn linux_drivers_use_our_blk_and_rng_backends_which_exit_when_qemu_leaves() {
     for child in children {
         wait_exit_zero(child);
     }
+}
+
+#[test]
+fn linux_drivers_use_qcow2_images_through_our_blk_backend() {
+    let _one = ONE_QEMU_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (console, images, children) = run_guest(BlkServer::PhyllomeQcow2);
+    for child in children {
+        wait_exit_zero(child);
+    }
+    images.convert_back_to_raw();
+    check_guest_saw_working_devices(&console, &images);
 }
 
 #[test]

@@ -27,14 +27,17 @@ pub enum Command {
 /// `phyllome-vmm device <kind>`.
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// A virtio-blk disk backed by a raw image.
+    /// A virtio-blk disk backed by a raw or qcow2 image.
     Blk {
         /// The vhost-user socket to listen on.
         #[arg(long)]
         socket: PathBuf,
-        /// The raw disk image.
+        /// The disk image.
         #[arg(long)]
         path: PathBuf,
+        /// The image format (raw or qcow2); by default the file's first bytes decide.
+        #[arg(long)]
+        format: Option<crate::devices::virtio::blk::ImageFormat>,
         /// Refuse writes (the guest sees a read-only disk).
         #[arg(long)]
         readonly: bool,
@@ -87,7 +90,7 @@ pub struct RunArgs {
     /// Stop instead of rebooting when the guest resets.
     #[arg(long)]
     pub no_reboot: bool,
-    /// A raw disk image as virtio-blk: PATH or PATH,readonly (repeatable: vda, vdb, ...).
+    /// A disk image as virtio-blk: PATH[,readonly][,format=raw|qcow2][,queues=N] (repeatable: vda, vdb, ...).
     #[arg(long)]
     pub disk: Vec<crate::config::DiskConfig>,
     /// A device served by another process: KIND,socket=PATH with KIND blk, rng or console (repeatable).

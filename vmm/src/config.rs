@@ -2,6 +2,7 @@
 //! TOML, what `phyllome-vmm run --config` reads, and what the command-line flags build.
 //! Every field is checked by [`VmConfig::validate`] with an error that names it.
 
+use crate::devices::virtio::blk::ImageFormat;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -134,33 +135,62 @@ pub struct SerialConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskConfig {
-    /// The raw image file.
+    /// The image file.
     pub path: PathBuf,
     /// The guest may not write to it.
     #[serde(default)]
     pub readonly: bool,
+    /// The image format; when absent, the file's first bytes decide (qcow2 or raw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ImageFormat>,
+    /// Request queues the guest may use (1 to 16).
+    #[serde(default = "one_queue")]
+    pub queues: u16,
 }
+
+fn one_queue() -> u16 {
+    1
+}
+
+/// Most request queues per disk.
+pub const MAX_DISK_QUEUES: u16 = 16;
 
 impl FromStr for DiskConfig {
     type Err = String;
-    /// `PATH` or `PATH,readonly`.
+    /// `PATH[,readonly][,format=raw|qcow2][,queues=N]` (a path may not contain commas).
     fn from_str(s: &str) -> Result<Self, String> {
-        let (path, readonly) = match s.rsplit_once(',') {
-            Some((p, "readonly")) => (p, true),
-            Some((_, other)) => {
-                return Err(format!(
-                    "unknown disk option '{other}'; the only one is 'readonly'"
-                ))
-            }
-            None => (s, false),
-        };
+        let mut parts = s.split(',');
+        let path = parts.next().unwrap_or_default();
         if path.is_empty() {
             return Err("the disk needs a path".into());
         }
-        Ok(Self {
+        let mut disk = Self {
             path: PathBuf::from(path),
-            readonly,
-        })
+            readonly: false,
+            format: None,
+            queues: 1,
+        };
+        for option in parts {
+            match option.split_once('=') {
+                None if option == "readonly" => disk.readonly = true,
+                Some(("format", f)) => disk.format = Some(f.parse()?),
+                Some(("queues", n)) => {
+                    disk.queues = n
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_DISK_QUEUES).contains(n))
+                        .ok_or_else(|| {
+                            format!("queues={n}: give a number from 1 to {MAX_DISK_QUEUES}")
+                        })?;
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown disk option '{option}'; use readonly, format=raw|qcow2 or queues=N"
+                    ))
+                }
+            }
+        }
+        Ok(disk)
     }
 }
 
@@ -284,7 +314,7 @@ pub enum ConfigError {
     #[error("{field}: {reason}")]
     Invalid {
         /// Dotted path of the field, as in the TOML file.
-        field: &'static str,
+        field: String,
         /// What is wrong and what to do.
         reason: String,
     },
@@ -298,9 +328,9 @@ fn in_file(path: &Path) -> String {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        field,
+        field: field.to_owned(),
         reason: reason.into(),
     }
 }
@@ -436,6 +466,29 @@ impl VmConfig {
                 ));
             }
         }
+        if self.disks.len() + self.vhost_user.len() > MAX_DISKS {
+            return Err(invalid(
+                "disk",
+                format!("a VM can have at most {MAX_DISKS} disks and vhost-user devices together"),
+            ));
+        }
+        for (i, d) in self.disks.iter().enumerate() {
+            if d.path.as_os_str().is_empty() {
+                return Err(invalid(
+                    &format!("disk[{i}].path"),
+                    "the disk path is empty",
+                ));
+            }
+            if !(1..=MAX_DISK_QUEUES).contains(&d.queues) {
+                return Err(invalid(
+                    &format!("disk[{i}].queues"),
+                    format!(
+                        "{} queues is not possible; choose between 1 and {MAX_DISK_QUEUES}",
+                        d.queues
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -493,11 +546,44 @@ path = "/var/lib/installer.iso"
 readonly = true
 "#;
 
-    fn field_of(e: ConfigError) -> &'static str {
+    fn field_of(e: ConfigError) -> String {
         match e {
             ConfigError::Invalid { field, .. } => field,
             other => panic!("expected a field error, got {other}"),
         }
+    }
+
+    #[test]
+    fn disk_options_parse_and_bad_ones_say_what_exists() {
+        let d: DiskConfig = "/d.qcow2,readonly,format=qcow2,queues=4".parse().unwrap();
+        assert_eq!(
+            (d.readonly, d.format, d.queues),
+            (true, Some(ImageFormat::Qcow2), 4)
+        );
+        let d: DiskConfig = "/d.img".parse().unwrap();
+        assert_eq!((d.readonly, d.format, d.queues), (false, None, 1));
+        for (bad, says) in [
+            ("/d.img,format=vmdk", "raw or qcow2"),
+            ("/d.img,queues=0", "from 1 to 16"),
+            ("/d.img,queues=99", "from 1 to 16"),
+            ("/d.img,cache=none", "use readonly"),
+            (",readonly", "needs a path"),
+        ] {
+            let e = bad.parse::<DiskConfig>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let toml = GOOD.replace(
+            "path = \"/var/lib/disk.img\"",
+            "path = \"/var/lib/disk.img\"\nformat = \"qcow2\"\nqueues = 2",
+        );
+        let c = VmConfig::from_toml(&toml).unwrap();
+        assert_eq!(c.disks[0].format, Some(ImageFormat::Qcow2));
+        assert_eq!(c.disks[0].queues, 2);
+        assert_eq!(VmConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
+        let e =
+            VmConfig::from_toml(&GOOD.replace("readonly = true", "readonly = true\nqueues = 17"))
+                .unwrap_err();
+        assert_eq!(field_of(e), "disk[1].queues");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use phyllome_vmm::cli::{Cli, Command, DeviceCommand};
-use phyllome_vmm::devices::virtio::blk::{Block, RawDisk};
+use phyllome_vmm::devices::virtio::blk::{Block, Disk};
 use phyllome_vmm::devices::virtio::console::Console;
 use phyllome_vmm::devices::virtio::rng::Rng;
 use phyllome_vmm::vhost_user;
@@ -49,9 +49,10 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
             socket,
             path,
             readonly,
+            format,
             queues,
         } => {
-            let disk = match RawDisk::open(&path, readonly) {
+            let disk = match Disk::open(&path, readonly, format) {
                 Ok(d) => d,
                 Err(e) => return fail(&e),
             };

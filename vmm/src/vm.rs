@@ -23,14 +23,14 @@ use crate::devices::legacy::i8042::I8042;
 use crate::devices::legacy::serial::{IrqLine, SerialDevice};
 use crate::devices::pci::msix::MsiSink;
 use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
-use crate::devices::virtio::blk::{Block, DiskError, RawDisk};
+use crate::devices::virtio::blk::{Block, Disk, DiskError};
 use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::memory::{self, MemoryError};
 use crate::serial_sink::{SerialSink, SerialSinkError};
 use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
-use crate::vhost_user::{FrontendError, VhostUserEngine};
+use crate::vhost_user::{FrontendError, SharedEngine, VhostUserEngine};
 use kvm_bindings::{
     kvm_msi, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
     KVM_PIT_SPEAKER_DUMMY,
@@ -163,6 +163,8 @@ struct Blueprint {
     serial_out: SerialSink,
     extra: Vec<ExtraDevice>,
     exits: ExitSender,
+    /// vhost-user connections, made once: each machine drives them in config order.
+    vhost_user: Vec<SharedEngine>,
 }
 
 /// One incarnation of the machine: built at start and after every guest reset.
@@ -389,8 +391,8 @@ fn attach_pci(
     let doorbells: Arc<dyn Doorbells> = Arc::new(KvmDoorbells(vm.clone()));
     let mut next_bar = PCI_MMIO_START;
     for (i, disk) in bp.config.disks.iter().enumerate() {
-        let raw = RawDisk::open(&disk.path, disk.readonly)?;
-        let core = Block::new(raw, &format!("phyllome-disk-{i}"), 1);
+        let image = Disk::open(&disk.path, disk.readonly, disk.format)?;
+        let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
         let dev = VirtioPci::new(
             Box::new(LocalEngine::new(Box::new(core))),
             memory.clone(),
@@ -401,12 +403,9 @@ fn attach_pci(
         next_bar += pci_transport::BAR_SIZE;
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }
-    for device in &bp.config.vhost_user {
-        let kind = device.kind;
-        let engine =
-            VhostUserEngine::connect(kind.device_type(), kind.config_size(), &device.socket, 256)?;
+    for engine in &bp.vhost_user {
         let dev = VirtioPci::new(
-            Box::new(engine),
+            Box::new(engine.clone()),
             memory.clone(),
             next_bar,
             msi.clone(),
@@ -482,6 +481,15 @@ impl Vm {
         let (exits, exit_rx) = exit_channel_with(wake.clone());
         let serial_out = SerialSink::open(&config.serial.output, &events)?;
 
+        let vhost_user = config
+            .vhost_user
+            .iter()
+            .map(|d| {
+                let (kind, socket) = (d.kind, &d.socket);
+                VhostUserEngine::connect(kind.device_type(), kind.config_size(), socket, 256)
+                    .map(|e| SharedEngine(Arc::new(Mutex::new(e))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let blueprint = Blueprint {
             config,
             kvm,
@@ -489,6 +497,7 @@ impl Vm {
             serial_out,
             extra,
             exits,
+            vhost_user,
         };
         let mut machine = Machine::build(&blueprint)?;
         let (cmd_tx, cmd_rx) = channel();

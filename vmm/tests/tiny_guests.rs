@@ -70,6 +70,49 @@ fn reset_with_reboot_restarts_the_guest() {
     assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
 }
 
+/// A vhost-user backend serves one connection; the VM must keep it across guest reboots
+/// (each rebuilt machine drives the same connection) and close it only when it stops.
+#[test]
+fn vhost_user_connections_survive_reboots_and_close_at_stop() {
+    use phyllome_vmm::config::{VhostUserConfig, VhostUserKind};
+    use phyllome_vmm::devices::virtio::blk::{Block, RawDisk};
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, image) = (dir.path().join("blk.sock"), dir.path().join("disk.img"));
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let disk = RawDisk::open(&image, false).unwrap();
+    let sock = socket.clone();
+    let backend = std::thread::spawn(move || {
+        phyllome_vmm::vhost_user::serve("t", Block::new(disk, "t", 1), &sock)
+    });
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut c = config_for("reset");
+    c.machine.no_reboot = false;
+    c.vhost_user.push(VhostUserConfig {
+        kind: VhostUserKind::Blk,
+        socket,
+    });
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    let rebooted = watch(&handle, &mut seen, T, |s| {
+        s.serial.matches("PHYLLOME-BOOT").count() >= 3 || s.stopped.is_some()
+    });
+    assert!(rebooted && seen.stopped.is_none(), "{seen:?}");
+    assert!(
+        !backend.is_finished(),
+        "the connection was dropped at a reboot"
+    );
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
+    drop(handle);
+    assert!(backend.join().unwrap().is_ok(), "the backend ends cleanly");
+}
+
 #[test]
 fn triple_fault_stops_with_the_faulting_rip() {
     let seen = run_to_stop(config_for("triple_fault"), T);

@@ -241,6 +241,50 @@ impl Drop for VhostUserEngine {
     }
 }
 
+/// One machine's use of a vhost-user connection that outlives it: the VM keeps its
+/// connections across guest reboots (a backend serves one connection, and the device's
+/// state belongs to the guest, which resets it anyway), so each rebuilt machine's
+/// virtio-pci function drives the same engine. Dropping the function stops the rings and
+/// keeps the connection.
+#[derive(Debug, Clone)]
+pub struct SharedEngine(pub Arc<Mutex<VhostUserEngine>>);
+
+impl QueueEngine for SharedEngine {
+    fn device_type(&self) -> u32 {
+        lock(&self.0).device_type
+    }
+    fn num_queues(&self) -> usize {
+        lock(&self.0).num_queues
+    }
+    fn max_queue_size(&self) -> u16 {
+        lock(&self.0).max_queue_size
+    }
+    fn features(&self) -> u64 {
+        lock(&self.0).features
+    }
+    fn config(&self) -> Vec<u8> {
+        lock(&self.0).config.clone()
+    }
+    fn activate(
+        &mut self,
+        mem: &GuestMemory,
+        features: u64,
+        queues: Vec<ActiveQueue>,
+        msix: Arc<Mutex<Msix>>,
+    ) -> Result<(), String> {
+        lock(&self.0).activate(mem, features, queues, msix)
+    }
+    fn deactivate(&mut self) {
+        lock(&self.0).deactivate();
+    }
+}
+
+impl Drop for SharedEngine {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
 /// Waits on the backend's "used buffers" EventFds and raises the matching MSI-X vectors.
 fn relay_interrupts(calls: &[EventFd], vectors: &[u16], stop: &EventFd, msix: &Mutex<Msix>) {
     let refs: Vec<&EventFd> = calls.iter().collect();
@@ -309,9 +353,26 @@ mod tests {
             assert_eq!(d.used_idx(), i);
             assert_eq!(d.mem.read_obj::<u8>(GuestAddress(STATUS_BYTE)).unwrap(), 0);
         }
+        // The driver resets the device (as at a reboot) and sets it up again: the same
+        // connection serves the new rings.
+        d.w(0x14, 0, 1);
+        for area in [0x2_0000u64, 0x3_0000] {
+            d.mem.write_slice(&[0u8; 512], GuestAddress(area)).unwrap();
+        }
+        assert!(d.negotiate(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX));
+        d.enable_msix();
+        d.setup_queue();
+        d.w(0x14, 0xf, 1);
+        assert_eq!(d.status() & 0x80, 0, "reactivation failed");
+        d.submit_write(12, &[0x43; 512], 1);
+        d.msi
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an interrupt after the reset");
+        assert_eq!(d.used_idx(), 1);
         let bytes = std::fs::read(&image).unwrap();
         assert_eq!(&bytes[4 * 512..5 * 512], &[0x41; 512][..]);
         assert_eq!(&bytes[9 * 512..10 * 512], &[0x42; 512][..]);
+        assert_eq!(&bytes[12 * 512..13 * 512], &[0x43; 512][..]);
         // Dropping the device closes the connection: the backend returns cleanly.
         drop(d);
         assert!(backend.join().unwrap().is_ok());

@@ -7,4 +7,4 @@ pub mod backend;
 pub mod frontend;
 
 pub use backend::{serve, CoreBackend, ServeError};
-pub use frontend::{FrontendError, VhostUserEngine};
+pub use frontend::{FrontendError, SharedEngine, VhostUserEngine};

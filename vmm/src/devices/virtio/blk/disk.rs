@@ -1,6 +1,7 @@
-//! A raw disk image file: positioned reads and writes, flush to stable storage
-//! (fdatasync), discard (punching holes) and write-zeroes. Opening takes an advisory lock,
-//! so two VMs never write the same image: shared for read-only users, exclusive otherwise.
+//! Disk images: opening (with an advisory lock, so two VMs never write the same image:
+//! shared for read-only users, exclusive otherwise), telling raw from qcow2, and the raw
+//! format itself: positioned reads and writes, flush to stable storage (fdatasync),
+//! discard (punching holes) and write-zeroes.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -34,6 +35,31 @@ pub enum DiskError {
         /// The image.
         path: PathBuf,
     },
+    /// A qcow2 image whose header or tables do not make sense.
+    #[error("The disk image {} is damaged or not a valid qcow2 image ({reason}); check it with `qemu-img check`.", path.display())]
+    Corrupt {
+        /// The image.
+        path: PathBuf,
+        /// What the qcow2 driver said.
+        reason: String,
+    },
+    /// A qcow2 feature we do not open.
+    #[error("The disk image {} uses {what}, which Phyllome does not open; convert it with `qemu-img convert -O qcow2`.", path.display())]
+    Unsupported {
+        /// The image.
+        path: PathBuf,
+        /// The feature.
+        what: String,
+    },
+    /// A new image could not be made.
+    #[error("Cannot create the disk image {}: {source}.", path.display())]
+    Create {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Not a regular file or block device.
     #[error("{} is not a disk image: it is a folder or a special file.", path.display())]
     NotAFile {
@@ -50,44 +76,160 @@ pub struct RawDisk {
     readonly: bool,
 }
 
+/// How an image's bytes map to the guest's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// The file is the disk, byte for byte.
+    Raw,
+    /// QEMU's copy-on-write format.
+    Qcow2,
+}
+
+impl std::str::FromStr for ImageFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raw" => Ok(Self::Raw),
+            "qcow2" => Ok(Self::Qcow2),
+            other => Err(format!("'{other}' is not a disk format; use raw or qcow2")),
+        }
+    }
+}
+
+/// An open disk image of either format.
+#[derive(Debug)]
+pub enum Disk {
+    /// A raw image.
+    Raw(RawDisk),
+    /// A qcow2 image.
+    Qcow2(super::qcow2::Qcow2Disk),
+}
+
+impl Disk {
+    /// Opens and locks `path` as `format`, or as what its first bytes say when `None`.
+    pub fn open(
+        path: &Path,
+        readonly: bool,
+        format: Option<ImageFormat>,
+    ) -> Result<Self, DiskError> {
+        let file = open_locked(path, readonly)?;
+        let format = match format {
+            Some(f) => f,
+            None => {
+                let mut magic = [0u8; 4];
+                match file.read_exact_at(&mut magic, 0) {
+                    Ok(()) if magic == super::qcow2::MAGIC => ImageFormat::Qcow2,
+                    _ => ImageFormat::Raw,
+                }
+            }
+        };
+        match format {
+            ImageFormat::Raw => RawDisk::from_locked(file, path, readonly).map(Self::Raw),
+            ImageFormat::Qcow2 => {
+                super::qcow2::Qcow2Disk::open(file, path, readonly).map(Self::Qcow2)
+            }
+        }
+    }
+
+    /// Size in bytes the guest sees (whole sectors).
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::Raw(d) => d.size(),
+            Self::Qcow2(d) => d.size(),
+        }
+    }
+
+    /// Whether writes are refused.
+    pub fn readonly(&self) -> bool {
+        match self {
+            Self::Raw(d) => d.readonly(),
+            Self::Qcow2(d) => d.readonly(),
+        }
+    }
+
+    /// Makes every completed write durable.
+    pub fn flush(&self) -> std::io::Result<()> {
+        match self {
+            Self::Raw(d) => d.flush(),
+            Self::Qcow2(d) => d.flush(),
+        }
+    }
+
+    /// Deallocates a range (it reads back as zeroes).
+    pub fn discard(&mut self, offset: u64, len: u64) -> std::io::Result<()> {
+        match self {
+            Self::Raw(d) => d.discard(offset, len),
+            Self::Qcow2(d) => d.discard(offset, len),
+        }
+    }
+
+    /// Zeroes a range, deallocating it where allowed and possible.
+    pub fn write_zeroes(&mut self, offset: u64, len: u64, unmap: bool) -> std::io::Result<()> {
+        match self {
+            Self::Raw(d) => d.write_zeroes(offset, len, unmap),
+            Self::Qcow2(d) => d.write_zeroes(offset, len, unmap),
+        }
+    }
+}
+
+impl From<RawDisk> for Disk {
+    fn from(d: RawDisk) -> Self {
+        Self::Raw(d)
+    }
+}
+
+/// Opens `path` for reading (and writing unless `readonly`) and takes the advisory lock.
+fn open_locked(path: &Path, readonly: bool) -> Result<File, DiskError> {
+    let open_err = |source| DiskError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match OpenOptions::new().read(true).write(!readonly).open(path) {
+        Ok(f) => f,
+        Err(e) if !readonly && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(DiskError::NotWritable {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
+            return Err(DiskError::NotWritable {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) => return Err(open_err(e)),
+    };
+    let meta = file.metadata().map_err(open_err)?;
+    if meta.is_dir() {
+        return Err(DiskError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let lock = if readonly {
+        libc::LOCK_SH
+    } else {
+        libc::LOCK_EX
+    };
+    // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
+    if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
+        return Err(DiskError::Locked {
+            path: path.to_owned(),
+        });
+    }
+    Ok(file)
+}
+
 impl RawDisk {
-    /// Opens and locks `path`.
+    /// Opens and locks `path` as a raw image.
     pub fn open(path: &Path, readonly: bool) -> Result<Self, DiskError> {
+        Self::from_locked(open_locked(path, readonly)?, path, readonly)
+    }
+
+    fn from_locked(file: File, path: &Path, readonly: bool) -> Result<Self, DiskError> {
         let open_err = |source| DiskError::Open {
             path: path.to_owned(),
             source,
         };
-        let file = match OpenOptions::new().read(true).write(!readonly).open(path) {
-            Ok(f) => f,
-            Err(e) if !readonly && e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(DiskError::NotWritable {
-                    path: path.to_owned(),
-                })
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
-                return Err(DiskError::NotWritable {
-                    path: path.to_owned(),
-                })
-            }
-            Err(e) => return Err(open_err(e)),
-        };
-        let meta = file.metadata().map_err(open_err)?;
-        if meta.is_dir() {
-            return Err(DiskError::NotAFile {
-                path: path.to_owned(),
-            });
-        }
-        let lock = if readonly {
-            libc::LOCK_SH
-        } else {
-            libc::LOCK_EX
-        };
-        // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
-        if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
-            return Err(DiskError::Locked {
-                path: path.to_owned(),
-            });
-        }
         let size = {
             use std::io::{Seek, SeekFrom};
             let mut f = &file;

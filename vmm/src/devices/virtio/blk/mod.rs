@@ -1,18 +1,20 @@
 //! virtio-blk: the guest's disks. Requests (read, write, flush, get ID, discard,
-//! write-zeroes) are parsed from descriptor chains and carried out on a [`RawDisk`].
+//! write-zeroes) are parsed from descriptor chains and carried out on a [`Disk`] (raw or qcow2).
 //! A request the guest got wrong (short header, sectors past the end, a write to a
 //! read-only disk, an unknown type) completes with the matching status; the device goes on.
 
 pub mod disk;
 mod iov;
+mod qcow2;
 
-pub use disk::{DiskError, RawDisk, SECTOR_SIZE};
+pub use disk::{Disk, DiskError, ImageFormat, RawDisk, SECTOR_SIZE};
+pub use qcow2::Qcow2Disk;
 
 use super::{
     Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
 use crate::memory::GuestMemory;
-use std::io::Write;
+use std::io::{Read, Write};
 use virtio_queue::{Reader, Writer};
 use vm_memory::ByteValued;
 
@@ -46,6 +48,8 @@ pub const VIRTIO_BLK_S_UNSUPP: u8 = 2;
 
 const QUEUE_SIZE: u16 = 256;
 const SEG_MAX: u32 = (QUEUE_SIZE as u32) - 2;
+/// Formatted images are read and written through a buffer of at most this many bytes at a time.
+const BUFFER_CHUNK: usize = 1 << 20;
 const MAX_DISCARD_SECTORS: u32 = 1 << 22;
 const ID_LEN: usize = 20;
 
@@ -74,19 +78,19 @@ const WRITE_ZEROES_UNMAP: u32 = 1;
 /// The block device.
 #[derive(Debug)]
 pub struct Block {
-    disk: RawDisk,
+    disk: Disk,
     id: [u8; ID_LEN],
     queues: u16,
 }
 
 impl Block {
     /// A device serving `disk` on `queues` queues, reporting `id` (truncated to 20 bytes).
-    pub fn new(disk: RawDisk, id: &str, queues: u16) -> Self {
+    pub fn new(disk: impl Into<Disk>, id: &str, queues: u16) -> Self {
         let mut buf = [0u8; ID_LEN];
         let n = id.len().min(ID_LEN);
         buf[..n].copy_from_slice(&id.as_bytes()[..n]);
         Self {
-            disk,
+            disk: disk.into(),
             id: buf,
             queues: queues.max(1),
         }
@@ -110,8 +114,14 @@ impl Block {
             return (VIRTIO_BLK_S_IOERR, 0);
         };
         match header.kind {
-            VIRTIO_BLK_T_IN => self.read_sectors(header.sector, mem, chain),
-            VIRTIO_BLK_T_OUT => (self.write_sectors(header.sector, mem, chain), 0),
+            VIRTIO_BLK_T_IN => match &self.disk {
+                Disk::Raw(raw) => self.read_sectors(raw, header.sector, mem, chain),
+                Disk::Qcow2(q) => self.read_buffered(q, header.sector, data),
+            },
+            VIRTIO_BLK_T_OUT => match &self.disk {
+                Disk::Raw(raw) => (self.write_sectors(raw, header.sector, mem, chain), 0),
+                Disk::Qcow2(q) => (self.write_buffered(q, header.sector, reader), 0),
+            },
             VIRTIO_BLK_T_FLUSH => (ok_or_ioerr(self.disk.flush()), 0),
             VIRTIO_BLK_T_GET_ID => {
                 let n = data.available_bytes().min(ID_LEN);
@@ -128,7 +138,13 @@ impl Block {
     }
 
     /// Reads from the image straight into the guest's writable buffers (less the status byte).
-    fn read_sectors(&self, sector: u64, mem: &GuestMemory, chain: &Chain<'_>) -> (u8, usize) {
+    fn read_sectors(
+        &self,
+        raw: &RawDisk,
+        sector: u64,
+        mem: &GuestMemory,
+        chain: &Chain<'_>,
+    ) -> (u8, usize) {
         let Some(iovecs) = iov::data_iovecs(mem, chain, true, 0, 1) else {
             return (VIRTIO_BLK_S_IOERR, 0);
         };
@@ -139,15 +155,21 @@ impl Block {
         else {
             return (VIRTIO_BLK_S_IOERR, 0);
         };
-        match iov::transfer(self.disk.as_raw_fd(), iovecs, offset, false) {
+        match iov::transfer(raw.as_raw_fd(), iovecs, offset, false) {
             Ok(n) if n == len => (VIRTIO_BLK_S_OK, len),
             _ => (VIRTIO_BLK_S_IOERR, 0),
         }
     }
 
     /// Writes the guest's readable buffers (after the 16-byte header) into the image.
-    fn write_sectors(&self, sector: u64, mem: &GuestMemory, chain: &Chain<'_>) -> u8 {
-        if self.disk.readonly() {
+    fn write_sectors(
+        &self,
+        raw: &RawDisk,
+        sector: u64,
+        mem: &GuestMemory,
+        chain: &Chain<'_>,
+    ) -> u8 {
+        if raw.readonly() {
             return VIRTIO_BLK_S_IOERR;
         }
         let Some(iovecs) =
@@ -162,13 +184,60 @@ impl Block {
         else {
             return VIRTIO_BLK_S_IOERR;
         };
-        match iov::transfer(self.disk.as_raw_fd(), iovecs, offset, true) {
+        match iov::transfer(raw.as_raw_fd(), iovecs, offset, true) {
             Ok(n) if n == len => VIRTIO_BLK_S_OK,
             _ => VIRTIO_BLK_S_IOERR,
         }
     }
 
-    fn discard_or_zero(&self, kind: u32, reader: &mut Reader<'_, ()>) -> u8 {
+    /// Reads a formatted image (qcow2) through a buffer into the guest's writable data
+    /// buffers: the format driver maps clusters, so there is no file range to read into
+    /// guest memory directly.
+    fn read_buffered(&self, q: &Qcow2Disk, sector: u64, data: &mut Writer<'_, ()>) -> (u8, usize) {
+        let len = data.available_bytes();
+        let Some(offset) = self
+            .range(sector, len as u64)
+            .filter(|_| len as u64 % SECTOR_SIZE == 0)
+        else {
+            return (VIRTIO_BLK_S_IOERR, 0);
+        };
+        let mut done = 0;
+        while done < len {
+            let mut buf = vec![0u8; (len - done).min(BUFFER_CHUNK)];
+            if q.read_at(&mut buf, offset + done as u64).is_err() || data.write_all(&buf).is_err() {
+                return (VIRTIO_BLK_S_IOERR, 0);
+            }
+            done += buf.len();
+        }
+        (VIRTIO_BLK_S_OK, len)
+    }
+
+    /// Writes the guest's data (what follows the header) into a formatted image.
+    fn write_buffered(&self, q: &Qcow2Disk, sector: u64, reader: &mut Reader<'_, ()>) -> u8 {
+        if q.readonly() {
+            return VIRTIO_BLK_S_IOERR;
+        }
+        let len = reader.available_bytes();
+        let Some(offset) = self
+            .range(sector, len as u64)
+            .filter(|_| len as u64 % SECTOR_SIZE == 0)
+        else {
+            return VIRTIO_BLK_S_IOERR;
+        };
+        let mut done = 0;
+        while done < len {
+            let mut buf = vec![0u8; (len - done).min(BUFFER_CHUNK)];
+            if reader.read_exact(&mut buf).is_err()
+                || q.write_at(&buf, offset + done as u64).is_err()
+            {
+                return VIRTIO_BLK_S_IOERR;
+            }
+            done += buf.len();
+        }
+        VIRTIO_BLK_S_OK
+    }
+
+    fn discard_or_zero(&mut self, kind: u32, reader: &mut Reader<'_, ()>) -> u8 {
         if self.disk.readonly() {
             return VIRTIO_BLK_S_IOERR;
         }
