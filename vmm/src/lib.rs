@@ -13,6 +13,7 @@ pub mod config;
 pub mod devices;
 pub mod exit;
 pub mod host;
+pub mod irq_routing;
 pub mod memory;
 pub mod serial_sink;
 pub mod vcpu;

@@ -27,6 +27,7 @@ use crate::devices::virtio::blk::{Block, Disk, DiskError};
 use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
+use crate::irq_routing::{GsiRouter, RoutingError};
 use crate::memory::{self, MemoryError};
 use crate::serial_sink::{SerialSink, SerialSinkError};
 use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
@@ -95,6 +96,9 @@ pub enum VmError {
     /// A disk image could not be opened.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// Interrupt lines for a device could not be set up.
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
     /// A virtio device could not be created.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -389,28 +393,31 @@ fn attach_pci(
     let pci = Arc::new(Mutex::new(PciBus::new()));
     let msi: Arc<dyn MsiSink> = Arc::new(KvmMsi(vm.clone()));
     let doorbells: Arc<dyn Doorbells> = Arc::new(KvmDoorbells(vm.clone()));
+    let router = GsiRouter::new(vm.clone());
     let mut next_bar = PCI_MMIO_START;
     for (i, disk) in bp.config.disks.iter().enumerate() {
         let image = Disk::open(&disk.path, disk.readonly, disk.format)?;
         let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
-        let dev = VirtioPci::new(
+        let mut dev = VirtioPci::new(
             Box::new(LocalEngine::new(Box::new(core))),
             memory.clone(),
             next_bar,
             msi.clone(),
             doorbells.clone(),
         )?;
+        dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
         next_bar += pci_transport::BAR_SIZE;
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }
     for engine in &bp.vhost_user {
-        let dev = VirtioPci::new(
+        let mut dev = VirtioPci::new(
             Box::new(engine.clone()),
             memory.clone(),
             next_bar,
             msi.clone(),
             doorbells.clone(),
         )?;
+        dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
         next_bar += pci_transport::BAR_SIZE;
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }

@@ -55,6 +55,7 @@ pub struct VhostUserEngine {
     config: Vec<u8>,
     active: Vec<usize>,
     relay: Option<Relay>,
+    severed: bool,
 }
 
 impl std::fmt::Debug for VhostUserEngine {
@@ -125,7 +126,18 @@ impl VhostUserEngine {
             config,
             active: Vec::new(),
             relay: None,
+            severed: false,
         })
+    }
+
+    /// Cuts the connection as if this process had died: no goodbye, rings left running.
+    /// For tests of what a backend does when its frontend vanishes mid-request.
+    pub fn sever(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: shutdown() on the socket this engine owns; it only changes the socket's
+        // state (later messages fail), never memory.
+        unsafe { libc::shutdown(self.frontend.as_raw_fd(), libc::SHUT_RDWR) };
+        self.severed = true;
     }
 
     fn start(
@@ -206,24 +218,41 @@ impl QueueEngine for VhostUserEngine {
         queues: Vec<ActiveQueue>,
         msix: Arc<Mutex<Msix>>,
     ) -> Result<(), String> {
-        let calls = queues
-            .iter()
-            .map(|_| EventFd::new(libc::EFD_NONBLOCK))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+        // Where the hypervisor gives each vector an interrupt line (KVM irqfd), the
+        // backend signals it directly; otherwise a relay thread raises the vector.
+        let mut calls = Vec::with_capacity(queues.len());
+        let mut relayed = Vec::new();
+        for q in &queues {
+            match lock(&msix).vector_event(q.vector) {
+                Some(line) => calls.push(line),
+                None => {
+                    let own = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
+                    relayed.push((own.try_clone().map_err(|e| e.to_string())?, q.vector));
+                    calls.push(own);
+                }
+            }
+        }
         self.start(mem, features, &queues, &calls)?;
+        if relayed.is_empty() {
+            return Ok(());
+        }
         let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
         let stop_relay = stop.try_clone().map_err(|e| e.to_string())?;
-        let vectors: Vec<u16> = queues.iter().map(|q| q.vector).collect();
         let thread = std::thread::Builder::new()
             .name("vhost-user-irq".into())
-            .spawn(move || relay_interrupts(&calls, &vectors, &stop_relay, &msix))
+            .spawn(move || {
+                let (events, vectors): (Vec<EventFd>, Vec<u16>) = relayed.into_iter().unzip();
+                relay_interrupts(&events, &vectors, &stop_relay, &msix);
+            })
             .map_err(|e| e.to_string())?;
         self.relay = Some(Relay { stop, thread });
         Ok(())
     }
 
     fn deactivate(&mut self) {
+        if self.severed {
+            self.active.clear();
+        }
         for i in std::mem::take(&mut self.active) {
             // GET_VRING_BASE stops the ring in the backend.
             let _ = self.frontend.get_vring_base(i);
@@ -433,6 +462,76 @@ mod tests {
         assert_eq!(&got, b"ls\n");
         drop(d);
         assert!(backend.join().unwrap().is_ok());
+    }
+
+    /// Four 64 KiB writes are in flight when the frontend vanishes: the backend must end
+    /// cleanly and leave a qcow2 image that `qemu-img check` finds consistent, holding
+    /// every write it completed.
+    #[test]
+    fn a_frontend_vanishing_mid_request_leaves_a_consistent_image() {
+        use crate::devices::virtio::blk::{Disk, Qcow2Disk};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("blk.sock");
+        let image = dir.path().join("disk.qcow2");
+        Qcow2Disk::create(&image, 8 << 20).unwrap();
+        let disk = Disk::open(&image, false, None).unwrap();
+        let sock = socket.clone();
+        let backend = std::thread::spawn(move || {
+            crate::vhost_user::serve("t", Block::new(disk, "vu", 1), &sock)
+        });
+        wait_for(&socket);
+        let ram = crate::memory::create(16 << 20).unwrap();
+        let engine = Arc::new(Mutex::new(
+            VhostUserEngine::connect(2, 60, &socket, 256).unwrap(),
+        ));
+        let mut d = Driver::with_engine(Box::new(SharedEngine(engine.clone())), ram.memory.clone());
+        assert!(d.negotiate(VIRTIO_F_VERSION_1));
+        d.enable_msix_vectors(1);
+        d.setup_ring(0);
+        d.w(0x14, 0xf, 1);
+        for i in 0..4u64 {
+            let (hdr, data, status) = (
+                0x38_0000 + i * 0x100,
+                0x30_0000 + i * 0x1_0000,
+                0x39_0000 + i,
+            );
+            d.mem.write_obj(1u32, GuestAddress(hdr)).unwrap();
+            d.mem.write_obj(0u32, GuestAddress(hdr + 4)).unwrap();
+            d.mem.write_obj(i * 128, GuestAddress(hdr + 8)).unwrap();
+            d.mem
+                .write_slice(&[0x60 + i as u8; 65536], GuestAddress(data))
+                .unwrap();
+            d.mem.write_obj(0xffu8, GuestAddress(status)).unwrap();
+            d.post(
+                0,
+                &[(hdr, 16, false), (data, 65536, false), (status, 1, true)],
+            );
+        }
+        lock(&engine).sever();
+        assert!(backend.join().unwrap().is_ok(), "the backend ends cleanly");
+        let completed = d.ring_used(0);
+        drop(d);
+        let out = std::process::Command::new("qemu-img")
+            .arg("check")
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let Disk::Qcow2(q) = Disk::open(&image, true, None).unwrap() else {
+            panic!("not qcow2");
+        };
+        for i in 0..u64::from(completed) {
+            let mut back = vec![0u8; 65536];
+            q.read_at(&mut back, i * 65536).unwrap();
+            assert!(
+                back.iter().all(|b| *b == 0x60 + i as u8),
+                "completed write {i} is missing"
+            );
+        }
     }
 
     #[test]

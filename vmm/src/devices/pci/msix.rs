@@ -2,6 +2,12 @@
 //! and the capability that enables it. Raising a vector sends its message (address and
 //! data) to the interrupt controller unless it is masked, in which case it waits as a
 //! pending bit and goes out when the guest unmasks it.
+//!
+//! Where the hypervisor offers interrupt lines (KVM: an irqfd per vector on a GSI whose
+//! route carries the vector's message), [`VectorRoutes`] keeps each route in step with the
+//! table, and raising a vector is one EventFd write, which another process (a vhost-user
+//! backend) can also do directly. A masked vector's line is detached; KVM delivers what
+//! arrived meanwhile when it is attached again.
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -25,7 +31,15 @@ pub trait MsiSink: Send + Sync {
     fn deliver(&self, address: u64, data: u32);
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Interrupt lines, one per vector, that the hypervisor delivers by itself.
+pub trait VectorRoutes: Send {
+    /// The EventFd that raises `vector`.
+    fn event(&self, vector: usize) -> Option<&vmm_sys_util::eventfd::EventFd>;
+    /// Points `vector`'s line at `address`/`data`, attached when `deliverable`.
+    fn update(&mut self, vector: usize, address: u64, data: u32, deliverable: bool);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     address: u64,
     data: u32,
@@ -58,6 +72,7 @@ pub struct Msix {
     enabled: bool,
     function_masked: bool,
     sink: Arc<dyn MsiSink>,
+    routes: Option<Box<dyn VectorRoutes>>,
 }
 
 impl std::fmt::Debug for Msix {
@@ -86,6 +101,37 @@ impl Msix {
             enabled: false,
             function_masked: false,
             sink,
+            routes: None,
+        }
+    }
+
+    /// Delivers through `routes` from now on (set before the guest runs).
+    pub fn set_routes(&mut self, routes: Box<dyn VectorRoutes>) {
+        self.routes = Some(routes);
+        self.sync_routes();
+    }
+
+    /// The EventFd that raises `vector` without going through this object, if the
+    /// platform has interrupt lines.
+    pub fn vector_event(&self, vector: u16) -> Option<vmm_sys_util::eventfd::EventFd> {
+        self.routes
+            .as_ref()?
+            .event(usize::from(vector))?
+            .try_clone()
+            .ok()
+    }
+
+    fn sync_routes(&mut self) {
+        let states: Vec<(u64, u32, bool)> = (0..self.entries.len())
+            .map(|v| {
+                let e = self.entries[v];
+                (e.address, e.data, self.deliverable(v))
+            })
+            .collect();
+        if let Some(routes) = self.routes.as_mut() {
+            for (v, (address, data, deliverable)) in states.into_iter().enumerate() {
+                routes.update(v, address, data, deliverable);
+            }
         }
     }
 
@@ -105,6 +151,7 @@ impl Msix {
     pub fn set_control(&mut self, control: u16) {
         self.enabled = control & CONTROL_ENABLE != 0;
         self.function_masked = control & CONTROL_FUNCTION_MASK != 0;
+        self.sync_routes();
         self.flush_pending();
     }
 
@@ -131,6 +178,11 @@ impl Msix {
     pub fn trigger(&mut self, vector: u16) {
         let v = usize::from(vector);
         if v >= self.entries.len() {
+            return;
+        }
+        if let Some(event) = self.routes.as_ref().and_then(|r| r.event(v)) {
+            // The hypervisor delivers it, now or when the vector is unmasked.
+            let _ = event.write(1);
             return;
         }
         if self.deliverable(v) {
@@ -167,7 +219,14 @@ impl Msix {
                 *slot = *b;
             }
         }
-        self.entries[index] = Entry::from_bytes(&raw);
+        let updated = Entry::from_bytes(&raw);
+        self.entries[index] = updated;
+        if updated != e {
+            let deliverable = self.deliverable(index);
+            if let Some(routes) = self.routes.as_mut() {
+                routes.update(index, updated.address, updated.data, deliverable);
+            }
+        }
         self.flush_pending();
     }
 
@@ -241,6 +300,49 @@ mod tests {
         assert!(rec.0.lock().unwrap().is_empty());
         m.set_control(CONTROL_ENABLE);
         assert_eq!(rec.0.lock().unwrap().len(), 1);
+    }
+
+    #[derive(Default)]
+    struct Lines {
+        events: Vec<vmm_sys_util::eventfd::EventFd>,
+        log: Arc<Mutex<Vec<(usize, u64, u32, bool)>>>,
+    }
+    impl VectorRoutes for Lines {
+        fn event(&self, v: usize) -> Option<&vmm_sys_util::eventfd::EventFd> {
+            self.events.get(v)
+        }
+        fn update(&mut self, v: usize, address: u64, data: u32, deliverable: bool) {
+            self.log
+                .lock()
+                .unwrap()
+                .push((v, address, data, deliverable));
+        }
+    }
+
+    #[test]
+    fn routes_follow_the_table_and_triggers_use_the_lines() {
+        use vmm_sys_util::eventfd::EventFd;
+        let rec = Arc::new(Recorder::default());
+        let mut m = Msix::new(2, rec.clone());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        m.set_routes(Box::new(Lines {
+            events: (0..2)
+                .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
+                .collect(),
+            log: log.clone(),
+        }));
+        log.lock().unwrap().clear();
+        program(&mut m, 1, 0xfee0_0000, 0x41, false);
+        m.set_control(CONTROL_ENABLE);
+        let last = *log.lock().unwrap().last().unwrap();
+        assert_eq!(last, (1, 0xfee0_0000, 0x41, true), "enabled: attached");
+        m.write_table(16 + 12, &1u32.to_le_bytes());
+        let last = *log.lock().unwrap().last().unwrap();
+        assert_eq!(last, (1, 0xfee0_0000, 0x41, false), "masked: detached");
+        m.trigger(1);
+        assert!(rec.0.lock().unwrap().is_empty(), "lines, not messages");
+        assert_eq!(m.vector_event(1).unwrap().read().unwrap(), 1);
+        assert!(m.vector_event(5).is_none());
     }
 
     #[test]

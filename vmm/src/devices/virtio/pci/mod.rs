@@ -16,7 +16,7 @@ use super::event_loop::wait_loop;
 use super::{serve_queue, DeviceCore, VIRTIO_F_VERSION_1};
 use crate::devices::bus::lock;
 use crate::devices::pci::config::{BarMove, ConfigSpace, PciId};
-use crate::devices::pci::msix::{MsiSink, Msix, CONTROL_ENABLE, NO_VECTOR};
+use crate::devices::pci::msix::{MsiSink, Msix, VectorRoutes, CONTROL_ENABLE, NO_VECTOR};
 use crate::devices::pci::PciDevice;
 use crate::memory::GuestMemory;
 use std::sync::{Arc, Mutex};
@@ -537,6 +537,18 @@ fn serve_one(
         Ok(true) => lock(msix).trigger(q.vector),
         Ok(false) => {}
         Err(e) => log::warn!("virtio queue {index}: {e}"),
+    }
+}
+
+impl VirtioPci {
+    /// MSI-X vectors: one per queue and one for configuration changes.
+    pub fn vectors(&self) -> usize {
+        self.queues.len() + 1
+    }
+
+    /// Raises interrupts through the hypervisor's lines (KVM irqfds) from now on.
+    pub fn use_interrupt_lines(&mut self, lines: Box<dyn VectorRoutes>) {
+        lock(&self.msix).set_routes(lines);
     }
 }
 
