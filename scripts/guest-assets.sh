@@ -119,6 +119,9 @@ mount -t devtmpfs dev /dev
 for m in $(cat /modules.order); do insmod /lib/modules/$m || echo "PHYLLOME-INSMOD-FAILED $m"; done
 sleep 1
 echo "PHYLLOME-BLOCK-DEVICES: $(ls /sys/block | tr '\n' ' ')"
+for d in /sys/bus/pci/devices/*; do
+  [ "$(cat $d/vendor)" = 0x1af4 ] && echo "PHYLLOME-VIRTIO-BAR $(basename $d) $(head -1 $d/resource | cut -d' ' -f1)"
+done
 [ -d /sys/block/vda/mq ] && echo "PHYLLOME-VDA-QUEUES=$(ls /sys/block/vda/mq | wc -l)"
 if [ -b /dev/vda ]; then
   yes PHYLLOME-BLK-PATTERN | head -c 65536 > /tmp/pattern

@@ -14,6 +14,7 @@ use crate::arch::x86_64::layout::{
     ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KVM_TSS_ADDR, PCI_CONFIG_PORT,
     PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_END, PCI_MMIO_START, SERIAL_IRQ, SERIAL_PORT,
 };
+use crate::arch::x86_64::{cpuid, layout};
 use crate::boot::{self, BootError, BootSource};
 use crate::config::{ConfigError, VmConfig};
 use crate::devices::bus::{lock, Bus, BusError, SharedDevice};
@@ -40,6 +41,7 @@ use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VmFd};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use vm_allocator::{AddressAllocator, AllocPolicy};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -96,6 +98,9 @@ pub enum VmError {
     /// A disk image could not be opened.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// The PCI windows have no room for a device's registers.
+    #[error("Cannot place a PCI device's registers: {0}. Attach fewer devices.")]
+    BarSpace(String),
     /// Interrupt lines for a device could not be set up.
     #[error(transparent)]
     Routing(#[from] RoutingError),
@@ -228,7 +233,8 @@ impl Machine {
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
 
-        let tables = acpi::build(cpus);
+        let mmio64 = layout::pci_mmio64_window(ram_bytes, cpuid::phys_bits(&bp.cpuid));
+        let tables = acpi::build(cpus, mmio64);
         for (addr, blob) in &tables.blobs {
             ram.memory
                 .write_slice(blob, GuestAddress(*addr))
@@ -270,7 +276,7 @@ impl Machine {
         pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(Cmos::new())))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
         let mut mmio = Bus::new();
-        let pci = attach_pci(bp, &vm, &ram.memory, &mut pio, &mut mmio)?;
+        let pci = attach_pci(bp, &vm, &ram.memory, mmio64, &mut pio, &mut mmio)?;
         for extra in &bp.extra {
             let bus = match extra.space {
                 AddressSpace::Pio => &mut pio,
@@ -381,12 +387,45 @@ impl Doorbells for KvmDoorbells {
     }
 }
 
+/// Where BARs go: the 64-bit window above RAM when there is one (as firmware places
+/// 64-bit BARs), else the 32-bit window in the hole.
+struct BarSpace {
+    low: AddressAllocator,
+    high: Option<AddressAllocator>,
+}
+
+impl BarSpace {
+    fn new(mmio64: Option<(u64, u64)>) -> Result<Self, VmError> {
+        let err = |e: vm_allocator::Error| VmError::BarSpace(e.to_string());
+        Ok(Self {
+            low: AddressAllocator::new(PCI_MMIO_START, PCI_MMIO_END - PCI_MMIO_START)
+                .map_err(err)?,
+            high: mmio64
+                .map(|(base, size)| AddressAllocator::new(base, size))
+                .transpose()
+                .map_err(err)?,
+        })
+    }
+
+    /// A naturally aligned place for a BAR of `size` bytes.
+    fn place(&mut self, size: u64) -> Result<u64, VmError> {
+        let policy = AllocPolicy::FirstMatch;
+        self.high
+            .as_mut()
+            .and_then(|a| a.allocate(size, size, policy).ok())
+            .or_else(|| self.low.allocate(size, size, policy).ok())
+            .map(|range| range.start())
+            .ok_or_else(|| VmError::BarSpace(format!("no room for a {size}-byte BAR")))
+    }
+}
+
 /// Builds PCI bus 0 with a virtio-blk function per disk, and puts its configuration
-/// ports, ECAM and BAR window on the buses.
+/// ports, ECAM and BAR windows on the buses.
 fn attach_pci(
     bp: &Blueprint,
     vm: &Arc<VmFd>,
     memory: &memory::GuestMemory,
+    mmio64: Option<(u64, u64)>,
     pio: &mut Bus,
     mmio: &mut Bus,
 ) -> Result<Arc<Mutex<PciBus>>, VmError> {
@@ -394,31 +433,29 @@ fn attach_pci(
     let msi: Arc<dyn MsiSink> = Arc::new(KvmMsi(vm.clone()));
     let doorbells: Arc<dyn Doorbells> = Arc::new(KvmDoorbells(vm.clone()));
     let router = GsiRouter::new(vm.clone());
-    let mut next_bar = PCI_MMIO_START;
+    let mut bars = BarSpace::new(mmio64)?;
     for (i, disk) in bp.config.disks.iter().enumerate() {
         let image = Disk::open(&disk.path, disk.readonly, disk.format)?;
         let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
         let mut dev = VirtioPci::new(
             Box::new(LocalEngine::new(Box::new(core))),
             memory.clone(),
-            next_bar,
+            bars.place(pci_transport::BAR_SIZE)?,
             msi.clone(),
             doorbells.clone(),
         )?;
         dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
-        next_bar += pci_transport::BAR_SIZE;
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }
     for engine in &bp.vhost_user {
         let mut dev = VirtioPci::new(
             Box::new(engine.clone()),
             memory.clone(),
-            next_bar,
+            bars.place(pci_transport::BAR_SIZE)?,
             msi.clone(),
             doorbells.clone(),
         )?;
         dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
-        next_bar += pci_transport::BAR_SIZE;
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }
     pio.insert(
@@ -437,6 +474,10 @@ fn attach_pci(
         PCI_MMIO_END - PCI_MMIO_START,
         Arc::new(Mutex::new(window)),
     )?;
+    if let Some((base, size)) = mmio64 {
+        let high = PciMmioWindow::new(pci.clone(), base);
+        mmio.insert(base, size, Arc::new(Mutex::new(high)))?;
+    }
     Ok(pci)
 }
 

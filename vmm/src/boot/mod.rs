@@ -374,7 +374,7 @@ mod tests {
             initrd,
             cmdline: "console=ttyS0",
         };
-        load(&ram_mem.memory, ram, &source, &acpi::build(1))
+        load(&ram_mem.memory, ram, &source, &acpi::build(1, None))
     }
 
     #[test]

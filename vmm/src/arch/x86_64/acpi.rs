@@ -128,8 +128,9 @@ fn io_gas(port: u16, bytes: u8) -> GAS {
 }
 
 /// The PCI host bridge `\_SB.PCI0`: bus 0, the configuration ports, all other I/O ports,
-/// and the 32-bit MMIO window where BARs live. Linux scans only the root buses ACPI names.
-fn pci_host_bridge() -> Vec<u8> {
+/// and the MMIO windows where BARs live (32-bit, and `mmio64` above RAM when the CPU has
+/// room). Linux scans only the root buses ACPI names, and keeps BARs inside these windows.
+fn pci_host_bridge(mmio64: Option<(u64, u64)>) -> Vec<u8> {
     use aml::{AddressSpace, AddressSpaceCacheable, Device, EISAName, Name, ResourceTemplate, IO};
     let bus = AddressSpace::new_bus_number(0u16, 0u16);
     let config_ports = IO::new(PCI_CONFIG_PORT, PCI_CONFIG_PORT, 1, 8);
@@ -142,7 +143,20 @@ fn pci_host_bridge() -> Vec<u8> {
         (PCI_MMIO_END - 1) as u32,
         None,
     );
-    let crs = ResourceTemplate::new(vec![&bus, &config_ports, &io_low, &io_high, &window]);
+    let high = mmio64.map(|(start, size)| {
+        AddressSpace::new_memory(
+            AddressSpaceCacheable::NotCacheable,
+            true,
+            start,
+            start + size - 1,
+            None,
+        )
+    });
+    let mut resources: Vec<&dyn Aml> = vec![&bus, &config_ports, &io_low, &io_high, &window];
+    if let Some(h) = &high {
+        resources.push(h);
+    }
+    let crs = ResourceTemplate::new(resources);
     let (hid, cid) = (EISAName::new("PNP0A08"), EISAName::new("PNP0A03"));
     let names = [
         Name::new("_HID".into(), &hid),
@@ -159,14 +173,14 @@ fn pci_host_bridge() -> Vec<u8> {
 }
 
 /// The DSDT: the `\_S5` sleep state (soft-off) and the PCI host bridge.
-pub fn dsdt() -> Vec<u8> {
+pub fn dsdt(mmio64: Option<(u64, u64)>) -> Vec<u8> {
     let s5 = aml::Name::new(
         "_S5_".into(),
         &aml::Package::new(vec![&(SLP_TYP_S5 as u8), &(SLP_TYP_S5 as u8), &0u8, &0u8]),
     );
     let mut sdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     sdt.append_slice(&to_bytes(&s5));
-    sdt.append_slice(&pci_host_bridge());
+    sdt.append_slice(&pci_host_bridge(mmio64));
     sdt.as_slice().to_vec()
 }
 
@@ -253,15 +267,16 @@ fn align(addr: u64, to: u64) -> u64 {
     addr.div_ceil(to) * to
 }
 
-/// Builds all tables for `cpu_count` vCPUs at their final addresses.
-pub fn build(cpu_count: u8) -> AcpiTables {
+/// Builds all tables for `cpu_count` vCPUs at their final addresses; `mmio64` is the
+/// 64-bit PCI window, if the machine has one.
+pub fn build(cpu_count: u8, mmio64: Option<(u64, u64)>) -> AcpiTables {
     let rsdp_addr = ACPI_TABLES_START;
     let xsdt_addr = align(rsdp_addr + Rsdp::len() as u64, 16);
     // XSDT with three entries: FADT, MADT, MCFG (the DSDT hangs off the FADT).
     let facs_addr = align(xsdt_addr + 36 + 3 * 8, 64);
     let facs = to_bytes(&FACS::new());
     let dsdt_addr = align(facs_addr + facs.len() as u64, 16);
-    let dsdt = dsdt();
+    let dsdt = dsdt(mmio64);
     let fadt_addr = align(dsdt_addr + dsdt.len() as u64, 16);
     let fadt = fadt(dsdt_addr, facs_addr);
     let madt_addr = align(fadt_addr + fadt.len() as u64, 16);
@@ -308,7 +323,7 @@ mod tests {
 
     #[test]
     fn every_table_checksums_and_has_its_length() {
-        let tables = build(4);
+        let tables = build(4, None);
         for (_, bytes) in &tables.blobs {
             if bytes.starts_with(b"RSD PTR ") {
                 assert!(sums_to_zero(&bytes[..20]));
@@ -328,7 +343,7 @@ mod tests {
 
     #[test]
     fn tables_do_not_overlap_and_fit_below_1mib() {
-        let tables = build(255);
+        let tables = build(255, None);
         let mut spans: Vec<_> = tables
             .blobs
             .iter()
@@ -343,7 +358,7 @@ mod tests {
 
     #[test]
     fn madt_has_one_enabled_lapic_per_cpu_and_an_ioapic() {
-        let tables = build(3);
+        let tables = build(3, None);
         let madt = table(&tables, b"APIC");
         assert_eq!(
             u32::from_le_bytes(madt[36..40].try_into().unwrap_or_default()),
@@ -370,7 +385,7 @@ mod tests {
 
     #[test]
     fn fadt_points_at_dsdt_facs_and_pm_block() {
-        let tables = build(1);
+        let tables = build(1, None);
         let fadt = table(&tables, b"FACP");
         let dsdt_addr = tables
             .blobs
@@ -402,13 +417,13 @@ mod tests {
 
     #[test]
     fn dsdt_defines_s5() {
-        let dsdt = dsdt();
+        let dsdt = dsdt(None);
         assert!(dsdt.windows(4).any(|w| w == b"_S5_"));
     }
 
     #[test]
     fn rsdp_points_at_xsdt_listing_fadt_and_madt() {
-        let tables = build(2);
+        let tables = build(2, None);
         let rsdp = &tables.blobs[0].1;
         let xsdt_addr = u64::from_le_bytes(rsdp[24..32].try_into().unwrap_or_default());
         let (addr, xsdt) = &tables.blobs[1];
@@ -453,7 +468,7 @@ mod tests {
 
     #[test]
     fn iasl_reads_madt_with_every_cpu_and_the_sci_override() {
-        let tables = build(4);
+        let tables = build(4, None);
         let text = iasl_listing("apic", table(&tables, b"APIC"));
         assert!(!text.contains("Invalid"), "{text}");
         assert_eq!(
@@ -470,7 +485,7 @@ mod tests {
 
     #[test]
     fn iasl_reads_fadt_with_our_pm_block_and_reset_register() {
-        let tables = build(1);
+        let tables = build(1, None);
         let text = iasl_listing("facp", table(&tables, b"FACP"));
         assert!(!text.contains("Invalid"), "{text}");
         assert!(
@@ -488,7 +503,7 @@ mod tests {
 
     #[test]
     fn iasl_decompiles_dsdt_with_s5() {
-        let text = iasl_listing("dsdt", &dsdt());
+        let text = iasl_listing("dsdt", &dsdt(Some((4 << 30, 32 << 30))));
         assert!(text.contains("Name (_S5, Package (0x04)"), "{text}");
         assert!(text.contains("Device (PCI0)"), "{text}");
         assert!(text.contains("EisaId (\"PNP0A08\")"), "{text}");
@@ -498,6 +513,15 @@ mod tests {
         );
         assert!(
             text.contains("0xDFFFFFFF,         // Range Maximum"),
+            "{text}"
+        );
+        assert!(text.contains("QWordMemory"), "{text}");
+        assert!(
+            text.contains("0x0000000100000000, // Range Minimum"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0x00000008FFFFFFFF, // Range Maximum"),
             "{text}"
         );
     }

@@ -95,6 +95,16 @@ fn adjust_entry(entry: &mut kvm_cpuid_entry2, topo: Topology) {
     }
 }
 
+/// Physical address bits the guest's CPU reports (CPUID 0x8000_0008 EAX[7:0]); 36 when the
+/// leaf is missing, as the architecture defines.
+pub fn phys_bits(cpuid: &CpuId) -> u8 {
+    cpuid
+        .as_slice()
+        .iter()
+        .find(|e| e.function == LEAF_AMD_ADDR_SIZES)
+        .map_or(36, |e| (e.eax & 0xff) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

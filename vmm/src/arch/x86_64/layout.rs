@@ -64,6 +64,20 @@ pub const LAPIC_ADDR: u64 = 0xfee0_0000;
 pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
 /// Where RAM resumes above the hole.
 pub const HIGH_RAM_START: u64 = MMIO_HOLE_END;
+/// Size of the PCI MMIO window for 64-bit BARs, above RAM (room for large device memory,
+/// such as a GPU's host-visible region).
+pub const PCI_MMIO64_SIZE: u64 = 32 << 30;
+
+/// The 64-bit PCI MMIO window for a guest with `ram_bytes` of RAM on a CPU with
+/// `phys_bits` physical address bits: the first 1 GiB boundary above RAM, if the whole
+/// window fits under the CPU's address limit.
+pub fn pci_mmio64_window(ram_bytes: u64, phys_bits: u8) -> Option<(u64, u64)> {
+    let ram_end = HIGH_RAM_START + ram_bytes.saturating_sub(MMIO_HOLE_START);
+    let start = ram_end.div_ceil(1 << 30).checked_mul(1 << 30)?;
+    let end = start.checked_add(PCI_MMIO64_SIZE)?;
+    let limit = 1u64.checked_shl(u32::from(phys_bits)).unwrap_or(u64::MAX);
+    (end <= limit).then_some((start, PCI_MMIO64_SIZE))
+}
 
 /// Port of the first 16550 UART (COM1).
 pub const SERIAL_PORT: u16 = 0x3f8;
@@ -124,5 +138,29 @@ mod tests {
             assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{pair:x?} overlap");
         }
         assert!(CMDLINE_ADDR + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn the_64_bit_window_sits_above_ram_and_under_the_address_limit() {
+        assert_eq!(
+            pci_mmio64_window(256 << 20, 40),
+            Some((4 << 30, PCI_MMIO64_SIZE))
+        );
+        // 5 GiB of RAM: 3 GiB below the hole, 2 GiB from 4 GiB, so RAM ends at 6 GiB.
+        assert_eq!(
+            pci_mmio64_window(5 << 30, 40),
+            Some((6 << 30, PCI_MMIO64_SIZE))
+        );
+        assert_eq!(pci_mmio64_window((5 << 30) + 1, 40).unwrap().0, 7 << 30);
+        assert_eq!(
+            pci_mmio64_window(256 << 20, 35),
+            None,
+            "32 GiB CPU: no room"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! A PCI function's 256-byte configuration space: identity registers, the command
-//! register, memory BARs with the sizing protocol (write all ones, read back the mask),
-//! and a capability list. Only the bits a real device lets software change are writable.
+//! register, 32- and 64-bit memory BARs with the sizing protocol (write all ones, read
+//! back the mask), and a capability list. Only the bits a real device lets software
+//! change are writable.
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -51,6 +52,8 @@ pub struct ConfigSpace {
     regs: [u32; 64],
     writable: [u32; 64],
     bar_sizes: [u64; 6],
+    /// BARs that take two registers (the next one holds the upper address half).
+    bar_is_64: [bool; 6],
     next_cap: usize,
     last_cap: Option<usize>,
 }
@@ -62,6 +65,7 @@ impl ConfigSpace {
             regs: [0; 64],
             writable: [0; 64],
             bar_sizes: [0; 6],
+            bar_is_64: [false; 6],
             next_cap: FIRST_CAP,
             last_cap: None,
         };
@@ -81,10 +85,44 @@ impl ConfigSpace {
         self.writable[BAR0 / 4 + index] = !(size as u32 - 1);
     }
 
+    /// Declares 64-bit prefetchable memory BAR `index` (it also takes register
+    /// `index + 1`) of `size` bytes (a power of two, >= 4 KiB) at `addr`.
+    pub fn set_bar64(&mut self, index: usize, size: u64, addr: u64) {
+        debug_assert!(size.is_power_of_two() && size >= 0x1000 && index < 5);
+        const TYPE_64_PREFETCHABLE: u32 = 0b1100;
+        let addr = addr & !(size - 1);
+        let mask = !(size - 1);
+        self.bar_sizes[index] = size;
+        self.bar_is_64[index] = true;
+        self.regs[BAR0 / 4 + index] = addr as u32 | TYPE_64_PREFETCHABLE;
+        self.regs[BAR0 / 4 + index + 1] = (addr >> 32) as u32;
+        self.writable[BAR0 / 4 + index] = mask as u32 & !0xf;
+        self.writable[BAR0 / 4 + index + 1] = (mask >> 32) as u32;
+    }
+
     /// Where BAR `index` is, if it exists.
     pub fn bar(&self, index: usize) -> Option<(u64, u64)> {
         let size = *self.bar_sizes.get(index)?;
-        (size != 0).then(|| (u64::from(self.regs[BAR0 / 4 + index] & !0xf), size))
+        if size == 0 {
+            return None;
+        }
+        let low = u64::from(self.regs[BAR0 / 4 + index] & !0xf);
+        let high = if self.bar_is_64[index] {
+            u64::from(self.regs[BAR0 / 4 + index + 1]) << 32
+        } else {
+            0
+        };
+        Some((high | low, size))
+    }
+
+    /// The BAR whose registers include register `reg`, if any.
+    fn bar_of_register(&self, reg: usize) -> Option<usize> {
+        let i = reg.checked_sub(BAR0 / 4).filter(|i| *i < 6)?;
+        if i > 0 && self.bar_is_64[i - 1] {
+            Some(i - 1)
+        } else {
+            Some(i)
+        }
     }
 
     /// Whether memory decoding is on.
@@ -140,10 +178,8 @@ impl ConfigSpace {
         if reg >= 64 || offset % 4 + data.len() > 4 {
             return None;
         }
-        let bar_before = (BAR0 / 4..BAR0 / 4 + 6)
-            .contains(&reg)
-            .then(|| self.bar(reg - BAR0 / 4))
-            .flatten();
+        let bar_index = self.bar_of_register(reg);
+        let bar_before = bar_index.and_then(|i| self.bar(i));
         let mut value = self.regs[reg].to_le_bytes();
         let mask = self.writable[reg].to_le_bytes();
         for (i, b) in data.iter().enumerate() {
@@ -151,7 +187,7 @@ impl ConfigSpace {
             value[at] = (value[at] & !mask[at]) | (b & mask[at]);
         }
         self.regs[reg] = u32::from_le_bytes(value);
-        let (index, (from, _)) = (reg.checked_sub(BAR0 / 4)?, bar_before?);
+        let (index, (from, _)) = (bar_index?, bar_before?);
         let (to, _) = self.bar(index)?;
         (from != to).then_some(BarMove { index, from, to })
     }
@@ -206,6 +242,26 @@ mod tests {
         // An absent BAR reads as zero whatever is written.
         c.write(0x14, &0xffff_ffffu32.to_le_bytes());
         assert_eq!(c.read_reg(0x14), 0);
+    }
+
+    #[test]
+    fn a_64_bit_bar_sizes_and_moves_across_both_registers() {
+        let mut c = space();
+        c.set_bar64(0, 0x1_0000, 0x4_0000_0000);
+        assert_eq!(c.read_reg(0x10), 0xc, "64-bit, prefetchable, low half zero");
+        assert_eq!(c.read_reg(0x14), 4);
+        assert_eq!(c.bar(0), Some((0x4_0000_0000, 0x1_0000)));
+        // Linux sizes each half: all ones in, the size mask out.
+        c.write(0x10, &0xffff_ffffu32.to_le_bytes());
+        c.write(0x14, &0xffff_ffffu32.to_le_bytes());
+        assert_eq!(c.read_reg(0x10), 0xffff_000c);
+        assert_eq!(c.read_reg(0x14), 0xffff_ffff);
+        c.write(0x10, &0u32.to_le_bytes());
+        let moved = c.write(0x14, &5u32.to_le_bytes()).expect("a move");
+        assert_eq!(moved.index, 0);
+        assert_eq!(moved.to, 0x5_0000_0000);
+        assert_eq!(c.bar(0), Some((0x5_0000_0000, 0x1_0000)));
+        assert_eq!(c.bar(1), None, "the upper half is not a BAR of its own");
     }
 
     #[test]

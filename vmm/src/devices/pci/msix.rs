@@ -302,10 +302,13 @@ mod tests {
         assert_eq!(rec.0.lock().unwrap().len(), 1);
     }
 
+    /// (vector, address, data, attached) of each route update.
+    type RouteLog = Arc<Mutex<Vec<(usize, u64, u32, bool)>>>;
+
     #[derive(Default)]
     struct Lines {
         events: Vec<vmm_sys_util::eventfd::EventFd>,
-        log: Arc<Mutex<Vec<(usize, u64, u32, bool)>>>,
+        log: RouteLog,
     }
     impl VectorRoutes for Lines {
         fn event(&self, v: usize) -> Option<&vmm_sys_util::eventfd::EventFd> {

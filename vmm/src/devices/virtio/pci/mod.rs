@@ -253,7 +253,8 @@ impl VirtioPci {
             subsystem_vendor: 0x1af4,
             subsystem: 0x40,
         });
-        config.set_bar(0, BAR_SIZE, bar_addr);
+        // 64-bit and prefetchable, as QEMU's modern virtio-pci BAR.
+        config.set_bar64(0, BAR_SIZE, bar_addr);
         config.add_capability(&virtio_cap(1, COMMON as u32, 0x38, None), &[0; 16]);
         config.add_capability(
             &virtio_cap(2, NOTIFY as u32, 0x1000, Some(NOTIFY_MULTIPLIER)),
