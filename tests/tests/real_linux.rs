@@ -81,7 +81,8 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
 
 /// Our VMM's own virtio-pci transport with the real virtio_blk driver: a writable and a
 /// read-only in-process disk, and a third disk served by `phyllome-vmm device blk` in
-/// another L1 process over vhost-user; and the real virtio_console driver on a console
+/// another L1 process over vhost-user; virtio_rng on our in-process entropy device; and
+/// the real virtio_console driver on a console
 /// served by `phyllome-vmm device console` in L1 (the guest writes to hvc0, L1 types a
 /// line back once it sees it). Images are made inside L1 and checked there after the guest
 /// stops; the backends must exit 0 when the VMM disconnects.
@@ -99,7 +100,7 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
         .arg(assets.dir.join("virtio-initrd.cpio"))
         .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
         .args(["--disk", "/rw.img,queues=2", "--disk", "/ro.img,readonly", "--vhost-user", "blk,socket=/vu.sock"])
-        .args(["--vhost-user", "console,socket=/con.sock"])
+        .args(["--vhost-user", "console,socket=/con.sock", "--rng"])
         .env(
             "PHYLLOME_NESTED_SETUP",
             "dd if=/dev/zero of=/rw.img bs=1M count=16 2>/dev/null; printf PHYLLOME-READONLY-MARKER > /ro.img; \
@@ -141,6 +142,8 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
         "PHYLLOME-VMM-EXIT=0",
         "PHYLLOME-L1-BACKEND-EXIT=0",
         "PHYLLOME-HVC-INPUT=typed-by-host",
+        "PHYLLOME-RNG-CURRENT=virtio_rng.0",
+        "PHYLLOME-RNG-OK",
         "PHYLLOME-L1-CONSOLE-EXIT=0",
         "PHYLLOME-L1-CONSOLE-LINES=1",
         // 64 KiB of "PHYLLOME-BLK-PATTERN\n" is 3120 whole lines (the rest is cut off).

@@ -1,8 +1,9 @@
 //! Block benchmark: 4 KiB random reads, 1 MiB sequential reads and 1 MiB sequential writes
 //! through the vhost-user-blk protocol, driven by the same client (our harness acting as
-//! frontend and guest driver, queue depth 1) against `phyllome-vmm device blk` and against
-//! `qemu-storage-daemon` on the same image, interleaved, medians of several rounds; plus the
-//! same patterns with pread/pwrite on the host file directly. Run with
+//! frontend and guest driver, at queue depth 1 and at a depth a guest keeps in flight)
+//! against `phyllome-vmm device blk` and against `qemu-storage-daemon` on the same image,
+//! interleaved, medians of several rounds; plus the same patterns with pread/pwrite on the
+//! host file directly (from the page cache, where depth changes nothing). Run with
 //! `cargo bench -p phyllome-vmm --bench blk`.
 
 #![allow(
@@ -30,30 +31,31 @@ struct Pattern {
     len: u32,
     count: usize,
     random: bool,
+    depth: usize,
 }
 
-const PATTERNS: [Pattern; 3] = [
+const fn pattern(name: &'static str, kind: u32, len: u32, random: bool, depth: usize) -> Pattern {
     Pattern {
-        name: "4 KiB random read",
-        kind: REQ_READ,
-        len: 4096,
-        count: RANDOM_READS,
-        random: true,
-    },
-    Pattern {
-        name: "1 MiB sequential read",
-        kind: REQ_READ,
-        len: 1 << 20,
-        count: IMAGE_MIB as usize,
-        random: false,
-    },
-    Pattern {
-        name: "1 MiB sequential write",
-        kind: REQ_WRITE,
-        len: 1 << 20,
-        count: IMAGE_MIB as usize,
-        random: false,
-    },
+        name,
+        kind,
+        len,
+        count: if random {
+            RANDOM_READS
+        } else {
+            IMAGE_MIB as usize
+        },
+        random,
+        depth,
+    }
+}
+
+const PATTERNS: [Pattern; 6] = [
+    pattern("4 KiB random read", REQ_READ, 4096, true, 1),
+    pattern("4 KiB random read", REQ_READ, 4096, true, 16),
+    pattern("1 MiB sequential read", REQ_READ, 1 << 20, false, 1),
+    pattern("1 MiB sequential read", REQ_READ, 1 << 20, false, 8),
+    pattern("1 MiB sequential write", REQ_WRITE, 1 << 20, false, 1),
+    pattern("1 MiB sequential write", REQ_WRITE, 1 << 20, false, 8),
 ];
 
 /// A deterministic sequence of sector offsets (xorshift), 4 KiB aligned, inside the image.
@@ -75,9 +77,16 @@ fn offsets(p: &Pattern) -> Vec<u64> {
 }
 
 fn run_driver(d: &mut Driver, p: &Pattern) -> Duration {
+    let sectors: Vec<u64> = offsets(p).iter().map(|o| o / 512).collect();
     let start = Instant::now();
-    for off in offsets(p) {
-        assert_eq!(d.request(p.kind, off / 512, p.len), 0, "request failed");
+    if p.depth == 1 {
+        for s in sectors {
+            assert_eq!(d.request(p.kind, s, p.len), 0, "request failed");
+        }
+    } else {
+        for batch in sectors.chunks(p.depth) {
+            d.request_batch(p.kind, batch, p.len);
+        }
     }
     start.elapsed()
 }
@@ -107,7 +116,7 @@ fn wait_socket(path: &Path) {
 
 fn connect(socket: &Path) -> Driver {
     wait_socket(socket);
-    let ram = phyllome_vmm::memory::create(16 << 20).unwrap();
+    let ram = phyllome_vmm::memory::create(32 << 20).unwrap();
     let engine = VhostUserEngine::connect(2, 60, socket, 256).unwrap();
     let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
     d.bring_up(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
@@ -185,12 +194,12 @@ fn main() {
         .unwrap();
 
     println!(
-        "image {IMAGE_MIB} MiB in {}, queue depth 1, {ROUNDS} interleaved rounds, medians",
+        "image {IMAGE_MIB} MiB in {}, {ROUNDS} interleaved rounds, medians",
         dir.path().display()
     );
     println!(
-        "{:<24} {:>14} {:>14} {:>14} {:>9} {:>9}",
-        "pattern", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host"
+        "{:<24} {:>5} {:>14} {:>14} {:>14} {:>9} {:>9}",
+        "pattern", "depth", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host"
     );
     for p in &PATTERNS {
         let (mut a, mut b, mut h) = (Vec::new(), Vec::new(), Vec::new());
@@ -201,8 +210,9 @@ fn main() {
         }
         let (a, b, h) = (median(&mut a), median(&mut b), median(&mut h));
         println!(
-            "{:<24} {} {} {} {:>8.2}x {:>8.2}x",
+            "{:<24} {:>5} {} {} {} {:>8.2}x {:>8.2}x",
             p.name,
+            p.depth,
             rate(p, a),
             rate(p, b),
             rate(p, h),

@@ -51,9 +51,10 @@ pub enum DeviceCommand {
         /// The vhost-user socket to listen on.
         #[arg(long)]
         socket: PathBuf,
-        /// Where the guest's console output goes: stdio or file:PATH.
-        #[arg(long, default_value = "stdio", value_parser = parse_serial)]
-        output: SerialOutput,
+        /// Where the port leads: stdio, file:PATH (output only) or socket:PATH (one client
+        /// at a time sends input and gets output).
+        #[arg(long, default_value = "stdio")]
+        output: crate::devices::virtio::console::endpoint::ConsoleEndpoint,
     },
     /// A virtio-rng entropy source.
     Rng {
@@ -99,6 +100,12 @@ pub struct RunArgs {
     /// Where the serial console goes: stdio, none, or file:PATH.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     pub serial: SerialOutput,
+    /// A virtio-rng entropy source.
+    #[arg(long)]
+    pub rng: bool,
+    /// A virtio-console port (hvc0) leading to file:PATH or socket:PATH.
+    #[arg(long)]
+    pub console: Option<crate::devices::virtio::console::endpoint::ConsoleEndpoint>,
 }
 
 fn parse_serial(s: &str) -> Result<SerialOutput, String> {
@@ -125,6 +132,8 @@ impl RunArgs {
         c.machine.no_reboot = self.no_reboot;
         c.serial.output = self.serial.clone();
         c.disks = self.disk.clone();
+        c.devices.rng = self.rng;
+        c.devices.console = self.console.clone();
         c.vhost_user = self.vhost_user.clone();
         Ok(c)
     }

@@ -3,6 +3,7 @@
 //! Every field is checked by [`VmConfig::validate`] with an error that names it.
 
 use crate::devices::virtio::blk::ImageFormat;
+use crate::devices::virtio::console::endpoint::ConsoleEndpoint;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -284,6 +285,21 @@ pub struct VmConfig {
     /// Devices served by other processes.
     #[serde(default, rename = "vhost_user", skip_serializing_if = "Vec::is_empty")]
     pub vhost_user: Vec<VhostUserConfig>,
+    /// Other in-process virtio devices.
+    #[serde(default)]
+    pub devices: DevicesConfig,
+}
+
+/// In-process virtio devices besides disks.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// A virtio-rng entropy source (host entropy, capped at 1 MiB/s).
+    #[serde(default)]
+    pub rng: bool,
+    /// A virtio-console port (the guest's hvc0) and where it leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleEndpoint>,
 }
 
 fn default_name() -> String {
@@ -365,6 +381,7 @@ impl VmConfig {
             serial: SerialConfig::default(),
             disks: Vec::new(),
             vhost_user: Vec::new(),
+            devices: DevicesConfig::default(),
         }
     }
 
@@ -465,6 +482,12 @@ impl VmConfig {
                     "the kernel command line must be plain ASCII text",
                 ));
             }
+        }
+        if self.devices.console == Some(ConsoleEndpoint::Stdio) {
+            return Err(invalid(
+                "devices.console",
+                "standard I/O belongs to the serial port; use file:PATH or socket:PATH",
+            ));
         }
         if self.disks.len() + self.vhost_user.len() > MAX_DISKS {
             return Err(invalid(

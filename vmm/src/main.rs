@@ -4,7 +4,7 @@
 use clap::Parser;
 use phyllome_vmm::cli::{Cli, Command, DeviceCommand};
 use phyllome_vmm::devices::virtio::blk::{Block, Disk};
-use phyllome_vmm::devices::virtio::console::Console;
+use phyllome_vmm::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
 use phyllome_vmm::devices::virtio::rng::Rng;
 use phyllome_vmm::vhost_user;
 use phyllome_vmm::{SerialOutput, Vm, VmCommand, VmEvent};
@@ -73,41 +73,27 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
     }
 }
 
-/// `device console`: guest output to stdout or a file; stdin typed into the guest.
-fn serve_console(socket: &std::path::Path, output: &SerialOutput) -> ExitCode {
-    let writer: Box<dyn std::io::Write + Send> = match output {
-        SerialOutput::File(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                return fail(&format!(
-                    "Cannot open the console output file {}: {e}.",
-                    path.display()
-                ))
-            }
-        },
-        SerialOutput::None => Box::new(std::io::sink()),
-        _ => Box::new(std::io::stdout()),
-    };
-    let (console, input) = match Console::new(writer) {
+/// `device console`: the port leads to stdio, a file or a socket; with a file, what
+/// arrives on stdin is typed into the guest too.
+fn serve_console(socket: &std::path::Path, output: &ConsoleEndpoint) -> ExitCode {
+    let (console, _threads) = match endpoint::open(output) {
         Ok(c) => c,
-        Err(e) => return fail(&format!("Cannot create the console: {e}.")),
+        Err(e) => return fail(&e),
     };
-    // Whatever the output, stdin types into the guest (until it ends).
-    let _ = std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let mut buf = [0u8; 256];
-            while let Ok(n) = std::io::stdin().read(&mut buf) {
-                if n == 0 {
-                    break;
+    if matches!(output, ConsoleEndpoint::File(_)) {
+        let input = console.input();
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = std::io::stdin().read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    input.push(&buf[..n]);
                 }
-                input.push(&buf[..n]);
-            }
-        });
+            });
+    }
     match vhost_user::serve("phyllome-console", console, socket) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),

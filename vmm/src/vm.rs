@@ -25,8 +25,11 @@ use crate::devices::legacy::serial::{IrqLine, SerialDevice};
 use crate::devices::pci::msix::MsiSink;
 use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
 use crate::devices::virtio::blk::{Block, Disk, DiskError};
+use crate::devices::virtio::console::endpoint::{self, EndpointError, EndpointThreads};
 use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
+use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
+use crate::devices::virtio::DeviceCore;
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::irq_routing::{GsiRouter, RoutingError};
 use crate::memory::{self, MemoryError};
@@ -98,6 +101,9 @@ pub enum VmError {
     /// A disk image could not be opened.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// The console's host side could not be opened.
+    #[error(transparent)]
+    Console(#[from] EndpointError),
     /// The PCI windows have no room for a device's registers.
     #[error("Cannot place a PCI device's registers: {0}. Attach fewer devices.")]
     BarSpace(String),
@@ -174,7 +180,12 @@ struct Blueprint {
     exits: ExitSender,
     /// vhost-user connections, made once: each machine drives them in config order.
     vhost_user: Vec<SharedEngine>,
+    /// The console port and its host side, which stay connected across reboots.
+    console: Option<(SharedCore, EndpointThreads)>,
 }
+
+/// A device core shared by successive machines.
+type SharedCore = Arc<Mutex<Box<dyn DeviceCore>>>;
 
 /// One incarnation of the machine: built at start and after every guest reset.
 struct Machine {
@@ -447,6 +458,24 @@ fn attach_pci(
         dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }
+    let mut local: Vec<LocalEngine> = Vec::new();
+    if bp.config.devices.rng {
+        local.push(LocalEngine::new(Box::new(Rng::new(DEFAULT_BYTES_PER_SEC))));
+    }
+    if let Some((core, _)) = &bp.console {
+        local.push(LocalEngine::shared(core.clone()));
+    }
+    for engine in local {
+        let mut dev = VirtioPci::new(
+            Box::new(engine),
+            memory.clone(),
+            bars.place(pci_transport::BAR_SIZE)?,
+            msi.clone(),
+            doorbells.clone(),
+        )?;
+        dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
+        lock(&pci).add(Arc::new(Mutex::new(dev)))?;
+    }
     for engine in &bp.vhost_user {
         let mut dev = VirtioPci::new(
             Box::new(engine.clone()),
@@ -538,7 +567,16 @@ impl Vm {
                     .map(|e| SharedEngine(Arc::new(Mutex::new(e))))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let console = match &config.devices.console {
+            Some(endpoint) => {
+                let (core, threads) = endpoint::open(endpoint)?;
+                let core: SharedCore = Arc::new(Mutex::new(Box::new(core)));
+                Some((core, threads))
+            }
+            None => None,
+        };
         let blueprint = Blueprint {
+            console,
             config,
             kvm,
             cpuid,

@@ -3,6 +3,8 @@
 //! buffers as they are available. Receive buffers wait in the ring until there is input:
 //! the core says when it is [`DeviceCore::ready`] for them, and signals its input EventFd.
 
+pub mod endpoint;
+
 use super::{
     Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
@@ -68,6 +70,18 @@ impl Console {
             },
             input,
         ))
+    }
+}
+
+impl Console {
+    /// A handle that types into this console.
+    pub fn input(&self) -> ConsoleInput {
+        self.input.clone()
+    }
+
+    /// Whether host input is waiting for the guest.
+    pub fn has_input(&self) -> bool {
+        !lock(&self.input.pending).is_empty()
     }
 }
 

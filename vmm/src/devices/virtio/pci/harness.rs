@@ -22,7 +22,9 @@ const HDR: u64 = 0x4_0000;
 /// Where request data goes (up to 1 MiB): give the harness at least 4 MiB of memory.
 pub const DATA: u64 = 0x10_0000;
 pub const STATUS_BYTE: u64 = 0x6_0000;
-pub const QSIZE: u16 = 16;
+pub const QSIZE: u16 = 64;
+/// Most requests [`Driver::request_batch`] has in flight (three descriptors each).
+pub const MAX_BATCH: usize = 16;
 
 #[derive(Debug)]
 pub struct Msi(Mutex<Sender<(u64, u32)>>);
@@ -209,6 +211,54 @@ impl Driver {
 
     pub fn used_idx(&self) -> u16 {
         self.mem.read_obj(GuestAddress(USED + 2)).unwrap()
+    }
+
+    /// Submits one block request per entry of `sectors` at once (queue depth
+    /// `sectors.len()`, at most [`MAX_BATCH`]), each of `len` bytes with its own data area
+    /// from [`DATA`] up, rings the doorbell once, waits for all, and checks every status.
+    pub fn request_batch(&mut self, kind: u32, sectors: &[u64], len: u32) {
+        assert!(sectors.len() <= MAX_BATCH);
+        let first = self.next_avail;
+        let data_flags = if kind == REQ_READ { 3 } else { 1 };
+        for (i, &sector) in sectors.iter().enumerate() {
+            let (hdr, status) = (HDR + 16 * i as u64, STATUS_BYTE + i as u64);
+            let data = DATA + i as u64 * u64::from(len);
+            self.mem.write_obj(kind, GuestAddress(hdr)).unwrap();
+            self.mem.write_obj(0u32, GuestAddress(hdr + 4)).unwrap();
+            self.mem.write_obj(sector, GuestAddress(hdr + 8)).unwrap();
+            self.mem.write_obj(0xffu8, GuestAddress(status)).unwrap();
+            let d = 3 * i as u16;
+            self.desc(d, hdr, 16, 1, d + 1);
+            self.desc(d + 1, data, len, data_flags, d + 2);
+            self.desc(d + 2, status, 1, 2, 0);
+            let slot = u64::from(self.next_avail % QSIZE);
+            self.mem
+                .write_obj(d, GuestAddress(AVAIL + 4 + 2 * slot))
+                .unwrap();
+            self.next_avail = self.next_avail.wrapping_add(1);
+        }
+        let end = self.next_avail;
+        // Interrupt me once the last one is used.
+        self.mem
+            .write_obj(
+                end.wrapping_sub(1),
+                GuestAddress(AVAIL + 4 + 2 * u64::from(QSIZE)),
+            )
+            .unwrap();
+        self.mem.write_obj(end, GuestAddress(AVAIL + 2)).unwrap();
+        self.w(NOTIFY, 0, 2);
+        while self.used_idx() != end {
+            self.msi
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the device completed the batch");
+        }
+        for i in 0..sectors.len() {
+            let status: u8 = self
+                .mem
+                .read_obj(GuestAddress(STATUS_BYTE + i as u64))
+                .unwrap();
+            assert_eq!(status, 0, "request {i} of the batch from {first} failed");
+        }
     }
 
     /// Enables MSI-X vectors 1..=`n` (data 0x41, 0x42, ...).

@@ -111,10 +111,13 @@ pub struct LocalEngine {
 impl LocalEngine {
     /// Runs `core`'s queues here.
     pub fn new(core: Box<dyn DeviceCore>) -> Self {
-        Self {
-            core: Arc::new(Mutex::new(core)),
-            worker: None,
-        }
+        Self::shared(Arc::new(Mutex::new(core)))
+    }
+
+    /// Runs the queues of a core that outlives this engine (a console whose host side
+    /// stays connected across guest reboots).
+    pub fn shared(core: Arc<Mutex<Box<dyn DeviceCore>>>) -> Self {
+        Self { core, worker: None }
     }
 }
 

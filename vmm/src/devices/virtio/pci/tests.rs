@@ -115,3 +115,47 @@ fn config_space_is_the_device_config() {
     let (mut d, _image) = block_driver();
     assert_eq!(d.r(DEVICE, 8), 2048, "capacity in sectors of a 1 MiB image");
 }
+
+#[test]
+fn in_process_console_serves_both_queues_and_waits_for_input() {
+    use crate::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("con.sock");
+    let (console, threads) = endpoint::open(&ConsoleEndpoint::Socket(path.clone())).unwrap();
+    let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Output goes only to an attached client: wait until the connection is accepted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !threads.client_attached() {
+        assert!(std::time::Instant::now() < deadline, "never attached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+    let mut d = Driver::with_engine(Box::new(LocalEngine::new(Box::new(console))), mem);
+    assert!(d.negotiate(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX));
+    d.enable_msix_vectors(2);
+    d.setup_ring(0);
+    d.setup_ring(1);
+    d.w(0x14, 0xf, 1);
+    assert_eq!(d.status() & STATUS_FAILED, 0);
+    let rx = d.post(0, &[(0x31_0000, 64, true)]);
+    d.mem.write_slice(b"$ ", GuestAddress(0x30_0000)).unwrap();
+    let tx = d.post(1, &[(0x30_0000, 2, false)]);
+    d.wait_ring(1, tx);
+    let mut prompt = [0u8; 2];
+    client.read_exact(&mut prompt).unwrap();
+    assert_eq!(
+        &prompt, b"$ ",
+        "the guest's output reached the socket client"
+    );
+    assert_eq!(d.ring_used(0), 0, "no input yet");
+    client.write_all(b"uname\n").unwrap();
+    d.wait_ring(0, rx);
+    assert_eq!(d.ring_used_len(0, rx), 6);
+    let mut got = [0u8; 6];
+    d.mem.read_slice(&mut got, GuestAddress(0x31_0000)).unwrap();
+    assert_eq!(&got, b"uname\n");
+}
