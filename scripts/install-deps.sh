@@ -22,7 +22,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
-  build-essential pkg-config binutils kmod busybox-static acpica-tools \
+  build-essential pkg-config binutils kmod busybox-static acpica-tools edid-decode \
   libgtk-4-dev libadwaita-1-dev \
   xvfb xauth x11-utils xdotool imagemagick dbus dbus-x11 libgl1-mesa-dri
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \

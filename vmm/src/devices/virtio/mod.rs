@@ -9,6 +9,7 @@
 pub mod blk;
 pub mod console;
 pub mod event_loop;
+pub mod gpu;
 pub mod pci;
 pub mod rng;
 

@@ -1,0 +1,64 @@
+//! Where the GPU device's output goes: a [`DisplaySink`] receives each flushed frame (the
+//! scanout's whole image and the damaged rectangle), cursor changes, and scanouts turned
+//! off. The app's console connection, a PNG dumper and tests implement it; [`NullSink`]
+//! drops everything, for headless VMs.
+
+/// One flushed frame of a scanout: 32-bit pixels in the resource's format.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Which scanout.
+    pub scanout: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per row.
+    pub stride: u32,
+    /// virtio-gpu format (`FORMAT_*` in [`super::protocol`]).
+    pub format: u32,
+    /// The whole image, `stride * height` bytes.
+    pub pixels: &'a [u8],
+    /// The part that changed since the last frame: (x, y, width, height).
+    pub damage: (u32, u32, u32, u32),
+}
+
+/// A cursor image change: a 64x64 BGRA image and its hot spot, or hidden.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// No cursor.
+    Hidden,
+    /// A new image.
+    Image {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Hot spot.
+        hot: (u32, u32),
+        /// Pixels, `width * height * 4` bytes.
+        pixels: Vec<u8>,
+    },
+}
+
+/// Receives the device's output.
+pub trait DisplaySink: Send {
+    /// A scanout's image changed.
+    fn frame(&mut self, frame: &Frame<'_>);
+    /// A scanout was turned off.
+    fn disabled(&mut self, scanout: u32);
+    /// The cursor image changed.
+    fn cursor(&mut self, scanout: u32, cursor: &Cursor);
+    /// The cursor moved.
+    fn cursor_moved(&mut self, scanout: u32, x: u32, y: u32);
+}
+
+/// A sink that drops everything.
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl DisplaySink for NullSink {
+    fn frame(&mut self, _: &Frame<'_>) {}
+    fn disabled(&mut self, _: u32) {}
+    fn cursor(&mut self, _: u32, _: &Cursor) {}
+    fn cursor_moved(&mut self, _: u32, _: u32, _: u32) {}
+}

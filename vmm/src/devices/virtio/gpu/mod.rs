@@ -1,0 +1,526 @@
+//! virtio-gpu (2D): the guest's screen. Resources live in host memory; the guest attaches
+//! its own pages as backing, transfers rectangles from them into a resource, points a
+//! scanout at a resource and flushes, and each flush hands the scanout's image and the
+//! damaged rectangle to the [`display::DisplaySink`]. The cursor queue sets the cursor
+//! image and position. Every request is checked (resource and scanout ids, formats,
+//! rectangles, backing inside guest memory, total resource memory) and fails alone with
+//! the matching error response.
+//!
+//! Shaped for 3D: resource bookkeeping is by id in one table, so that rutabaga_gfx can own
+//! resources behind the same commands later.
+
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "sizes are validated against u32 dimensions and the memory cap before narrowing"
+)]
+
+pub mod display;
+pub mod edid;
+pub mod protocol;
+
+use super::{
+    Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
+use crate::memory::GuestMemory;
+use display::{Cursor, DisplaySink, Frame};
+use protocol::*;
+use std::collections::HashMap;
+use std::io::Write;
+use virtio_queue::{Reader, Writer};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
+
+/// Control queue.
+pub const CONTROL_QUEUE: usize = 0;
+/// Cursor queue.
+pub const CURSOR_QUEUE: usize = 1;
+const QUEUE_SIZE: u16 = 256;
+/// Bytes of host memory all of one guest's resources may take together: enough for two
+/// 4K (3840x2160) framebuffers, double-buffered, plus cursors.
+pub const DEFAULT_RESOURCE_LIMIT: u64 = 256 << 20;
+/// Largest width or height of a resource.
+pub const MAX_DIMENSION: u32 = 16384;
+/// Most backing entries one resource may have.
+pub const MAX_BACKING_ENTRIES: u32 = 1 << 16;
+const BYTES_PER_PIXEL: u32 = 4;
+const CURSOR_SIZE: u32 = 64;
+
+/// A host-side image the guest created.
+#[derive(Debug)]
+struct Resource {
+    width: u32,
+    height: u32,
+    format: u32,
+    pixels: Vec<u8>,
+    /// Guest memory backing it: (address, length), each checked to lie in guest RAM.
+    backing: Vec<(u64, u32)>,
+}
+
+impl Resource {
+    fn stride(&self) -> u32 {
+        self.width * BYTES_PER_PIXEL
+    }
+}
+
+/// One display output.
+#[derive(Debug, Clone, Copy, Default)]
+struct Scanout {
+    /// The display's size, as offered to the guest.
+    width: u32,
+    height: u32,
+    /// The resource shown (0: off) and the part of it.
+    resource: u32,
+    rect: Rect,
+}
+
+/// An answer to a control request.
+enum Response {
+    NoData,
+    DisplayInfo(Box<RespDisplayInfo>),
+    Edid(Box<RespEdid>),
+}
+
+/// The 2D GPU device.
+pub struct Gpu {
+    scanouts: Vec<Scanout>,
+    resources: HashMap<u32, Resource>,
+    resource_bytes: u64,
+    resource_limit: u64,
+    sink: Box<dyn DisplaySink>,
+    events_read: u32,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("scanouts", &self.scanouts.len())
+            .field("resources", &self.resources.len())
+            .field("resource_bytes", &self.resource_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+type CmdResult = Result<Response, u32>;
+
+impl Gpu {
+    /// A device with one scanout per entry of `sizes` (at most 16), offering each size as
+    /// its preferred mode, sending output to `sink`.
+    pub fn new(sizes: &[(u32, u32)], sink: Box<dyn DisplaySink>) -> Self {
+        let scanouts = sizes
+            .iter()
+            .take(MAX_SCANOUTS)
+            .map(|&(w, h)| Scanout {
+                width: w.clamp(1, MAX_DIMENSION),
+                height: h.clamp(1, MAX_DIMENSION),
+                ..Scanout::default()
+            })
+            .collect();
+        Self {
+            scanouts,
+            resources: HashMap::new(),
+            resource_bytes: 0,
+            resource_limit: DEFAULT_RESOURCE_LIMIT,
+            sink,
+            events_read: 0,
+        }
+    }
+
+    /// Caps the host memory resources may take.
+    pub fn set_resource_limit(&mut self, bytes: u64) {
+        self.resource_limit = bytes;
+    }
+
+    /// Host memory the guest's resources take now.
+    pub fn resource_bytes(&self) -> u64 {
+        self.resource_bytes
+    }
+
+    /// The host asks for a new size of `scanout` (the window was resized): the guest
+    /// learns it from the next display info; the caller raises the configuration
+    /// interrupt. Returns false for a scanout that does not exist.
+    pub fn request_size(&mut self, scanout: u32, width: u32, height: u32) -> bool {
+        let Some(s) = self.scanouts.get_mut(scanout as usize) else {
+            return false;
+        };
+        s.width = width.clamp(1, MAX_DIMENSION);
+        s.height = height.clamp(1, MAX_DIMENSION);
+        self.events_read |= EVENT_DISPLAY;
+        true
+    }
+
+    fn display_info(&self) -> CmdResult {
+        let mut info = Box::new(RespDisplayInfo::default());
+        for (slot, s) in info.pmodes.iter_mut().zip(&self.scanouts) {
+            slot.r = Rect {
+                x: 0,
+                y: 0,
+                width: s.width,
+                height: s.height,
+            };
+            slot.enabled = 1;
+        }
+        Ok(Response::DisplayInfo(info))
+    }
+
+    fn get_edid(&self, body: GetEdid) -> CmdResult {
+        let s = self
+            .scanouts
+            .get(body.scanout as usize)
+            .ok_or(RESP_ERR_INVALID_SCANOUT_ID)?;
+        let block = edid::edid(s.width, s.height);
+        let mut resp = Box::new(RespEdid {
+            hdr: CtrlHdr::default(),
+            size: block.len() as u32,
+            padding: 0,
+            edid: [0; 1024],
+        });
+        resp.edid[..block.len()].copy_from_slice(&block);
+        Ok(Response::Edid(resp))
+    }
+
+    fn create_2d(&mut self, c: ResourceCreate2d) -> CmdResult {
+        if c.resource_id == 0 || self.resources.contains_key(&c.resource_id) {
+            return Err(RESP_ERR_INVALID_RESOURCE_ID);
+        }
+        if !format_supported(c.format)
+            || c.width == 0
+            || c.height == 0
+            || c.width > MAX_DIMENSION
+            || c.height > MAX_DIMENSION
+        {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        let bytes = u64::from(c.width) * u64::from(c.height) * u64::from(BYTES_PER_PIXEL);
+        if self.resource_bytes + bytes > self.resource_limit {
+            return Err(RESP_ERR_OUT_OF_MEMORY);
+        }
+        let mut pixels = Vec::new();
+        pixels
+            .try_reserve_exact(bytes as usize)
+            .map_err(|_| RESP_ERR_OUT_OF_MEMORY)?;
+        pixels.resize(bytes as usize, 0);
+        self.resource_bytes += bytes;
+        self.resources.insert(
+            c.resource_id,
+            Resource {
+                width: c.width,
+                height: c.height,
+                format: c.format,
+                pixels,
+                backing: Vec::new(),
+            },
+        );
+        Ok(Response::NoData)
+    }
+
+    fn unref(&mut self, id: u32) -> CmdResult {
+        let r = self
+            .resources
+            .remove(&id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        self.resource_bytes -= r.pixels.len() as u64;
+        for (i, s) in self.scanouts.iter_mut().enumerate() {
+            if s.resource == id {
+                s.resource = 0;
+                self.sink.disabled(i as u32);
+            }
+        }
+        Ok(Response::NoData)
+    }
+
+    fn attach_backing(
+        &mut self,
+        mem: &GuestMemory,
+        a: AttachBacking,
+        reader: &mut Reader<'_, ()>,
+    ) -> CmdResult {
+        if a.nr_entries == 0 || a.nr_entries > MAX_BACKING_ENTRIES {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        let mut backing = Vec::with_capacity(a.nr_entries as usize);
+        for _ in 0..a.nr_entries {
+            let e: MemEntry = reader.read_obj().map_err(|_| RESP_ERR_INVALID_PARAMETER)?;
+            // The whole entry must be guest RAM, now and for transfers later.
+            if e.length == 0 || !mem.check_range(GuestAddress(e.addr), e.length as usize) {
+                return Err(RESP_ERR_UNSPEC);
+            }
+            backing.push((e.addr, e.length));
+        }
+        let r = self
+            .resources
+            .get_mut(&a.resource_id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        r.backing = backing;
+        Ok(Response::NoData)
+    }
+
+    fn detach_backing(&mut self, id: u32) -> CmdResult {
+        let r = self
+            .resources
+            .get_mut(&id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        r.backing.clear();
+        Ok(Response::NoData)
+    }
+
+    fn set_scanout(&mut self, s: SetScanout) -> CmdResult {
+        let index = s.scanout_id as usize;
+        if index >= self.scanouts.len() {
+            return Err(RESP_ERR_INVALID_SCANOUT_ID);
+        }
+        if s.resource_id == 0 {
+            self.scanouts[index].resource = 0;
+            self.sink.disabled(s.scanout_id);
+            return Ok(Response::NoData);
+        }
+        let r = self
+            .resources
+            .get(&s.resource_id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        if s.r.width == 0 || s.r.height == 0 || !s.r.inside(r.width, r.height) {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        let scanout = &mut self.scanouts[index];
+        scanout.resource = s.resource_id;
+        scanout.rect = s.r;
+        Ok(Response::NoData)
+    }
+
+    fn transfer_to_host(&mut self, mem: &GuestMemory, t: TransferToHost2d) -> CmdResult {
+        let r = self
+            .resources
+            .get_mut(&t.resource_id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        if !t.r.inside(r.width, r.height) {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        if r.backing.is_empty() {
+            return Err(RESP_ERR_UNSPEC);
+        }
+        let stride = u64::from(r.stride());
+        let row_bytes = (t.r.width * BYTES_PER_PIXEL) as usize;
+        for row in 0..u64::from(t.r.height) {
+            let src = t
+                .offset
+                .checked_add(stride * row)
+                .ok_or(RESP_ERR_INVALID_PARAMETER)?;
+            let dst =
+                ((u64::from(t.r.y) + row) * stride + u64::from(t.r.x * BYTES_PER_PIXEL)) as usize;
+            let out = &mut r.pixels[dst..dst + row_bytes];
+            if !read_backing(mem, &r.backing, src, out) {
+                return Err(RESP_ERR_INVALID_PARAMETER);
+            }
+        }
+        Ok(Response::NoData)
+    }
+
+    fn flush(&mut self, f: ResourceFlush) -> CmdResult {
+        let r = self
+            .resources
+            .get(&f.resource_id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        if !f.r.inside(r.width, r.height) {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        for (i, s) in self.scanouts.iter().enumerate() {
+            if s.resource != f.resource_id {
+                continue;
+            }
+            // The flushed part of what this scanout shows, in scanout coordinates.
+            let (x0, y0) = (f.r.x.max(s.rect.x), f.r.y.max(s.rect.y));
+            let x1 = (f.r.x + f.r.width).min(s.rect.x + s.rect.width);
+            let y1 = (f.r.y + f.r.height).min(s.rect.y + s.rect.height);
+            if x0 >= x1 || y0 >= y1 {
+                continue;
+            }
+            let stride = r.stride();
+            let start = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
+            let end =
+                start + ((s.rect.height - 1) * stride + s.rect.width * BYTES_PER_PIXEL) as usize;
+            self.sink.frame(&Frame {
+                scanout: i as u32,
+                width: s.rect.width,
+                height: s.rect.height,
+                stride,
+                format: r.format,
+                pixels: &r.pixels[start..end],
+                damage: (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
+            });
+        }
+        Ok(Response::NoData)
+    }
+
+    fn update_cursor(&mut self, c: UpdateCursor) {
+        let scanout = c.pos.scanout_id;
+        if scanout as usize >= self.scanouts.len() {
+            return;
+        }
+        let cursor = if c.resource_id == 0 {
+            Cursor::Hidden
+        } else {
+            match self.resources.get(&c.resource_id) {
+                Some(r) if r.width == CURSOR_SIZE && r.height == CURSOR_SIZE => Cursor::Image {
+                    width: r.width,
+                    height: r.height,
+                    hot: (c.hot_x.min(CURSOR_SIZE - 1), c.hot_y.min(CURSOR_SIZE - 1)),
+                    pixels: r.pixels.clone(),
+                },
+                // Not a cursor-sized resource: ignored, as the cursor queue has no errors.
+                _ => return,
+            }
+        };
+        self.sink.cursor(scanout, &cursor);
+        self.sink.cursor_moved(scanout, c.pos.x, c.pos.y);
+    }
+
+    fn control(
+        &mut self,
+        mem: &GuestMemory,
+        hdr: &CtrlHdr,
+        reader: &mut Reader<'_, ()>,
+    ) -> CmdResult {
+        fn body<T: vm_memory::ByteValued>(reader: &mut Reader<'_, ()>) -> Result<T, u32> {
+            reader.read_obj().map_err(|_| RESP_ERR_INVALID_PARAMETER)
+        }
+        match hdr.kind {
+            CMD_GET_DISPLAY_INFO => self.display_info(),
+            CMD_GET_EDID => self.get_edid(body(reader)?),
+            CMD_RESOURCE_CREATE_2D => self.create_2d(body(reader)?),
+            CMD_RESOURCE_UNREF => self.unref(body::<ResourceOnly>(reader)?.resource_id),
+            CMD_RESOURCE_ATTACH_BACKING => {
+                let a = body(reader)?;
+                self.attach_backing(mem, a, reader)
+            }
+            CMD_RESOURCE_DETACH_BACKING => {
+                self.detach_backing(body::<ResourceOnly>(reader)?.resource_id)
+            }
+            CMD_SET_SCANOUT => self.set_scanout(body(reader)?),
+            CMD_TRANSFER_TO_HOST_2D => self.transfer_to_host(mem, body(reader)?),
+            CMD_RESOURCE_FLUSH => self.flush(body(reader)?),
+            _ => Err(RESP_ERR_UNSPEC),
+        }
+    }
+}
+
+/// Copies `out.len()` bytes starting `offset` bytes into the backing (a scatter list).
+fn read_backing(
+    mem: &GuestMemory,
+    backing: &[(u64, u32)],
+    mut offset: u64,
+    out: &mut [u8],
+) -> bool {
+    let mut done = 0;
+    for &(addr, len) in backing {
+        let len = u64::from(len);
+        if offset >= len {
+            offset -= len;
+            continue;
+        }
+        let n = ((len - offset) as usize).min(out.len() - done);
+        if mem
+            .read_slice(&mut out[done..done + n], GuestAddress(addr + offset))
+            .is_err()
+        {
+            return false;
+        }
+        done += n;
+        offset = 0;
+        if done == out.len() {
+            return true;
+        }
+    }
+    done == out.len()
+}
+
+/// Writes the response header (echoing the fence) and body; returns the bytes written.
+fn respond(writer: &mut Writer<'_, ()>, req: &CtrlHdr, result: CmdResult) -> u32 {
+    let (kind, body): (u32, Vec<u8>) = match result {
+        Ok(Response::NoData) => (RESP_OK_NODATA, Vec::new()),
+        Ok(Response::DisplayInfo(info)) => (
+            RESP_OK_DISPLAY_INFO,
+            vm_memory::ByteValued::as_slice(&*info)[24..].to_vec(),
+        ),
+        Ok(Response::Edid(e)) => (
+            RESP_OK_EDID,
+            vm_memory::ByteValued::as_slice(&*e)[24..].to_vec(),
+        ),
+        Err(code) => (code, Vec::new()),
+    };
+    let mut hdr = CtrlHdr {
+        kind,
+        ..CtrlHdr::default()
+    };
+    if req.flags & FLAG_FENCE != 0 {
+        hdr.flags = FLAG_FENCE;
+        hdr.fence_id = req.fence_id;
+        hdr.ctx_id = req.ctx_id;
+        hdr.ring_idx = req.ring_idx;
+    }
+    if writer.write_obj(hdr).is_err() {
+        return 0;
+    }
+    let n = body.len().min(writer.available_bytes());
+    if writer.write_all(&body[..n]).is_err() {
+        return 24;
+    }
+    (24 + n) as u32
+}
+
+impl DeviceCore for Gpu {
+    fn device_type(&self) -> u32 {
+        16
+    }
+    fn num_queues(&self) -> usize {
+        2
+    }
+    fn max_queue_size(&self) -> u16 {
+        QUEUE_SIZE
+    }
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX | VIRTIO_RING_F_INDIRECT_DESC | F_EDID
+    }
+    /// `struct virtio_gpu_config`: events_read, events_clear, num_scanouts, num_capsets.
+    fn config(&self) -> Vec<u8> {
+        let mut c = Vec::with_capacity(16);
+        c.extend_from_slice(&self.events_read.to_le_bytes());
+        c.extend_from_slice(&0u32.to_le_bytes());
+        c.extend_from_slice(&(self.scanouts.len() as u32).to_le_bytes());
+        c.extend_from_slice(&0u32.to_le_bytes());
+        c
+    }
+
+    fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
+        let Ok(mut reader) = chain.clone().reader(mem) else {
+            return 0;
+        };
+        let Ok(mut writer) = chain.writer(mem) else {
+            return 0;
+        };
+        let Ok(hdr) = reader.read_obj::<CtrlHdr>() else {
+            return respond(&mut writer, &CtrlHdr::default(), Err(RESP_ERR_UNSPEC));
+        };
+        if queue == CURSOR_QUEUE {
+            match hdr.kind {
+                CMD_UPDATE_CURSOR => {
+                    if let Ok(c) = reader.read_obj::<UpdateCursor>() {
+                        self.update_cursor(c);
+                    }
+                }
+                CMD_MOVE_CURSOR => {
+                    if let Ok(p) = reader.read_obj::<CursorPos>() {
+                        if (p.scanout_id as usize) < self.scanouts.len() {
+                            self.sink.cursor_moved(p.scanout_id, p.x, p.y);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // Cursor requests carry no response.
+            return 0;
+        }
+        let result = self.control(mem, &hdr, &mut reader);
+        respond(&mut writer, &hdr, result)
+    }
+}
+
+#[cfg(test)]
+mod tests;
