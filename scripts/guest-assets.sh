@@ -108,7 +108,7 @@ if [ ! -f virtio-initrd.cpio ]; then
   busybox_root "$root"
   "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
   mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng virtio_console > "$root/modules.order"
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng virtio_console virtio_gpu > "$root/modules.order"
   while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
   cat > "$root/init" <<'INIT'
 #!/bin/sh
@@ -146,6 +146,11 @@ if [ -c /dev/hwrng ]; then
   echo "PHYLLOME-RNG-CURRENT=$(cat /sys/class/misc/hw_random/rng_current)"
   n=$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n' | tr -d 0 | wc -c)
   [ "$n" -gt 64 ] && echo PHYLLOME-RNG-OK
+fi
+if [ -e /sys/class/graphics/fb0 ]; then
+  echo "PHYLLOME-GPU-FB=$(cat /sys/class/graphics/fb0/name) $(cat /sys/class/graphics/fb0/virtual_size)"
+  for i in 1 2 3 4 5 6 7 8; do echo "PHYLLOME GPU CONSOLE LINE $i: the quick brown fox" > /dev/tty0; done
+  sleep 2
 fi
 if [ -c /dev/hvc0 ]; then
   echo PHYLLOME-HVC-OUTPUT-FROM-GUEST > /dev/hvc0

@@ -155,6 +155,81 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
     }
 }
 
+/// Linux's virtio_gpu driver on our in-process GPU device brings up a framebuffer console;
+/// text written to it reaches the dumped scanout. L1 sends the PNG back base64-encoded on
+/// its console; the test decodes it and looks at the pixels (and keeps it for people to
+/// look at in target/screenshots/).
+#[test]
+fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let assets = Assets::get();
+    let out = Command::new("timeout")
+        .arg("600")
+        .arg(workspace().join("scripts/nested-kvm.sh"))
+        .arg(vmm_binary())
+        .arg(assets.kernel("generic"))
+        .arg(assets.dir.join("virtio-initrd.cpio"))
+        .args(["--cpus", "1", "--memory", "256", "--no-reboot"])
+        .args(["--cmdline", "console=tty0 console=ttyS0 reboot=k panic=-1"])
+        .args(["--gpu", "640x480", "--dump-scanout", "/scanout.png"])
+        .env(
+            "PHYLLOME_NESTED_CHECK",
+            "echo PHYLLOME-PNG-BEGIN; base64 /scanout.png; echo PHYLLOME-PNG-END",
+        )
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    for marker in [
+        "PHYLLOME-GPU-FB=virtio_gpudrmfb 640,480",
+        "PHYLLOME-DEVICE-TEST-DONE",
+        "PHYLLOME-VMM-EXIT=0",
+    ] {
+        assert!(console.contains(marker), "missing {marker}:\n{console}");
+    }
+    let encoded: String = console
+        .split("PHYLLOME-PNG-BEGIN")
+        .nth(1)
+        .and_then(|rest| rest.split("PHYLLOME-PNG-END").next())
+        .expect("L1 sent the PNG")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+        .collect();
+    let b64 = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(b64.path(), encoded.as_bytes()).unwrap();
+    let png_bytes = Command::new("base64")
+        .arg("-d")
+        .arg(b64.path())
+        .output()
+        .unwrap()
+        .stdout;
+    let shots = workspace().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("nested-gpu-console.png"), &png_bytes).unwrap();
+
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&png_bytes))
+        .read_info()
+        .unwrap();
+    let mut rgba = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut rgba).unwrap();
+    assert_eq!((info.width, info.height), (640, 480));
+    let lit: Vec<bool> = rgba
+        .chunks_exact(4)
+        .map(|p| p[..3].iter().any(|c| *c > 0x80))
+        .collect();
+    let share = lit.iter().filter(|l| **l).count() as f64 / lit.len() as f64;
+    // A text console: some pixels lit (glyphs), most not (background).
+    assert!((0.005..0.3).contains(&share), "lit share {share}");
+    // Text comes in lines: count 16-pixel rows (the console font's height) with glyphs.
+    let text_rows = (0..480 / 16)
+        .filter(|band| {
+            (band * 16..band * 16 + 16).any(|y| lit[y * 640..(y + 1) * 640].iter().any(|l| *l))
+        })
+        .count();
+    assert!(text_rows >= 8, "only {text_rows} rows of text");
+}
+
 #[test]
 fn debian_kernel_boots_directly_where_the_host_has_hardware_virtualization() {
     if !has_hardware_virtualization() {

@@ -106,6 +106,12 @@ pub struct RunArgs {
     /// A virtio-console port (hvc0) leading to file:PATH or socket:PATH.
     #[arg(long)]
     pub console: Option<crate::devices::virtio::console::endpoint::ConsoleEndpoint>,
+    /// A virtio-gpu display of WIDTHxHEIGHT pixels.
+    #[arg(long)]
+    pub gpu: Option<crate::config::GpuConfig>,
+    /// Write the display's latest frame to this PNG file (needs --gpu).
+    #[arg(long, requires = "gpu")]
+    pub dump_scanout: Option<PathBuf>,
 }
 
 fn parse_serial(s: &str) -> Result<SerialOutput, String> {
@@ -134,6 +140,10 @@ impl RunArgs {
         c.disks = self.disk.clone();
         c.devices.rng = self.rng;
         c.devices.console = self.console.clone();
+        c.devices.gpu = self.gpu.clone().map(|mut g| {
+            g.dump_scanout = self.dump_scanout.clone();
+            g
+        });
         c.vhost_user = self.vhost_user.clone();
         Ok(c)
     }

@@ -300,6 +300,37 @@ pub struct DevicesConfig {
     /// A virtio-console port (the guest's hvc0) and where it leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleEndpoint>,
+    /// A virtio-gpu display (2D).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuConfig>,
+}
+
+/// The virtio-gpu display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuConfig {
+    /// Width of the display the guest is offered, in pixels.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// Write the latest frame to this PNG file (throttled), for debugging and tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump_scanout: Option<PathBuf>,
+}
+
+impl FromStr for GpuConfig {
+    type Err = String;
+    /// `WIDTHxHEIGHT`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("'{s}' is not a display size; write it as WIDTHxHEIGHT, such as 1280x800");
+        let (w, h) = s.split_once('x').ok_or_else(bad)?;
+        Ok(Self {
+            width: w.parse().map_err(|_| bad())?,
+            height: h.parse().map_err(|_| bad())?,
+            dump_scanout: None,
+        })
+    }
 }
 
 fn default_name() -> String {
@@ -488,6 +519,18 @@ impl VmConfig {
                 "devices.console",
                 "standard I/O belongs to the serial port; use file:PATH or socket:PATH",
             ));
+        }
+        if let Some(g) = &self.devices.gpu {
+            let max = crate::devices::virtio::gpu::MAX_DIMENSION;
+            if !(64..=max).contains(&g.width) || !(64..=max).contains(&g.height) {
+                return Err(invalid(
+                    "devices.gpu",
+                    format!(
+                        "{}x{} is not a usable display size; give 64 to {max} pixels each way",
+                        g.width, g.height
+                    ),
+                ));
+            }
         }
         if self.disks.len() + self.vhost_user.len() > MAX_DISKS {
             return Err(invalid(

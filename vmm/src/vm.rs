@@ -26,6 +26,9 @@ use crate::devices::pci::msix::MsiSink;
 use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
 use crate::devices::virtio::blk::{Block, Disk, DiskError};
 use crate::devices::virtio::console::endpoint::{self, EndpointError, EndpointThreads};
+use crate::devices::virtio::gpu::display::{DisplaySink, NullSink};
+use crate::devices::virtio::gpu::dump::PngDump;
+use crate::devices::virtio::gpu::Gpu;
 use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
 use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
@@ -464,6 +467,16 @@ fn attach_pci(
     }
     if let Some((core, _)) = &bp.console {
         local.push(LocalEngine::shared(core.clone()));
+    }
+    if let Some(g) = &bp.config.devices.gpu {
+        let sink: Box<dyn DisplaySink> = match &g.dump_scanout {
+            Some(path) => Box::new(PngDump::new(path.clone())),
+            None => Box::new(NullSink),
+        };
+        local.push(LocalEngine::new(Box::new(Gpu::new(
+            &[(g.width, g.height)],
+            sink,
+        ))));
     }
     for engine in local {
         let mut dev = VirtioPci::new(

@@ -15,6 +15,7 @@
 )]
 
 pub mod display;
+pub mod dump;
 pub mod edid;
 pub mod protocol;
 

@@ -251,6 +251,7 @@ impl VirtioPci {
             revision: 1,
             class: match device_type {
                 2 => 0x01_80_00,
+                16 => 0x03_80_00,
                 _ => 0xff_00_00,
             },
             subsystem_vendor: 0x1af4,
