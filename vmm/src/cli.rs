@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot a kernel (or a VM definition) and run it until it powers off.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve one virtio device to a vhost-user frontend (QEMU, or another VMM) until it disconnects.
     #[command(subcommand)]
     Device(DeviceCommand),
