@@ -108,7 +108,7 @@ if [ ! -f virtio-initrd.cpio ]; then
   busybox_root "$root"
   "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
   mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng virtio_console virtio_gpu > "$root/modules.order"
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng virtio_console virtio_gpu virtio_input > "$root/modules.order"
   while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
   cat > "$root/init" <<'INIT'
 #!/bin/sh
@@ -147,6 +147,7 @@ if [ -c /dev/hwrng ]; then
   n=$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n' | tr -d 0 | wc -c)
   [ "$n" -gt 64 ] && echo PHYLLOME-RNG-OK
 fi
+grep -E '^(N: Name|B: (ABS|EV))=' /proc/bus/input/devices | sed 's/^/PHYLLOME-INPUT /'
 if [ -e /sys/class/graphics/fb0 ]; then
   echo "PHYLLOME-GPU-FB=$(cat /sys/class/graphics/fb0/name) $(cat /sys/class/graphics/fb0/virtual_size)"
   for i in 1 2 3 4 5 6 7 8; do echo "PHYLLOME GPU CONSOLE LINE $i: the quick brown fox" > /dev/tty0; done

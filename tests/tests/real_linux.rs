@@ -155,7 +155,8 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
     }
 }
 
-/// Linux's virtio_gpu driver on our in-process GPU device brings up a framebuffer console;
+/// Linux's virtio_input driver binds our keyboard and tablet; its virtio_gpu driver on our
+/// in-process GPU device brings up a framebuffer console;
 /// text written to it reaches the dumped scanout. L1 sends the PNG back base64-encoded on
 /// its console; the test decodes it and looks at the pixels (and keeps it for people to
 /// look at in target/screenshots/).
@@ -173,7 +174,13 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
         .arg(assets.dir.join("virtio-initrd.cpio"))
         .args(["--cpus", "1", "--memory", "256", "--no-reboot"])
         .args(["--cmdline", "console=tty0 console=ttyS0 reboot=k panic=-1"])
-        .args(["--gpu", "640x480", "--dump-scanout", "/scanout.png"])
+        .args([
+            "--gpu",
+            "640x480",
+            "--dump-scanout",
+            "/scanout.png",
+            "--input",
+        ])
         .env(
             "PHYLLOME_NESTED_CHECK",
             "echo PHYLLOME-PNG-BEGIN; base64 /scanout.png; echo PHYLLOME-PNG-END",
@@ -188,6 +195,24 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
     ] {
         assert!(console.contains(marker), "missing {marker}:\n{console}");
     }
+    // virtio_input binds both devices as evdev devices with the right capabilities: the
+    // keyboard has keys (EV_SYN and EV_KEY: 3), the tablet keys, wheels and absolute axes
+    // (f), X and Y (ABS=3).
+    let input: Vec<&str> = console
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("PHYLLOME-INPUT "))
+        .collect();
+    assert_eq!(
+        input,
+        vec![
+            "N: Name=\"Phyllome Virtio Keyboard\"",
+            "B: EV=3",
+            "N: Name=\"Phyllome Virtio Tablet\"",
+            "B: EV=f",
+            "B: ABS=3",
+        ],
+        "{console}"
+    );
     let encoded: String = console
         .split("PHYLLOME-PNG-BEGIN")
         .nth(1)

@@ -29,6 +29,27 @@ pub enum VmCommand {
     Reset,
     /// Type bytes into the first serial port.
     SerialInput(Vec<u8>),
+    /// A key pressed (`down`) or released on the virtio keyboard, by evdev code.
+    Key {
+        /// evdev key code (`KEY_A` is 30).
+        code: u16,
+        /// Pressed or released.
+        down: bool,
+    },
+    /// The pointer moved on the virtio tablet: each axis from 0 to 32767 across the screen.
+    Pointer {
+        /// Horizontal position.
+        x: u32,
+        /// Vertical position.
+        y: u32,
+    },
+    /// A pointer button (evdev `BTN_LEFT` 0x110, `BTN_RIGHT`, `BTN_MIDDLE`).
+    Button {
+        /// evdev button code.
+        code: u16,
+        /// Pressed or released.
+        down: bool,
+    },
 }
 
 /// Why a VM stopped.

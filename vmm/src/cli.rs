@@ -109,6 +109,9 @@ pub struct RunArgs {
     /// A virtio-gpu display of WIDTHxHEIGHT pixels.
     #[arg(long)]
     pub gpu: Option<crate::config::GpuConfig>,
+    /// A virtio keyboard and tablet.
+    #[arg(long)]
+    pub input: bool,
     /// Write the display's latest frame to this PNG file (needs --gpu).
     #[arg(long, requires = "gpu")]
     pub dump_scanout: Option<PathBuf>,
@@ -140,6 +143,7 @@ impl RunArgs {
         c.disks = self.disk.clone();
         c.devices.rng = self.rng;
         c.devices.console = self.console.clone();
+        c.devices.input = self.input;
         c.devices.gpu = self.gpu.clone().map(|mut g| {
             g.dump_scanout = self.dump_scanout.clone();
             g

@@ -303,6 +303,9 @@ pub struct DevicesConfig {
     /// A virtio-gpu display (2D).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuConfig>,
+    /// A virtio keyboard and tablet, fed by [`crate::VmCommand::Key`] and its siblings.
+    #[serde(default)]
+    pub input: bool,
 }
 
 /// The virtio-gpu display.

@@ -29,6 +29,7 @@ use crate::devices::virtio::console::endpoint::{self, EndpointError, EndpointThr
 use crate::devices::virtio::gpu::display::{DisplaySink, NullSink};
 use crate::devices::virtio::gpu::dump::PngDump;
 use crate::devices::virtio::gpu::Gpu;
+use crate::devices::virtio::input::{Input, InputKind, InputSender};
 use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
 use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
@@ -185,6 +186,32 @@ struct Blueprint {
     vhost_user: Vec<SharedEngine>,
     /// The console port and its host side, which stay connected across reboots.
     console: Option<(SharedCore, EndpointThreads)>,
+    /// The keyboard and tablet, and how events reach them; kept across reboots.
+    input: Option<InputDevices>,
+}
+
+struct InputDevices {
+    keyboard: SharedCore,
+    tablet: SharedCore,
+    keys: InputSender,
+    pointer: InputSender,
+}
+
+impl InputDevices {
+    fn new() -> Result<Self, VmError> {
+        let os = |source| VmError::Os {
+            what: "input device",
+            source,
+        };
+        let (kb, keys) = Input::new(InputKind::Keyboard).map_err(os)?;
+        let (tab, pointer) = Input::new(InputKind::Tablet).map_err(os)?;
+        Ok(Self {
+            keyboard: Arc::new(Mutex::new(Box::new(kb))),
+            tablet: Arc::new(Mutex::new(Box::new(tab))),
+            keys,
+            pointer,
+        })
+    }
 }
 
 /// A device core shared by successive machines.
@@ -468,6 +495,10 @@ fn attach_pci(
     if let Some((core, _)) = &bp.console {
         local.push(LocalEngine::shared(core.clone()));
     }
+    if let Some(i) = &bp.input {
+        local.push(LocalEngine::shared(i.keyboard.clone()));
+        local.push(LocalEngine::shared(i.tablet.clone()));
+    }
     if let Some(g) = &bp.config.devices.gpu {
         let sink: Box<dyn DisplaySink> = match &g.dump_scanout {
             Some(path) => Box::new(PngDump::new(path.clone())),
@@ -588,7 +619,13 @@ impl Vm {
             }
             None => None,
         };
+        let input = if config.devices.input {
+            Some(InputDevices::new()?)
+        } else {
+            None
+        };
         let blueprint = Blueprint {
+            input,
             console,
             config,
             kvm,
@@ -714,6 +751,19 @@ impl Control {
         Next::Continue
     }
 
+    /// Sends input events; says why when there is no input device or the guest is not
+    /// reading.
+    fn input(&self, send: impl FnOnce(&InputDevices) -> bool) {
+        let error = match &self.blueprint.input {
+            None => "This VM has no keyboard or tablet (devices.input is off).",
+            Some(i) if !send(i) => {
+                "The guest is not reading its keyboard or tablet; input was dropped."
+            }
+            Some(_) => return,
+        };
+        self.events.send(VmEvent::Error(error.into()));
+    }
+
     fn on_command(&mut self, command: VmCommand) -> Next {
         let Some(machine) = self.machine.as_mut() else {
             return Next::Stop(StopReason::ForcedOff);
@@ -738,6 +788,9 @@ impl Control {
             VmCommand::PowerButton => lock(&machine.pm).power_button(),
             VmCommand::ForceOff => return Next::Stop(StopReason::ForcedOff),
             VmCommand::Reset => return self.on_exit_request(ExitRequest::Reset),
+            VmCommand::Key { code, down } => self.input(|i| i.keys.key(code, down)),
+            VmCommand::Pointer { x, y } => self.input(|i| i.pointer.pointer(x, y)),
+            VmCommand::Button { code, down } => self.input(|i| i.pointer.key(code, down)),
             VmCommand::SerialInput(bytes) => {
                 let taken = lock(&machine.serial).enqueue(&bytes);
                 if taken < bytes.len() {

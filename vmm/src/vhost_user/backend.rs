@@ -2,6 +2,7 @@
 //! Each kick of a queue pops its descriptor chains, hands them to the core, and returns
 //! them to the used ring, notifying the driver as `EVENT_IDX` allows.
 
+use crate::devices::bus::lock;
 use crate::devices::virtio::{serve_queue, DeviceCore};
 use crate::memory::GuestMemory;
 use std::os::fd::AsRawFd;
@@ -40,7 +41,6 @@ pub struct CoreBackend<C> {
     num_queues: usize,
     max_queue_size: usize,
     features: u64,
-    config: Vec<u8>,
     /// Tells the (single) queue worker thread to exit when the frontend is gone.
     exit: Option<(EventConsumer, EventNotifier)>,
     /// The core's host-input EventFd, if it has one (console).
@@ -63,7 +63,6 @@ impl<C: DeviceCore> CoreBackend<C> {
             num_queues: core.num_queues(),
             max_queue_size: usize::from(core.max_queue_size()),
             features: core.features() | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(),
-            config: core.config(),
             core: Mutex::new(core),
             mem: RwLock::new(None),
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok(),
@@ -133,11 +132,18 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
 
     fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
         // The frontend asks for arbitrary windows: answer what exists, zeroes beyond it.
+        // Asked live: what some devices show depends on what the driver wrote.
+        let config = lock(&self.core).config();
         let mut out = vec![0u8; size as usize];
-        let start = (offset as usize).min(self.config.len());
-        let end = start.saturating_add(size as usize).min(self.config.len());
-        out[..end - start].copy_from_slice(&self.config[start..end]);
+        let start = (offset as usize).min(config.len());
+        let end = start.saturating_add(size as usize).min(config.len());
+        out[..end - start].copy_from_slice(&config[start..end]);
         out
+    }
+
+    fn set_config(&self, offset: u32, buf: &[u8]) -> std::io::Result<()> {
+        lock(&self.core).write_config(offset as usize, buf);
+        Ok(())
     }
 
     fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemory>) -> std::io::Result<()> {

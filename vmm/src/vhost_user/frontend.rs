@@ -56,6 +56,8 @@ pub struct VhostUserEngine {
     active: Vec<usize>,
     relay: Option<Relay>,
     severed: bool,
+    /// The backend takes SET_CONFIG (the CONFIG protocol feature was negotiated).
+    config_writable: bool,
 }
 
 impl std::fmt::Debug for VhostUserEngine {
@@ -86,6 +88,7 @@ impl VhostUserEngine {
             .map_err(|e| err(format!("GET_FEATURES: {e}")))?;
         let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
         let mut num_queues = 1;
+        let mut config_writable = false;
         let mut config = vec![0u8; config_size as usize];
         if backend_features & protocol_bit != 0 {
             let offered = f
@@ -101,6 +104,7 @@ impl VhostUserEngine {
                     .map_err(|e| err(format!("GET_QUEUE_NUM: {e}")))?
                     as usize;
             }
+            config_writable = wanted.contains(VhostUserProtocolFeatures::CONFIG);
             if wanted.contains(VhostUserProtocolFeatures::CONFIG) && config_size > 0 {
                 let (_, payload) = f
                     .get_config(0, config_size, VhostUserConfigFlags::WRITABLE, &config)
@@ -127,6 +131,7 @@ impl VhostUserEngine {
             active: Vec::new(),
             relay: None,
             severed: false,
+            config_writable,
         })
     }
 
@@ -211,6 +216,33 @@ impl QueueEngine for VhostUserEngine {
         self.config.clone()
     }
 
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        if !self.config_writable || data.is_empty() {
+            return;
+        }
+        let Ok(off) = u32::try_from(offset) else {
+            return;
+        };
+        if let Err(e) = self
+            .frontend
+            .set_config(off, VhostUserConfigFlags::WRITABLE, data)
+        {
+            log::warn!("vhost-user SET_CONFIG failed: {e}");
+            return;
+        }
+        // What the device shows may depend on what was written (virtio-input's selectors).
+        let size = self.config.len() as u32;
+        match self.frontend.get_config(
+            0,
+            size,
+            VhostUserConfigFlags::WRITABLE,
+            &vec![0; size as usize],
+        ) {
+            Ok((_, payload)) => self.config = payload.to_vec(),
+            Err(e) => log::warn!("vhost-user GET_CONFIG failed: {e}"),
+        }
+    }
+
     fn activate(
         &mut self,
         mem: &GuestMemory,
@@ -293,6 +325,9 @@ impl QueueEngine for SharedEngine {
     }
     fn config(&self) -> Vec<u8> {
         lock(&self.0).config.clone()
+    }
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        lock(&self.0).write_config(offset, data);
     }
     fn activate(
         &mut self,

@@ -10,6 +10,7 @@ pub mod blk;
 pub mod console;
 pub mod event_loop;
 pub mod gpu;
+pub mod input;
 pub mod pci;
 pub mod rng;
 
@@ -40,6 +41,9 @@ pub trait DeviceCore: Send {
     fn features(&self) -> u64;
     /// The device-specific configuration space.
     fn config(&self) -> Vec<u8>;
+    /// The driver wrote `data` at `offset` in the configuration space (most devices
+    /// have nothing writable there).
+    fn write_config(&mut self, _offset: usize, _data: &[u8]) {}
     /// Handles one request; returns how many bytes it wrote into the chain (the used length).
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32;
     /// Whether the device can use the next buffer of `queue` now. Receive queues that
@@ -68,6 +72,9 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     }
     fn config(&self) -> Vec<u8> {
         (**self).config()
+    }
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        (**self).write_config(offset, data);
     }
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
         (**self).process(queue, mem, chain)

@@ -73,6 +73,8 @@ pub trait QueueEngine: Send {
     fn features(&self) -> u64;
     /// Device configuration space.
     fn config(&self) -> Vec<u8>;
+    /// The driver wrote device configuration space.
+    fn write_config(&mut self, offset: usize, data: &[u8]);
     /// Starts serving `queues` with the negotiated `features`; interrupts go to `msix`.
     fn activate(
         &mut self,
@@ -136,6 +138,9 @@ impl QueueEngine for LocalEngine {
     }
     fn config(&self) -> Vec<u8> {
         lock(&self.core).config()
+    }
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        lock(&self.core).write_config(offset, data);
     }
 
     fn activate(
@@ -608,6 +613,7 @@ impl PciDevice for VirtioPci {
         let value = u64::from_le_bytes(raw);
         match offset {
             COMMON..=0xfff => self.write_common(offset, value),
+            DEVICE..=0x2fff => self.engine.write_config((offset - DEVICE) as usize, data),
             NOTIFY..=0x3fff => {
                 // Without an ioeventfd (tests, or before KVM knows the address), kick by hand.
                 let index = ((offset - NOTIFY) / u64::from(NOTIFY_MULTIPLIER)) as usize;
