@@ -294,3 +294,38 @@ fn pause_stops_guest_progress_and_resume_restarts_it() {
     assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
     assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
 }
+
+#[test]
+fn input_commands_without_input_devices_say_so_and_with_them_are_accepted() {
+    let handle = Vm::start(config_for("spin")).unwrap();
+    handle
+        .send(VmCommand::Key {
+            code: 30,
+            down: true,
+        })
+        .unwrap();
+    let mut seen = Observed::default();
+    assert!(watch(&handle, &mut seen, T, |s| s.events.iter().any(
+        |e| matches!(e, VmEvent::Error(m) if m.contains("no keyboard"))
+    )));
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+
+    let mut c = config_for("spin");
+    c.devices.input = true;
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    handle.send(VmCommand::Pointer { x: 10, y: 20 }).unwrap();
+    handle
+        .send(VmCommand::Button {
+            code: 0x110,
+            down: true,
+        })
+        .unwrap();
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert!(
+        !seen.events.iter().any(|e| matches!(e, VmEvent::Error(_))),
+        "{seen:?}"
+    );
+}
