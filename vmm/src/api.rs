@@ -43,6 +43,16 @@ pub enum VmCommand {
         /// Vertical position.
         y: u32,
     },
+    /// Offer the guest a new display size (the window was resized); a guest with a
+    /// virtio-gpu driver switches to it.
+    DisplaySize {
+        /// Scanout (0 for the first display).
+        scanout: u32,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
     /// A pointer button (evdev `BTN_LEFT` 0x110, `BTN_RIGHT`, `BTN_MIDDLE`).
     Button {
         /// evdev button code.

@@ -28,7 +28,7 @@ use crate::devices::virtio::blk::{Block, Disk, DiskError};
 use crate::devices::virtio::console::endpoint::{self, EndpointError, EndpointThreads};
 use crate::devices::virtio::gpu::display::{DisplaySink, NullSink};
 use crate::devices::virtio::gpu::dump::PngDump;
-use crate::devices::virtio::gpu::Gpu;
+use crate::devices::virtio::gpu::{Gpu, SharedGpu};
 use crate::devices::virtio::input::{Input, InputKind, InputSender};
 use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
@@ -188,6 +188,8 @@ struct Blueprint {
     console: Option<(SharedCore, EndpointThreads)>,
     /// The keyboard and tablet, and how events reach them; kept across reboots.
     input: Option<InputDevices>,
+    /// The GPU, kept across reboots (its display sizes are the host's).
+    gpu: Option<Arc<Mutex<Gpu>>>,
 }
 
 struct InputDevices {
@@ -499,15 +501,12 @@ fn attach_pci(
         local.push(LocalEngine::shared(i.keyboard.clone()));
         local.push(LocalEngine::shared(i.tablet.clone()));
     }
-    if let Some(g) = &bp.config.devices.gpu {
-        let sink: Box<dyn DisplaySink> = match &g.dump_scanout {
-            Some(path) => Box::new(PngDump::new(path.clone())),
-            None => Box::new(NullSink),
-        };
-        local.push(LocalEngine::new(Box::new(Gpu::new(
-            &[(g.width, g.height)],
-            sink,
-        ))));
+    if let Some(gpu) = &bp.gpu {
+        let shared = SharedGpu::new(gpu.clone()).map_err(|source| VmError::Os {
+            what: "GPU device",
+            source,
+        })?;
+        local.push(LocalEngine::new(Box::new(shared)));
     }
     for engine in local {
         let mut dev = VirtioPci::new(
@@ -624,7 +623,19 @@ impl Vm {
         } else {
             None
         };
+        let gpu = match &config.devices.gpu {
+            Some(g) => {
+                let sink: Box<dyn DisplaySink> = match &g.dump_scanout {
+                    Some(path) => Box::new(PngDump::new(path.clone())),
+                    None => Box::new(NullSink),
+                };
+                let gpu = Gpu::new(&[(g.width, g.height)], sink).map_err(os("GPU device"))?;
+                Some(Arc::new(Mutex::new(gpu)))
+            }
+            None => None,
+        };
         let blueprint = Blueprint {
+            gpu,
             input,
             console,
             config,
@@ -788,6 +799,22 @@ impl Control {
             VmCommand::PowerButton => lock(&machine.pm).power_button(),
             VmCommand::ForceOff => return Next::Stop(StopReason::ForcedOff),
             VmCommand::Reset => return self.on_exit_request(ExitRequest::Reset),
+            VmCommand::DisplaySize {
+                scanout,
+                width,
+                height,
+            } => {
+                let known = self
+                    .blueprint
+                    .gpu
+                    .as_ref()
+                    .is_some_and(|g| lock(g).request_size(scanout, width, height));
+                if !known {
+                    self.events.send(VmEvent::Error(format!(
+                        "This VM has no display {scanout} to resize."
+                    )));
+                }
+            }
             VmCommand::Key { code, down } => self.input(|i| i.keys.key(code, down)),
             VmCommand::Pointer { x, y } => self.input(|i| i.pointer.pointer(x, y)),
             VmCommand::Button { code, down } => self.input(|i| i.pointer.key(code, down)),

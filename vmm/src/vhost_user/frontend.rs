@@ -249,6 +249,7 @@ impl QueueEngine for VhostUserEngine {
         features: u64,
         queues: Vec<ActiveQueue>,
         msix: Arc<Mutex<Msix>>,
+        _config_vector: u16,
     ) -> Result<(), String> {
         // Where the hypervisor gives each vector an interrupt line (KVM irqfd), the
         // backend signals it directly; otherwise a relay thread raises the vector.
@@ -335,8 +336,9 @@ impl QueueEngine for SharedEngine {
         features: u64,
         queues: Vec<ActiveQueue>,
         msix: Arc<Mutex<Msix>>,
+        config_vector: u16,
     ) -> Result<(), String> {
-        lock(&self.0).activate(mem, features, queues, msix)
+        lock(&self.0).activate(mem, features, queues, msix, config_vector)
     }
     fn deactivate(&mut self) {
         lock(&self.0).deactivate();

@@ -55,6 +55,13 @@ pub trait DeviceCore: Send {
     fn input_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
         None
     }
+    /// Signalled when the configuration space changed on the host's initiative (a new
+    /// display size): the transport raises the configuration interrupt.
+    fn config_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
+        None
+    }
+    /// The driver reset the device: forget what it set up (resources, selections).
+    fn reset(&mut self) {}
 }
 
 impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
@@ -84,6 +91,12 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     }
     fn input_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
         (**self).input_event()
+    }
+    fn config_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
+        (**self).config_event()
+    }
+    fn reset(&mut self) {
+        (**self).reset();
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Gpu {
     resource_limit: u64,
     sink: Box<dyn DisplaySink>,
     events_read: u32,
+    /// Signalled when `events_read` gains an event (the transport interrupts the driver).
+    config_changed: vmm_sys_util::eventfd::EventFd,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -105,7 +107,7 @@ type CmdResult = Result<Response, u32>;
 impl Gpu {
     /// A device with one scanout per entry of `sizes` (at most 16), offering each size as
     /// its preferred mode, sending output to `sink`.
-    pub fn new(sizes: &[(u32, u32)], sink: Box<dyn DisplaySink>) -> Self {
+    pub fn new(sizes: &[(u32, u32)], sink: Box<dyn DisplaySink>) -> std::io::Result<Self> {
         let scanouts = sizes
             .iter()
             .take(MAX_SCANOUTS)
@@ -115,14 +117,15 @@ impl Gpu {
                 ..Scanout::default()
             })
             .collect();
-        Self {
+        Ok(Self {
             scanouts,
             resources: HashMap::new(),
             resource_bytes: 0,
             resource_limit: DEFAULT_RESOURCE_LIMIT,
             sink,
             events_read: 0,
-        }
+            config_changed: vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)?,
+        })
     }
 
     /// Caps the host memory resources may take.
@@ -145,6 +148,7 @@ impl Gpu {
         s.width = width.clamp(1, MAX_DIMENSION);
         s.height = height.clamp(1, MAX_DIMENSION);
         self.events_read |= EVENT_DISPLAY;
+        let _ = self.config_changed.write(1);
         true
     }
 
@@ -489,6 +493,31 @@ impl DeviceCore for Gpu {
         c
     }
 
+    /// `events_clear` (offset 4) acknowledges events; nothing else is writable.
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        if offset == 4 && data.len() == 4 {
+            let clear = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            self.events_read &= !clear;
+        }
+    }
+
+    fn config_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
+        Some(&self.config_changed)
+    }
+
+    /// The driver reset the device: its resources and scanouts go; the display sizes
+    /// (the host's) stay.
+    fn reset(&mut self) {
+        self.resources.clear();
+        self.resource_bytes = 0;
+        for (i, s) in self.scanouts.iter_mut().enumerate() {
+            if s.resource != 0 {
+                s.resource = 0;
+                self.sink.disabled(i as u32);
+            }
+        }
+    }
+
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
         let Ok(mut reader) = chain.clone().reader(mem) else {
             return 0;
@@ -520,6 +549,55 @@ impl DeviceCore for Gpu {
         }
         let result = self.control(mem, &hdr, &mut reader);
         respond(&mut writer, &hdr, result)
+    }
+}
+
+/// A [`Gpu`] shared between the machine's transport and the VM's control thread (which
+/// asks for new display sizes), kept across reboots.
+#[derive(Debug)]
+pub struct SharedGpu {
+    gpu: std::sync::Arc<std::sync::Mutex<Gpu>>,
+    config_changed: vmm_sys_util::eventfd::EventFd,
+}
+
+impl SharedGpu {
+    /// Shares `gpu`.
+    pub fn new(gpu: std::sync::Arc<std::sync::Mutex<Gpu>>) -> std::io::Result<Self> {
+        let config_changed = crate::devices::bus::lock(&gpu).config_changed.try_clone()?;
+        Ok(Self {
+            gpu,
+            config_changed,
+        })
+    }
+}
+
+impl DeviceCore for SharedGpu {
+    fn device_type(&self) -> u32 {
+        16
+    }
+    fn num_queues(&self) -> usize {
+        2
+    }
+    fn max_queue_size(&self) -> u16 {
+        QUEUE_SIZE
+    }
+    fn features(&self) -> u64 {
+        crate::devices::bus::lock(&self.gpu).features()
+    }
+    fn config(&self) -> Vec<u8> {
+        crate::devices::bus::lock(&self.gpu).config()
+    }
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        crate::devices::bus::lock(&self.gpu).write_config(offset, data);
+    }
+    fn config_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
+        Some(&self.config_changed)
+    }
+    fn reset(&mut self) {
+        crate::devices::bus::lock(&self.gpu).reset();
+    }
+    fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
+        crate::devices::bus::lock(&self.gpu).process(queue, mem, chain)
     }
 }
 

@@ -68,7 +68,7 @@ fn rig() -> Rig {
     let seen = Recorder::default();
     Rig {
         mem: GuestMemory::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap(),
-        gpu: Gpu::new(&[(1024, 768), (800, 600)], Box::new(seen.clone())),
+        gpu: Gpu::new(&[(1024, 768), (800, 600)], Box::new(seen.clone())).unwrap(),
         seen,
     }
 }
@@ -594,10 +594,29 @@ fn a_host_resize_changes_display_info_and_raises_the_display_event() {
     assert!(r.gpu.request_size(0, 1280, 800));
     assert!(!r.gpu.request_size(4, 1280, 800));
     assert_eq!(r.gpu.config()[0..4], EVENT_DISPLAY.to_le_bytes());
+    assert_eq!(
+        r.gpu.config_event().unwrap().read().unwrap(),
+        1,
+        "interrupt asked for"
+    );
     let (_, resp) = r.send(CONTROL_QUEUE, hdr(CMD_GET_DISPLAY_INFO).as_slice(), 408);
     let info = RespDisplayInfo::from_slice(&resp).copied().unwrap();
     assert_eq!(
         (info.pmodes[0].r.width, info.pmodes[0].r.height),
         (1280, 800)
     );
+    // The driver acknowledges through events_clear.
+    r.gpu.write_config(4, &EVENT_DISPLAY.to_le_bytes());
+    assert_eq!(r.gpu.config()[0..4], 0u32.to_le_bytes());
+}
+
+#[test]
+fn a_device_reset_forgets_resources_and_scanouts() {
+    let mut r = rig();
+    r.create(1, 16, 16);
+    r.scanout(0, 1, rect(0, 0, 16, 16));
+    r.gpu.reset();
+    assert_eq!(r.gpu.resource_bytes(), 0);
+    assert_eq!(r.seen(), vec![Seen::Disabled(0)]);
+    assert_eq!(r.create(1, 16, 16), RESP_OK_NODATA, "the id is free again");
 }

@@ -268,6 +268,12 @@ impl DeviceCore for Input {
             }
         }
     }
+    /// The driver reset the device: selections and undelivered events go.
+    fn reset(&mut self) {
+        self.select = 0;
+        self.subsel = 0;
+        lock(&self.sender.pending).clear();
+    }
     fn ready(&self, queue: usize) -> bool {
         queue != EVENT_QUEUE || !lock(&self.sender.pending).is_empty()
     }

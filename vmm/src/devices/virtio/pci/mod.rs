@@ -75,13 +75,15 @@ pub trait QueueEngine: Send {
     fn config(&self) -> Vec<u8>;
     /// The driver wrote device configuration space.
     fn write_config(&mut self, offset: usize, data: &[u8]);
-    /// Starts serving `queues` with the negotiated `features`; interrupts go to `msix`.
+    /// Starts serving `queues` with the negotiated `features`; interrupts go to `msix`,
+    /// configuration changes to `config_vector`.
     fn activate(
         &mut self,
         mem: &GuestMemory,
         features: u64,
         queues: Vec<ActiveQueue>,
         msix: Arc<Mutex<Msix>>,
+        config_vector: u16,
     ) -> Result<(), String>;
     /// Stops serving (the driver reset the device).
     fn deactivate(&mut self);
@@ -149,13 +151,14 @@ impl QueueEngine for LocalEngine {
         _features: u64,
         queues: Vec<ActiveQueue>,
         msix: Arc<Mutex<Msix>>,
+        config_vector: u16,
     ) -> Result<(), String> {
         let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
         let stop_worker = stop.try_clone().map_err(|e| e.to_string())?;
         let (core, mem) = (self.core.clone(), mem.clone());
         let thread = std::thread::Builder::new()
             .name("virtio-worker".into())
-            .spawn(move || run_worker(queues, stop_worker, &core, &msix, &mem))
+            .spawn(move || run_worker(queues, stop_worker, &core, &msix, &mem, config_vector))
             .map_err(|e| e.to_string())?;
         self.worker = Some(Worker { stop, thread });
         Ok(())
@@ -165,6 +168,7 @@ impl QueueEngine for LocalEngine {
         if let Some(w) = self.worker.take() {
             let _ = w.stop.write(1);
             let _ = w.thread.join();
+            lock(&self.core).reset();
         }
     }
 }
@@ -454,8 +458,13 @@ impl VirtioPci {
                 vector: regs.vector,
             });
         }
-        self.engine
-            .activate(&self.mem, self.driver_features, queues, self.msix.clone())?;
+        self.engine.activate(
+            &self.mem,
+            self.driver_features,
+            queues,
+            self.msix.clone(),
+            self.config_vector,
+        )?;
         self.active = true;
         Ok(())
     }
@@ -515,6 +524,7 @@ fn run_worker(
     core: &Mutex<Box<dyn DeviceCore>>,
     msix: &Mutex<Msix>,
     mem: &GuestMemory,
+    config_vector: u16,
 ) {
     let mut events: Vec<EventFd> = match queues.iter().map(|q| q.kick.try_clone()).collect() {
         Ok(k) => k,
@@ -524,12 +534,18 @@ fn run_worker(
     let input = lock(core).input_event().and_then(|e| e.try_clone().ok());
     let input_slot = input.as_ref().map(|_| events.len());
     events.extend(input);
+    // A host-initiated configuration change raises the configuration vector.
+    let config = lock(core).config_event().and_then(|e| e.try_clone().ok());
+    let config_slot = config.as_ref().map(|_| events.len());
+    events.extend(config);
     let refs: Vec<&EventFd> = events.iter().collect();
     wait_loop(&refs, &stop, |slot| {
         if Some(slot) == input_slot {
             for q in queues.iter_mut() {
                 serve_one(q, core, msix, mem);
             }
+        } else if Some(slot) == config_slot {
+            lock(msix).trigger(config_vector);
         } else if let Some(q) = queues.get_mut(slot) {
             serve_one(q, core, msix, mem);
         }

@@ -159,3 +159,35 @@ fn in_process_console_serves_both_queues_and_waits_for_input() {
     d.mem.read_slice(&mut got, GuestAddress(0x31_0000)).unwrap();
     assert_eq!(&got, b"uname\n");
 }
+
+#[test]
+fn a_host_display_resize_raises_the_configuration_vector() {
+    use crate::devices::virtio::gpu::display::NullSink;
+    use crate::devices::virtio::gpu::{Gpu, SharedGpu};
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+    let gpu = Arc::new(Mutex::new(
+        Gpu::new(&[(1024, 768)], Box::new(NullSink)).unwrap(),
+    ));
+    let core = SharedGpu::new(gpu.clone()).unwrap();
+    let mut d = Driver::with_engine(Box::new(LocalEngine::new(Box::new(core))), mem);
+    assert!(d.negotiate(VIRTIO_F_VERSION_1));
+    d.enable_msix_vectors(2);
+    // Vector 0 for configuration changes (the queues use 1 and 2), data 0x40.
+    for (off, v, len) in [(0u64, 0xfee0_0000u64, 8), (8, 0x40, 4), (12, 0, 4)] {
+        d.w(MSIX_TABLE + off, v, len);
+    }
+    d.setup_ring(0);
+    d.setup_ring(1);
+    d.w(0x10, 0, 2); // config_msix_vector
+    d.w(0x14, 0xf, 1);
+    assert_eq!(d.status() & STATUS_FAILED, 0);
+    assert!(lock(&gpu).request_size(0, 1280, 800));
+    let msg = d
+        .msi
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a configuration interrupt");
+    assert_eq!(msg, (0xfee0_0000, 0x40));
+    assert_eq!(d.r(0x2000, 4), 1, "events_read says the display changed");
+    d.w(0x2004, 1, 4); // events_clear
+    assert_eq!(d.r(0x2000, 4), 0);
+}
