@@ -115,6 +115,9 @@ pub struct RunArgs {
     /// Write the display's latest frame to this PNG file (needs --gpu).
     #[arg(long, requires = "gpu")]
     pub dump_scanout: Option<PathBuf>,
+    /// Listen for a display viewer (the app: `phyllome --console PATH`) here (needs --gpu).
+    #[arg(long, requires = "gpu")]
+    pub display_socket: Option<PathBuf>,
 }
 
 fn parse_serial(s: &str) -> Result<SerialOutput, String> {
@@ -146,6 +149,7 @@ impl RunArgs {
         c.devices.input = self.input;
         c.devices.gpu = self.gpu.clone().map(|mut g| {
             g.dump_scanout = self.dump_scanout.clone();
+            g.display_socket = self.display_socket.clone();
             g
         });
         c.vhost_user = self.vhost_user.clone();

@@ -319,6 +319,9 @@ pub struct GpuConfig {
     /// Write the latest frame to this PNG file (throttled), for debugging and tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dump_scanout: Option<PathBuf>,
+    /// The Unix socket a viewer (the app) attaches to (see [`crate::console_conn`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_socket: Option<PathBuf>,
 }
 
 impl FromStr for GpuConfig {
@@ -332,6 +335,7 @@ impl FromStr for GpuConfig {
             width: w.parse().map_err(|_| bad())?,
             height: h.parse().map_err(|_| bad())?,
             dump_scanout: None,
+            display_socket: None,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod arch;
 pub mod boot;
 pub mod cli;
 pub mod config;
+pub mod console_conn;
 pub mod devices;
 pub mod exit;
 pub mod host;

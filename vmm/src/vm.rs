@@ -17,6 +17,8 @@ use crate::arch::x86_64::layout::{
 use crate::arch::x86_64::{cpuid, layout};
 use crate::boot::{self, BootError, BootSource};
 use crate::config::{ConfigError, VmConfig};
+use crate::console_conn::server::ConsoleServer;
+use crate::console_conn::Message;
 use crate::devices::bus::{lock, Bus, BusError, SharedDevice};
 use crate::devices::legacy::acpi_pm::AcpiPm;
 use crate::devices::legacy::cmos::Cmos;
@@ -26,7 +28,7 @@ use crate::devices::pci::msix::MsiSink;
 use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
 use crate::devices::virtio::blk::{Block, Disk, DiskError};
 use crate::devices::virtio::console::endpoint::{self, EndpointError, EndpointThreads};
-use crate::devices::virtio::gpu::display::{DisplaySink, NullSink};
+use crate::devices::virtio::gpu::display::{DisplaySink, Tee};
 use crate::devices::virtio::gpu::dump::PngDump;
 use crate::devices::virtio::gpu::{Gpu, SharedGpu};
 use crate::devices::virtio::input::{Input, InputKind, InputSender};
@@ -105,6 +107,9 @@ pub enum VmError {
     /// A disk image could not be opened.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// The display socket could not be opened.
+    #[error("Cannot open the display connection: {0}")]
+    Display(String),
     /// The console's host side could not be opened.
     #[error(transparent)]
     Console(#[from] EndpointError),
@@ -190,6 +195,27 @@ struct Blueprint {
     input: Option<InputDevices>,
     /// The GPU, kept across reboots (its display sizes are the host's).
     gpu: Option<Arc<Mutex<Gpu>>>,
+    /// Where a viewer (the app) attaches to the display; held for its listening thread.
+    _display_server: Option<ConsoleServer>,
+}
+
+/// What a display viewer's message asks of the VM.
+fn viewer_command(m: Message) -> Option<VmCommand> {
+    Some(match m {
+        Message::Key { code, down } => VmCommand::Key { code, down },
+        Message::Pointer { x, y } => VmCommand::Pointer { x, y },
+        Message::Button { code, down } => VmCommand::Button { code, down },
+        Message::Resize {
+            scanout,
+            width,
+            height,
+        } => VmCommand::DisplaySize {
+            scanout,
+            width,
+            height,
+        },
+        _ => return None,
+    })
 }
 
 struct InputDevices {
@@ -623,18 +649,38 @@ impl Vm {
         } else {
             None
         };
+        let (cmd_tx, cmd_rx) = channel();
+        let commands = CommandSender {
+            commands: cmd_tx,
+            wake: wake.clone(),
+        };
+        let mut display_server = None;
         let gpu = match &config.devices.gpu {
             Some(g) => {
-                let sink: Box<dyn DisplaySink> = match &g.dump_scanout {
-                    Some(path) => Box::new(PngDump::new(path.clone())),
-                    None => Box::new(NullSink),
-                };
-                let gpu = Gpu::new(&[(g.width, g.height)], sink).map_err(os("GPU device"))?;
+                let mut sinks: Vec<Box<dyn DisplaySink>> = Vec::new();
+                if let Some(path) = &g.dump_scanout {
+                    sinks.push(Box::new(PngDump::new(path.clone())));
+                }
+                if let Some(path) = &g.display_socket {
+                    // What the viewer sends becomes commands to this VM.
+                    let to_vm = commands.clone();
+                    let (server, sink) = ConsoleServer::listen(path, move |m| {
+                        if let Some(c) = viewer_command(m) {
+                            let _ = to_vm.send(c);
+                        }
+                    })
+                    .map_err(|e| VmError::Display(e.to_string()))?;
+                    display_server = Some(server);
+                    sinks.push(Box::new(sink));
+                }
+                let gpu = Gpu::new(&[(g.width, g.height)], Box::new(Tee(sinks)))
+                    .map_err(os("GPU device"))?;
                 Some(Arc::new(Mutex::new(gpu)))
             }
             None => None,
         };
         let blueprint = Blueprint {
+            _display_server: display_server,
             gpu,
             input,
             console,
@@ -647,7 +693,6 @@ impl Vm {
             vhost_user,
         };
         let mut machine = Machine::build(&blueprint)?;
-        let (cmd_tx, cmd_rx) = channel();
         events.send(VmEvent::Started);
         machine.start()?;
 
@@ -665,10 +710,7 @@ impl Vm {
             .spawn(move || control.run())
             .map_err(os("control thread"))?;
         Ok(VmHandle {
-            commands: CommandSender {
-                commands: cmd_tx,
-                wake,
-            },
+            commands,
             events: event_rx,
             events_ready,
             thread: Some(thread),

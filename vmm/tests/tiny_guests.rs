@@ -329,3 +329,65 @@ fn input_commands_without_input_devices_say_so_and_with_them_are_accepted() {
         "{seen:?}"
     );
 }
+
+/// A display viewer's input and resize requests become commands to the VM: with no
+/// keyboard and one display, a key and a resize of display 5 are refused with errors that
+/// come back as events; a resize of display 0 is taken.
+#[test]
+fn a_display_viewer_drives_the_vm_through_the_console_connection() {
+    use phyllome_vmm::config::GpuConfig;
+    use phyllome_vmm::console_conn::client::ConsoleClient;
+    use phyllome_vmm::console_conn::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("display.sock");
+    let mut c = config_for("spin");
+    c.devices.gpu = Some(GpuConfig {
+        width: 640,
+        height: 480,
+        dump_scanout: None,
+        display_socket: Some(socket.clone()),
+    });
+    let handle = Vm::start(c).unwrap();
+    let mut viewer = ConsoleClient::connect(&socket).unwrap();
+    viewer
+        .send(Message::Resize {
+            scanout: 0,
+            width: 800,
+            height: 600,
+        })
+        .unwrap();
+    viewer
+        .send(Message::Resize {
+            scanout: 5,
+            width: 800,
+            height: 600,
+        })
+        .unwrap();
+    viewer
+        .send(Message::Key {
+            code: 30,
+            down: true,
+        })
+        .unwrap();
+    let mut seen = Observed::default();
+    let errors = |s: &Observed| {
+        s.events
+            .iter()
+            .filter_map(|e| match e {
+                VmEvent::Error(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        watch(&handle, &mut seen, T, |s| errors(s).len() >= 2),
+        "{seen:?}"
+    );
+    let e = errors(&seen);
+    assert!(e[0].contains("no display 5"), "{e:?}");
+    assert!(e[1].contains("no keyboard"), "{e:?}");
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    drop(handle);
+    assert!(!socket.exists(), "the socket goes with the VM");
+}

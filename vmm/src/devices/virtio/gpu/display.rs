@@ -62,3 +62,29 @@ impl DisplaySink for NullSink {
     fn cursor(&mut self, _: u32, _: &Cursor) {}
     fn cursor_moved(&mut self, _: u32, _: u32, _: u32) {}
 }
+
+/// Sends everything to each of several sinks (none: drops everything).
+pub struct Tee(pub Vec<Box<dyn DisplaySink>>);
+
+impl std::fmt::Debug for Tee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tee").field("sinks", &self.0.len()).finish()
+    }
+}
+
+impl DisplaySink for Tee {
+    fn frame(&mut self, frame: &Frame<'_>) {
+        self.0.iter_mut().for_each(|s| s.frame(frame));
+    }
+    fn disabled(&mut self, scanout: u32) {
+        self.0.iter_mut().for_each(|s| s.disabled(scanout));
+    }
+    fn cursor(&mut self, scanout: u32, cursor: &Cursor) {
+        self.0.iter_mut().for_each(|s| s.cursor(scanout, cursor));
+    }
+    fn cursor_moved(&mut self, scanout: u32, x: u32, y: u32) {
+        self.0
+            .iter_mut()
+            .for_each(|s| s.cursor_moved(scanout, x, y));
+    }
+}

@@ -1,0 +1,93 @@
+//! The viewer side of the console connection (the app, or a test): receives scanout
+//! buffers, damage and cursor changes, and sends input.
+
+use super::buffer::SharedBuffer;
+use super::{ConnError, Message, MSG_LEN};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+/// What arrived.
+#[derive(Debug)]
+pub enum Received {
+    /// A scanout's buffer, mapped.
+    Scanout {
+        /// The message.
+        info: Message,
+        /// Its pixels.
+        buffer: SharedBuffer,
+    },
+    /// A cursor image (its pixels copied out), or hidden (`pixels` empty).
+    Cursor {
+        /// The message.
+        info: Message,
+        /// BGRA pixels.
+        pixels: Vec<u8>,
+    },
+    /// Anything else.
+    Other(Message),
+}
+
+/// A connection to a device's console socket.
+#[derive(Debug)]
+pub struct ConsoleClient {
+    stream: UnixStream,
+}
+
+impl ConsoleClient {
+    /// Connects to `path`.
+    pub fn connect(path: &Path) -> Result<Self, ConnError> {
+        Ok(Self {
+            stream: UnixStream::connect(path)?,
+        })
+    }
+
+    /// The socket, to poll it (e.g. from the GTK main loop).
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+
+    /// Sends input to the device.
+    pub fn send(&mut self, msg: Message) -> Result<(), ConnError> {
+        self.stream.write_all(&msg.encode())?;
+        Ok(())
+    }
+
+    /// Waits for the next message.
+    pub fn recv(&mut self) -> Result<Received, ConnError> {
+        let mut buf = [0u8; MSG_LEN];
+        let (n, file) = self
+            .stream
+            .recv_with_fd(&mut buf)
+            .map_err(|e| ConnError::Io(std::io::Error::from_raw_os_error(e.errno())))?;
+        if n == 0 {
+            return Err(ConnError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.stream.read_exact(&mut buf[n..])?;
+        let info = Message::decode(&buf)?;
+        match info {
+            Message::Scanout { height, stride, .. } => {
+                let file = file.ok_or(ConnError::BadBuffer)?;
+                let buffer = SharedBuffer::map(file, stride as usize * height as usize)
+                    .map_err(|_| ConnError::BadBuffer)?;
+                Ok(Received::Scanout { info, buffer })
+            }
+            Message::Cursor { width, height, .. } if width > 0 => {
+                let len = width as usize * height as usize * 4;
+                let file = file.ok_or(ConnError::BadBuffer)?;
+                let buffer = SharedBuffer::map(file, len).map_err(|_| ConnError::BadBuffer)?;
+                let mut pixels = vec![0u8; len];
+                if !buffer.read(0, &mut pixels) {
+                    return Err(ConnError::BadBuffer);
+                }
+                Ok(Received::Cursor { info, pixels })
+            }
+            Message::Cursor { .. } => Ok(Received::Cursor {
+                info,
+                pixels: Vec::new(),
+            }),
+            other => Ok(Received::Other(other)),
+        }
+    }
+}

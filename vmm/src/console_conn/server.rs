@@ -1,0 +1,298 @@
+//! The device side of the console connection: a [`DisplaySink`] that keeps each scanout's
+//! image in a shared buffer and tells the attached viewer what changed, and the listener
+//! that attaches viewers one at a time and hands their input to a callback.
+
+use super::buffer::SharedBuffer;
+use super::{ConnError, Message, MSG_LEN};
+use crate::devices::bus::lock;
+use crate::devices::virtio::gpu::display::{Cursor, DisplaySink, Frame};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+struct ScanoutBuffer {
+    width: u32,
+    height: u32,
+    stride: u32,
+    format: u32,
+    buffer: SharedBuffer,
+}
+
+#[derive(Default)]
+struct State {
+    viewer: Option<UnixStream>,
+    scanouts: BTreeMap<u32, ScanoutBuffer>,
+    cursor: Option<(u32, Cursor)>,
+}
+
+impl State {
+    /// Sends to the viewer, letting it go if it cannot take the message.
+    fn send(&mut self, msg: Message, fd: Option<&std::fs::File>) {
+        let Some(viewer) = &self.viewer else {
+            return;
+        };
+        let bytes = msg.encode();
+        let sent = match fd {
+            Some(f) => viewer.send_with_fd(&bytes[..], f.as_raw_fd()),
+            None => viewer.send_with_fds(&[&bytes[..]], &[]),
+        };
+        if !matches!(sent, Ok(n) if n == MSG_LEN) {
+            log::info!("the display viewer went away");
+            self.viewer = None;
+        }
+    }
+
+    fn announce(&mut self, scanout: u32) {
+        let Some(s) = self.scanouts.get(&scanout) else {
+            return;
+        };
+        let msg = Message::Scanout {
+            scanout,
+            width: s.width,
+            height: s.height,
+            stride: s.stride,
+            format: s.format,
+        };
+        let update = Message::Update {
+            scanout,
+            x: 0,
+            y: 0,
+            width: s.width,
+            height: s.height,
+        };
+        let file = s.buffer.file().try_clone().ok();
+        self.send(msg, file.as_ref());
+        self.send(update, None);
+    }
+
+    fn send_cursor(&mut self) {
+        let Some((scanout, cursor)) = self.cursor.clone() else {
+            return;
+        };
+        match cursor {
+            Cursor::Hidden => self.send(
+                Message::Cursor {
+                    scanout,
+                    width: 0,
+                    height: 0,
+                    hot_x: 0,
+                    hot_y: 0,
+                },
+                None,
+            ),
+            Cursor::Image {
+                width,
+                height,
+                hot,
+                pixels,
+            } => {
+                let Ok(buf) = SharedBuffer::create(pixels.len()) else {
+                    return;
+                };
+                buf.write(0, &pixels);
+                let msg = Message::Cursor {
+                    scanout,
+                    width,
+                    height,
+                    hot_x: hot.0,
+                    hot_y: hot.1,
+                };
+                self.send(msg, Some(buf.file()));
+            }
+        }
+    }
+}
+
+/// The sink half: give it to the GPU device.
+pub struct ConsoleSink {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for ConsoleSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSink").finish_non_exhaustive()
+    }
+}
+
+impl DisplaySink for ConsoleSink {
+    fn frame(&mut self, f: &Frame<'_>) {
+        let mut state = lock(&self.state);
+        let fresh = match state.scanouts.get(&f.scanout) {
+            Some(s) => {
+                (s.width, s.height, s.stride, s.format) != (f.width, f.height, f.stride, f.format)
+            }
+            None => true,
+        };
+        if fresh {
+            let Ok(buffer) = SharedBuffer::create(f.stride as usize * f.height as usize) else {
+                log::warn!("cannot allocate a shared frame buffer");
+                return;
+            };
+            state.scanouts.insert(
+                f.scanout,
+                ScanoutBuffer {
+                    width: f.width,
+                    height: f.height,
+                    stride: f.stride,
+                    format: f.format,
+                    buffer,
+                },
+            );
+        }
+        let (x, y, w, h) = if fresh {
+            (0, 0, f.width, f.height)
+        } else {
+            f.damage
+        };
+        if let Some(s) = state.scanouts.get(&f.scanout) {
+            // The one copy on the way out: the damaged rows into the shared buffer.
+            for row in y..y + h {
+                let start = (row * f.stride + x * 4) as usize;
+                let end = start + (w * 4) as usize;
+                if let Some(bytes) = f.pixels.get(start..end) {
+                    s.buffer.write(start, bytes);
+                }
+            }
+        }
+        if fresh {
+            state.announce(f.scanout);
+        } else {
+            state.send(
+                Message::Update {
+                    scanout: f.scanout,
+                    x,
+                    y,
+                    width: w,
+                    height: h,
+                },
+                None,
+            );
+        }
+    }
+
+    fn disabled(&mut self, scanout: u32) {
+        let mut state = lock(&self.state);
+        if state.scanouts.remove(&scanout).is_some() {
+            state.send(Message::Disabled { scanout }, None);
+        }
+    }
+
+    fn cursor(&mut self, scanout: u32, cursor: &Cursor) {
+        let mut state = lock(&self.state);
+        state.cursor = Some((scanout, cursor.clone()));
+        state.send_cursor();
+    }
+
+    fn cursor_moved(&mut self, scanout: u32, x: u32, y: u32) {
+        lock(&self.state).send(Message::CursorPos { scanout, x, y }, None);
+    }
+}
+
+/// The listening half: owns the socket and the thread serving viewers; stops on drop.
+pub struct ConsoleServer {
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    path: PathBuf,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ConsoleServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleServer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsoleServer {
+    /// Listens on `path`; what viewers send goes to `on_input` (on the server's thread).
+    pub fn listen(
+        path: &Path,
+        on_input: impl Fn(Message) + Send + 'static,
+    ) -> Result<(Self, ConsoleSink), ConnError> {
+        let listener = UnixListener::bind(path)?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("console-conn".into())
+            .spawn(move || serve(&listener, &st, &sp, &on_input))?;
+        Ok((
+            Self {
+                state: state.clone(),
+                stop,
+                path: path.to_owned(),
+                thread: Some(thread),
+            },
+            ConsoleSink { state },
+        ))
+    }
+
+    /// Whether a viewer is attached.
+    pub fn viewer_attached(&self) -> bool {
+        lock(&self.state).viewer.is_some()
+    }
+}
+
+fn serve(
+    listener: &UnixListener,
+    state: &Mutex<State>,
+    stop: &AtomicBool,
+    on_input: &dyn Fn(Message),
+) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        // A viewer that stops reading is let go rather than stalling the device.
+        let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+        let Ok(mut reader) = stream.try_clone() else {
+            continue;
+        };
+        {
+            let mut s = lock(state);
+            s.viewer = Some(stream);
+            let scanouts: Vec<u32> = s.scanouts.keys().copied().collect();
+            for scanout in scanouts {
+                s.announce(scanout);
+            }
+            s.send_cursor();
+        }
+        if stop.load(Ordering::SeqCst) {
+            lock(state).viewer = None;
+            return;
+        }
+        let mut buf = [0u8; MSG_LEN];
+        while reader.read_exact(&mut buf).is_ok() {
+            match Message::decode(&buf) {
+                Ok(msg) => on_input(msg),
+                Err(e) => {
+                    log::warn!("{e}");
+                    break;
+                }
+            }
+        }
+        lock(state).viewer = None;
+    }
+}
+
+impl Drop for ConsoleServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(v) = lock(&self.state).viewer.take() {
+            let _ = v.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,249 @@
+//! The console connection end to end: a GPU sink on one side, a viewer on the other.
+
+#![allow(clippy::cast_possible_truncation, reason = "test patterns are taken modulo 256")]
+
+use super::client::{ConsoleClient, Received};
+use super::server::ConsoleServer;
+use super::*;
+use crate::devices::virtio::gpu::display::{Cursor, DisplaySink, Frame};
+use crate::devices::virtio::gpu::protocol::FORMAT_B8G8R8X8_UNORM;
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+#[test]
+fn every_message_round_trips_and_unknown_kinds_are_refused() {
+    let all = [
+        Message::Scanout {
+            scanout: 1,
+            width: 2,
+            height: 3,
+            stride: 8,
+            format: 2,
+        },
+        Message::Update {
+            scanout: 0,
+            x: 1,
+            y: 2,
+            width: 3,
+            height: 4,
+        },
+        Message::Disabled { scanout: 2 },
+        Message::Cursor {
+            scanout: 0,
+            width: 64,
+            height: 64,
+            hot_x: 1,
+            hot_y: 2,
+        },
+        Message::CursorPos {
+            scanout: 0,
+            x: 5,
+            y: 6,
+        },
+        Message::Key {
+            code: 30,
+            down: true,
+        },
+        Message::Pointer { x: 100, y: 32767 },
+        Message::Button {
+            code: 0x110,
+            down: false,
+        },
+        Message::Resize {
+            scanout: 0,
+            width: 1280,
+            height: 800,
+        },
+    ];
+    for m in all {
+        assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+    }
+    let mut bad = [0u8; MSG_LEN];
+    bad[0] = 99;
+    assert!(matches!(Message::decode(&bad), Err(ConnError::Unknown(99))));
+}
+
+fn frame(pixels: &[u8], w: u32, h: u32, damage: (u32, u32, u32, u32)) -> Frame<'_> {
+    Frame {
+        scanout: 0,
+        width: w,
+        height: h,
+        stride: w * 4,
+        format: FORMAT_B8G8R8X8_UNORM,
+        pixels,
+        damage,
+    }
+}
+
+#[test]
+fn a_viewer_gets_the_buffer_damage_and_cursor_and_its_input_reaches_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("display.sock");
+    let (tx, rx) = channel();
+    let (server, mut sink) = ConsoleServer::listen(&path, move |m| {
+        let _ = tx.send(m);
+    })
+    .unwrap();
+    let (w, h) = (8u32, 4u32);
+    let first: Vec<u8> = (0..w * h * 4).map(|i| (i % 256) as u8).collect();
+    // A frame before anyone watches: kept, and shown to the viewer when it attaches.
+    sink.frame(&frame(&first, w, h, (0, 0, w, h)));
+
+    let mut viewer = ConsoleClient::connect(&path).unwrap();
+    let Received::Scanout { info, buffer } = viewer.recv().unwrap() else {
+        panic!("the scanout comes first");
+    };
+    assert_eq!(
+        info,
+        Message::Scanout {
+            scanout: 0,
+            width: w,
+            height: h,
+            stride: w * 4,
+            format: FORMAT_B8G8R8X8_UNORM
+        }
+    );
+    let Received::Other(full) = viewer.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        full,
+        Message::Update {
+            scanout: 0,
+            x: 0,
+            y: 0,
+            width: w,
+            height: h
+        }
+    );
+    let mut seen = vec![0u8; first.len()];
+    assert!(buffer.read(0, &mut seen));
+    assert_eq!(seen, first);
+
+    // A 2x2 change at (3, 1): written in place, announced as damage.
+    let mut second = first.clone();
+    for y in 1..3usize {
+        for x in 3..5usize {
+            second[(y * 8 + x) * 4..(y * 8 + x) * 4 + 4].copy_from_slice(&[0xaa; 4]);
+        }
+    }
+    sink.frame(&frame(&second, w, h, (3, 1, 2, 2)));
+    let Received::Other(update) = viewer.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        update,
+        Message::Update {
+            scanout: 0,
+            x: 3,
+            y: 1,
+            width: 2,
+            height: 2
+        }
+    );
+    assert!(buffer.read(0, &mut seen));
+    assert_eq!(seen, second, "the viewer's mapping shows the new pixels");
+
+    // Cursor image and position.
+    let cursor = vec![0x55u8; 64 * 64 * 4];
+    sink.cursor(
+        0,
+        &Cursor::Image {
+            width: 64,
+            height: 64,
+            hot: (1, 2),
+            pixels: cursor.clone(),
+        },
+    );
+    let Received::Cursor { info, pixels } = viewer.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        info,
+        Message::Cursor {
+            scanout: 0,
+            width: 64,
+            height: 64,
+            hot_x: 1,
+            hot_y: 2
+        }
+    );
+    assert_eq!(pixels, cursor);
+    sink.cursor_moved(0, 10, 20);
+    let Received::Other(pos) = viewer.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        pos,
+        Message::CursorPos {
+            scanout: 0,
+            x: 10,
+            y: 20
+        }
+    );
+
+    // Input back to the device.
+    viewer
+        .send(Message::Key {
+            code: 30,
+            down: true,
+        })
+        .unwrap();
+    viewer
+        .send(Message::Resize {
+            scanout: 0,
+            width: 1280,
+            height: 800,
+        })
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Message::Key {
+            code: 30,
+            down: true
+        }
+    );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Message::Resize {
+            scanout: 0,
+            width: 1280,
+            height: 800
+        }
+    );
+
+    sink.disabled(0);
+    let Received::Other(off) = viewer.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(off, Message::Disabled { scanout: 0 });
+
+    // The device side going away ends the viewer's connection, not the viewer.
+    drop(server);
+    assert!(viewer.recv().is_err());
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_viewer_that_dies_does_not_stop_the_display() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("display.sock");
+    let (server, mut sink) = ConsoleServer::listen(&path, |_| {}).unwrap();
+    let viewer = ConsoleClient::connect(&path).unwrap();
+    while !server.viewer_attached() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(viewer);
+    let px = vec![1u8; 4 * 4 * 4];
+    for _ in 0..3 {
+        sink.frame(&frame(&px, 4, 4, (0, 0, 4, 4)));
+    }
+    // A new viewer attaches and gets the current image.
+    let mut again = ConsoleClient::connect(&path).unwrap();
+    let Received::Scanout { buffer, .. } = again.recv().unwrap() else {
+        panic!()
+    };
+    let mut seen = vec![0u8; px.len()];
+    assert!(buffer.read(0, &mut seen));
+    assert_eq!(seen, px);
+}
