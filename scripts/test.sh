@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p phyllome-vmm
+cargo build -p phyllome -p phyllome-tests --bins
 scripts/guest-assets.sh >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,5 +1,8 @@
 //! Phyllome's desktop app. For now a window that says what the app will be and whether
-//! this computer can run VMs; the VM library, wizard and display come in their own issues.
+//! this computer can run VMs, and (`phyllome --console PATH`) the display window on a
+//! running VM's console connection; the VM library and wizard come in their own issue.
+
+mod display;
 
 use relm4::adw::prelude::*;
 use relm4::prelude::*;
@@ -61,6 +64,19 @@ fn kvm_status() -> String {
 }
 
 fn main() {
-    let app = RelmApp::new("org.phyllome.Phyllome");
-    app.run::<App>(kvm_status());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // GTK must not see our arguments.
+    const ID: &str = "org.phyllome.Phyllome";
+    match args.as_slice() {
+        [flag, path] if flag == "--console" => RelmApp::new(ID)
+            .with_args(Vec::new())
+            .run::<display::Display>(path.into()),
+        [] => RelmApp::new(ID)
+            .with_args(Vec::new())
+            .run::<App>(kvm_status()),
+        _ => {
+            eprintln!("usage: phyllome [--console SOCKET]");
+            std::process::exit(2);
+        }
+    }
 }

@@ -33,6 +33,19 @@ pub fn vmm_binary() -> PathBuf {
     debug
 }
 
+/// The app's binary (`cargo build -p phyllome`; scripts/test.sh builds it).
+pub fn app_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let debug = target.join("debug/phyllome");
+    assert!(
+        debug.exists(),
+        "the app is not built: run `cargo build -p phyllome` (scripts/test.sh does)"
+    );
+    debug
+}
+
 /// Guest assets built (and cached) by `scripts/guest-assets.sh`.
 #[derive(Debug)]
 pub struct Assets {

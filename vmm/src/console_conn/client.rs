@@ -43,6 +43,13 @@ impl ConsoleClient {
         })
     }
 
+    /// A second handle on the same connection, for sending from another thread.
+    pub fn try_clone(&self) -> Result<Self, ConnError> {
+        Ok(Self {
+            stream: self.stream.try_clone()?,
+        })
+    }
+
     /// The socket, to poll it (e.g. from the GTK main loop).
     pub fn stream(&self) -> &UnixStream {
         &self.stream

@@ -1,6 +1,9 @@
 //! The console connection end to end: a GPU sink on one side, a viewer on the other.
 
-#![allow(clippy::cast_possible_truncation, reason = "test patterns are taken modulo 256")]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test patterns are taken modulo 256"
+)]
 
 use super::client::{ConsoleClient, Received};
 use super::server::ConsoleServer;
