@@ -25,6 +25,8 @@ const TABLET_MAX: f64 = 32767.0;
 pub struct FrameBytes {
     width: u32,
     height: u32,
+    /// Bytes per row (a scanout may show part of a wider resource).
+    stride: u32,
     bytes: Vec<u8>,
 }
 
@@ -162,10 +164,10 @@ fn start_reader(
                         for px in bytes.chunks_exact_mut(4) {
                             px[3] = 0xff;
                         }
-                        let _ = stride;
                         sender.emit(DisplayInput::Frame(FrameBytes {
                             width: *width,
                             height: *height,
+                            stride: *stride,
                             bytes,
                         }));
                     }
@@ -278,7 +280,7 @@ impl SimpleComponent for Display {
                     i32::try_from(f.height).unwrap_or(0),
                     gdk::MemoryFormat::B8g8r8a8,
                     &bytes,
-                    f.width as usize * 4,
+                    f.stride as usize,
                 );
                 self.image_size = (f.width, f.height);
                 self.picture.set_paintable(Some(&texture));

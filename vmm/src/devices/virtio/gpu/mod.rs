@@ -573,13 +573,13 @@ impl SharedGpu {
 
 impl DeviceCore for SharedGpu {
     fn device_type(&self) -> u32 {
-        16
+        crate::devices::bus::lock(&self.gpu).device_type()
     }
     fn num_queues(&self) -> usize {
-        2
+        crate::devices::bus::lock(&self.gpu).num_queues()
     }
     fn max_queue_size(&self) -> u16 {
-        QUEUE_SIZE
+        crate::devices::bus::lock(&self.gpu).max_queue_size()
     }
     fn features(&self) -> u64 {
         crate::devices::bus::lock(&self.gpu).features()
