@@ -213,6 +213,8 @@ pub struct VirtioPci {
     queues: Vec<QueueRegs>,
     max_queue_size: u16,
     active: bool,
+    /// The device configuration the driver last saw a generation for, and that generation.
+    seen_config: (Vec<u8>, u8),
 }
 
 impl std::fmt::Debug for VirtioPci {
@@ -319,7 +321,19 @@ impl VirtioPci {
             ],
             max_queue_size,
             active: false,
+            seen_config: (Vec::new(), 0),
         })
+    }
+
+    /// Counts changes of the device configuration (a new display size, a selector the
+    /// driver wrote), so that a driver reading a multi-field configuration can tell it
+    /// changed underneath and read again.
+    fn config_generation(&mut self) -> u8 {
+        let now = self.engine.config();
+        if now != self.seen_config.0 {
+            self.seen_config = (now, self.seen_config.1.wrapping_add(1));
+        }
+        self.seen_config.1
     }
 
     fn selected(&mut self) -> Option<&mut QueueRegs> {
@@ -344,7 +358,7 @@ impl VirtioPci {
             0x10 => u64::from(self.config_vector),
             0x12 => self.queues.len() as u64,
             0x14 => u64::from(self.status),
-            0x15 => 0, // config generation: our config never changes under the driver
+            0x15 => u64::from(self.config_generation()),
             0x16 => u64::from(self.queue_select),
             0x18 => q.map_or(0, |q| u64::from(q.size)),
             0x1a => q.map_or(u64::from(NO_VECTOR), |q| u64::from(q.vector)),

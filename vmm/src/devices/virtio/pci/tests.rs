@@ -188,6 +188,13 @@ fn a_host_display_resize_raises_the_configuration_vector() {
         .expect("a configuration interrupt");
     assert_eq!(msg, (0xfee0_0000, 0x40));
     assert_eq!(d.r(0x2000, 4), 1, "events_read says the display changed");
+
     d.w(0x2004, 1, 4); // events_clear
     assert_eq!(d.r(0x2000, 4), 0);
+    // The configuration generation counts device-side changes.
+    let generation = d.r(0x15, 1);
+    assert_eq!(d.r(0x15, 1), generation, "stable while nothing changes");
+    assert!(lock(&gpu).request_size(0, 800, 600));
+    let _ = d.msi.recv_timeout(Duration::from_secs(5));
+    assert_ne!(d.r(0x15, 1), generation, "the generation counts the change");
 }
