@@ -13,7 +13,13 @@ fn guests_dir() -> PathBuf {
 }
 
 /// Assembles and links `tests/guests/<name>.S` into an ELF, once per test binary run.
+/// Tests run in parallel threads: one at a time builds (two building the same guest would
+/// race on its temporary files).
 pub fn guest(name: &str) -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let src = guests_dir().join(format!("{name}.S"));
