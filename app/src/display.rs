@@ -47,6 +47,10 @@ pub enum DisplayInput {
     Motion(f64, f64),
     /// A mouse button (GDK numbering) went down or up.
     Button(u32, bool),
+    /// The screen area now has this size in device pixels.
+    Resized(u32, u32),
+    /// A resize settled (the number says which): ask the guest for that size.
+    AskSize(u64),
 }
 
 /// The window's state.
@@ -59,6 +63,9 @@ pub struct Display {
     detail: String,
     writer: Arc<Mutex<Option<ConsoleClient>>>,
     picture: gtk::Picture,
+    /// The screen area's size, and how many times it changed.
+    area: (u32, u32),
+    area_changes: u64,
 }
 
 impl Display {
@@ -238,6 +245,8 @@ impl SimpleComponent for Display {
             detail: String::new(),
             writer: Arc::new(Mutex::new(None)),
             picture,
+            area: (0, 0),
+            area_changes: 0,
         };
         let widgets = view_output!();
 
@@ -266,6 +275,18 @@ impl SimpleComponent for Display {
             s.emit(DisplayInput::Button(g.current_button(), false))
         });
         model.picture.add_controller(click);
+
+        // Follow the screen area's size (checked each frame) to offer the guest a matching
+        // resolution once a resize settles.
+        let s = sender.input_sender().clone();
+        model.picture.add_tick_callback(move |pic, _| {
+            let scale = pic.scale_factor().max(1);
+            let (w, h) = (pic.width() * scale, pic.height() * scale);
+            if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {
+                s.emit(DisplayInput::Resized(w, h));
+            }
+            glib::ControlFlow::Continue
+        });
 
         start_reader(socket, model.writer.clone(), sender.input_sender().clone());
         ComponentParts { model, widgets }
@@ -327,6 +348,28 @@ impl SimpleComponent for Display {
                     _ => return,
                 };
                 self.send(Message::Button { code, down });
+            }
+            DisplayInput::Resized(w, h) => {
+                if (w, h) == self.area || w < 64 || h < 64 {
+                    return;
+                }
+                self.area = (w, h);
+                self.area_changes += 1;
+                let (s, change) = (sender.input_sender().clone(), self.area_changes);
+                glib::timeout_add_local_once(std::time::Duration::from_millis(300), move || {
+                    s.emit(DisplayInput::AskSize(change));
+                });
+            }
+            DisplayInput::AskSize(change) => {
+                // Only the last change of a burst (a drag) asks the guest.
+                if change == self.area_changes {
+                    let (width, height) = self.area;
+                    self.send(Message::Resize {
+                        scanout: 0,
+                        width,
+                        height,
+                    });
+                }
             }
         }
     }

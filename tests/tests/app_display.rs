@@ -221,6 +221,35 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
         "BTN_LEFT never arrived"
     );
 
+    // Resizing the window asks the guest for the new screen size, once it settles. (The
+    // first request, for the window's first size, came earlier.)
+    xdo(&["windowsize", &window, "900", "700"]);
+    let size_of = |l: &str| -> Option<(u32, u32)> {
+        let rest = l.split("Resize { scanout: 0, width: ").nth(1)?;
+        let (w, rest) = rest.split_once(", height: ")?;
+        let h = rest.trim_end_matches([' ', '}']);
+        Some((w.parse().ok()?, h.parse().ok()?))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut asked = None;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match from_device.recv_timeout(left) {
+            Ok(l) => {
+                if let Some((w, h)) = size_of(&l).filter(|(w, _)| *w > 850) {
+                    asked = Some((w, h));
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    // The screen area is the window less its frame and header bar.
+    let (w, h) = asked.expect("no resize request for the new size reached the device");
+    assert!(
+        (860..=900).contains(&w) && (600..=700).contains(&h),
+        "{w}x{h}"
+    );
+
     // The device side goes away: the window stays and says so.
     drop(harness.0.kill());
     let _ = harness.0.wait();
