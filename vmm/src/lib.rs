@@ -16,6 +16,7 @@ pub mod exit;
 pub mod host;
 pub mod irq_routing;
 pub mod memory;
+pub mod one_client;
 pub mod serial_sink;
 pub mod vcpu;
 pub mod vhost_user;

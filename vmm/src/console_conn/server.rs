@@ -6,14 +6,13 @@ use super::buffer::SharedBuffer;
 use super::{ConnError, Message, MSG_LEN};
 use crate::devices::bus::lock;
 use crate::devices::virtio::gpu::display::{Cursor, DisplaySink, Frame};
+use crate::one_client::OneClientListener;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 struct ScanoutBuffer {
@@ -197,16 +196,12 @@ impl DisplaySink for ConsoleSink {
 /// The listening half: owns the socket and the thread serving viewers; stops on drop.
 pub struct ConsoleServer {
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    path: PathBuf,
-    thread: Option<JoinHandle<()>>,
+    _listener: OneClientListener,
 }
 
 impl std::fmt::Debug for ConsoleServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleServer")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("ConsoleServer").finish_non_exhaustive()
     }
 }
 
@@ -216,19 +211,15 @@ impl ConsoleServer {
         path: &Path,
         on_input: impl Fn(Message) + Send + 'static,
     ) -> Result<(Self, ConsoleSink), ConnError> {
-        let listener = UnixListener::bind(path)?;
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (state.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("console-conn".into())
-            .spawn(move || serve(&listener, &st, &sp, &on_input))?;
+        let st = state.clone();
+        let listener = OneClientListener::listen(path, "console-conn", move |stream| {
+            serve(stream, &st, &on_input);
+        })?;
         Ok((
             Self {
                 state: state.clone(),
-                stop,
-                path: path.to_owned(),
-                thread: Some(thread),
+                _listener: listener,
             },
             ConsoleSink { state },
         ))
@@ -240,59 +231,31 @@ impl ConsoleServer {
     }
 }
 
-fn serve(
-    listener: &UnixListener,
-    state: &Mutex<State>,
-    stop: &AtomicBool,
-    on_input: &dyn Fn(Message),
-) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
+/// Serves one viewer: shows it the current picture, then takes its messages until it goes.
+fn serve(stream: UnixStream, state: &Mutex<State>, on_input: &dyn Fn(Message)) {
+    // A viewer that stops reading is let go rather than stalling the device.
+    let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+    let Ok(mut reader) = stream.try_clone() else {
+        return;
+    };
+    {
+        let mut s = lock(state);
+        s.viewer = Some(stream);
+        let scanouts: Vec<u32> = s.scanouts.keys().copied().collect();
+        for scanout in scanouts {
+            s.announce(scanout);
         }
-        let Ok(stream) = stream else { continue };
-        // A viewer that stops reading is let go rather than stalling the device.
-        let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
-        let Ok(mut reader) = stream.try_clone() else {
-            continue;
-        };
-        {
-            let mut s = lock(state);
-            s.viewer = Some(stream);
-            let scanouts: Vec<u32> = s.scanouts.keys().copied().collect();
-            for scanout in scanouts {
-                s.announce(scanout);
-            }
-            s.send_cursor();
-        }
-        if stop.load(Ordering::SeqCst) {
-            lock(state).viewer = None;
-            return;
-        }
-        let mut buf = [0u8; MSG_LEN];
-        while reader.read_exact(&mut buf).is_ok() {
-            match Message::decode(&buf) {
-                Ok(msg) => on_input(msg),
-                Err(e) => {
-                    log::warn!("{e}");
-                    break;
-                }
+        s.send_cursor();
+    }
+    let mut buf = [0u8; MSG_LEN];
+    while reader.read_exact(&mut buf).is_ok() {
+        match Message::decode(&buf) {
+            Ok(msg) => on_input(msg),
+            Err(e) => {
+                log::warn!("{e}");
+                break;
             }
         }
-        lock(state).viewer = None;
     }
-}
-
-impl Drop for ConsoleServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(v) = lock(&self.state).viewer.take() {
-            let _ = v.shutdown(std::net::Shutdown::Both);
-        }
-        let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
+    lock(state).viewer = None;
 }

@@ -5,14 +5,13 @@
 
 use super::{Console, ConsoleInput};
 use crate::devices::bus::lock;
+use crate::one_client::OneClientListener;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 /// Why a console endpoint could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -112,38 +111,17 @@ impl Write for ClientWriter {
     }
 }
 
-/// Threads that feed a console from the host; stopped and joined on drop.
+/// What feeds a console from the host (the socket's listener); stopped on drop.
 #[derive(Debug, Default)]
 pub struct EndpointThreads {
-    stop: Arc<AtomicBool>,
-    socket: Option<PathBuf>,
+    listener: Option<OneClientListener>,
     client: Option<Client>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl EndpointThreads {
     /// Whether a socket client is attached now.
     pub fn client_attached(&self) -> bool {
         self.client.as_ref().is_some_and(|c| lock(c).is_some())
-    }
-}
-
-impl Drop for EndpointThreads {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(client) = &self.client {
-            if let Some(stream) = lock(client).take() {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            }
-        }
-        if let Some(path) = &self.socket {
-            // Wakes the accepting thread, which then sees the stop flag.
-            let _ = UnixStream::connect(path);
-            let _ = std::fs::remove_file(path);
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }
 
@@ -174,70 +152,26 @@ pub fn open(endpoint: &ConsoleEndpoint) -> Result<(Console, EndpointThreads), En
             Ok((console, threads))
         }
         ConsoleEndpoint::Socket(path) => {
-            let listener = bind(path).map_err(|source| EndpointError::Socket {
-                path: path.clone(),
-                source,
-            })?;
             let client: Client = Arc::new(Mutex::new(None));
             let (console, input) = Console::new(Box::new(ClientWriter(client.clone())))
                 .map_err(EndpointError::Console)?;
-            let stop = threads.stop.clone();
             let attached = client.clone();
-            let thread = std::thread::Builder::new()
-                .name("console-socket".into())
-                .spawn(move || accept_clients(&listener, &attached, &input, &stop))
-                .map_err(EndpointError::Console)?;
-            threads.threads.push(thread);
-            threads.socket = Some(path.clone());
+            let listener = OneClientListener::listen(path, "console-socket", move |stream| {
+                let Ok(reader) = stream.try_clone() else {
+                    return;
+                };
+                *lock(&attached) = Some(stream);
+                feed(reader, &input);
+                *lock(&attached) = None;
+            })
+            .map_err(|source| EndpointError::Socket {
+                path: path.clone(),
+                source,
+            })?;
+            threads.listener = Some(listener);
             threads.client = Some(client);
             Ok((console, threads))
         }
-    }
-}
-
-/// Listens on `path`, replacing a socket file nobody listens on any more (left by a VMM
-/// that crashed), but never one in use.
-fn bind(path: &std::path::Path) -> std::io::Result<UnixListener> {
-    match UnixListener::bind(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let stale = matches!(
-                UnixStream::connect(path),
-                Err(c) if c.kind() == std::io::ErrorKind::ConnectionRefused
-            );
-            if !stale {
-                return Err(e);
-            }
-            std::fs::remove_file(path)?;
-            UnixListener::bind(path)
-        }
-        other => other,
-    }
-}
-
-/// Serves one client at a time until told to stop.
-fn accept_clients(
-    listener: &UnixListener,
-    client: &Client,
-    input: &ConsoleInput,
-    stop: &AtomicBool,
-) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let Ok(reader) = stream.try_clone() else {
-            continue;
-        };
-        *lock(client) = Some(stream);
-        // Stopping sets the flag before it cuts the attached client off: a client
-        // attached after that must not keep this thread reading.
-        if stop.load(Ordering::SeqCst) {
-            *lock(client) = None;
-            return;
-        }
-        feed(reader, input);
-        *lock(client) = None;
     }
 }
 
@@ -309,7 +243,7 @@ mod tests {
     fn a_stale_socket_file_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sock");
-        drop(UnixListener::bind(&path).unwrap());
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
         let (_console, _threads) = open(&ConsoleEndpoint::Socket(path.clone())).unwrap();
         assert!(UnixStream::connect(&path).is_ok());
