@@ -1,12 +1,13 @@
 //! Fuzzes what a guest controls in a virtio-blk request: the descriptor chain (addresses,
 //! lengths, flags, links) and every byte of guest memory it points at (header, data,
 //! discard segments). The device must never panic, and must never touch the image outside
-//! the request's checked range (the image is small and the fuzzer sees any crash).
+//! the request's checked range (the image is small and the fuzzer sees any crash). Bit 6 of
+//! the first byte picks a qcow2 image instead of a raw one.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use phyllome_vmm::devices::virtio::blk::{Block, RawDisk};
+use phyllome_vmm::devices::virtio::blk::{Block, Disk, ImageFormat, Qcow2Disk, RawDisk};
 use phyllome_vmm::devices::virtio::DeviceCore;
 use virtio_queue::desc::{split::Descriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
@@ -42,9 +43,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let Ok(mut q) = vq.create_queue::<Queue>() else { return };
+    let readonly = data[0] & 0x80 != 0;
+    if data[0] & 0x40 != 0 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fuzz.qcow2");
+        Qcow2Disk::create(&path, 64 * 512).unwrap();
+        let disk = Disk::open(&path, readonly, Some(ImageFormat::Qcow2)).unwrap();
+        assert_eq!(disk.size(), 64 * 512);
+        let mut dev = Block::new(disk, "fuzz", 1);
+        if let Some(chain) = q.iter(&mem).ok().and_then(|mut i| i.next()) {
+            let used = dev.process(0, &mem, chain);
+            assert!(u64::from(used) <= MEM);
+        }
+        return;
+    }
     let image = tempfile::NamedTempFile::new().unwrap();
     image.as_file().set_len(64 * 512).unwrap();
-    let mut dev = Block::new(RawDisk::open(image.path(), data[0] & 0x80 != 0).unwrap(), "fuzz", 1);
+    let mut dev = Block::new(RawDisk::open(image.path(), readonly).unwrap(), "fuzz", 1);
     if let Some(chain) = q.iter(&mem).ok().and_then(|mut i| i.next()) {
         let used = dev.process(0, &mem, chain);
         assert!(u64::from(used) <= MEM);
