@@ -35,6 +35,10 @@ fn nested_boot(flavour: &str) {
     let console = String::from_utf8_lossy(&out.stdout);
     let elapsed = started.elapsed();
     println!("{flavour}: nested run took {elapsed:.1?}");
+    // The whole console, for when the last lines below are not enough to see why.
+    let logs = workspace().join("target/nested-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join(format!("{flavour}.log")), console.as_bytes()).unwrap();
     let tail: String = console
         .lines()
         .rev()
@@ -55,7 +59,7 @@ fn nested_boot(flavour: &str) {
     );
     assert!(
         console.contains(&marker),
-        "L2 did not reach /init with 2 CPUs ({marker}):\n{tail}"
+        "L2 did not reach /init with 2 CPUs ({marker}); whole console in target/nested-logs/{flavour}.log:\n{tail}"
     );
     assert!(console.contains("smp: Brought up 1 node, 2 CPUs"), "{tail}");
     assert!(
