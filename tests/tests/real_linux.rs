@@ -83,6 +83,20 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
     nested_boot("generic");
 }
 
+/// `scripts/nested-kvm.sh` booting Debian's generic kernel with the virtio test initramfs
+/// as L2, under a 600 s limit; callers add the VMM's arguments and L1's set-up and checks.
+fn nested_virtio_guest(cpus: &str) -> Command {
+    let assets = Assets::get();
+    let mut c = Command::new("timeout");
+    c.arg("600")
+        .arg(workspace().join("scripts/nested-kvm.sh"))
+        .arg(vmm_binary())
+        .arg(assets.kernel("generic"))
+        .arg(assets.dir.join("virtio-initrd.cpio"))
+        .args(["--cpus", cpus, "--memory", "256", "--no-reboot"]);
+    c
+}
+
 /// Our VMM's own virtio-pci transport with the real virtio_blk driver: a writable and a
 /// read-only in-process disk, and a third disk served by `phyllome-vmm device blk` in
 /// another L1 process over vhost-user; virtio_rng on our in-process entropy device; and
@@ -95,14 +109,7 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
     let _one = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let assets = Assets::get();
-    let out = Command::new("timeout")
-        .arg("600")
-        .arg(workspace().join("scripts/nested-kvm.sh"))
-        .arg(vmm_binary())
-        .arg(assets.kernel("generic"))
-        .arg(assets.dir.join("virtio-initrd.cpio"))
-        .args(["--cpus", "2", "--memory", "256", "--no-reboot"])
+    let out = nested_virtio_guest("2")
         .args(["--disk", "/rw.img,queues=2", "--disk", "/ro.img,readonly", "--vhost-user", "blk,socket=/vu.sock"])
         .args(["--vhost-user", "console,socket=/con.sock", "--rng"])
         .env(
@@ -169,14 +176,7 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
     let _one = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let assets = Assets::get();
-    let out = Command::new("timeout")
-        .arg("600")
-        .arg(workspace().join("scripts/nested-kvm.sh"))
-        .arg(vmm_binary())
-        .arg(assets.kernel("generic"))
-        .arg(assets.dir.join("virtio-initrd.cpio"))
-        .args(["--cpus", "1", "--memory", "256", "--no-reboot"])
+    let out = nested_virtio_guest("1")
         .args(["--cmdline", "console=tty0 console=ttyS0 reboot=k panic=-1"])
         .args([
             "--gpu",
