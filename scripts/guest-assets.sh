@@ -158,6 +158,12 @@ if [ -c /dev/hvc0 ]; then
   read -t 10 line < /dev/hvc0 && echo "PHYLLOME-HVC-INPUT=$line"
 fi
 echo PHYLLOME-DEVICE-TEST-DONE
+# phyllome.shell: stay up with a shell on the display's console (tty1), typed into through
+# the keyboard, for the display tests.
+if grep -q phyllome.shell /proc/cmdline; then
+  echo PHYLLOME-SHELL-READY
+  exec setsid sh -c 'exec sh -i </dev/tty1 >/dev/tty1 2>&1'
+fi
 poweroff -f
 INIT
   chmod +x "$root/init"

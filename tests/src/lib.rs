@@ -1,6 +1,8 @@
 //! Shared helpers for Phyllome's end-to-end tests: where the built binaries and the cached
 //! guest assets are, and running the nested-KVM harness.
 
+pub mod desktop;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

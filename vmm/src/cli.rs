@@ -56,6 +56,25 @@ pub enum DeviceCommand {
         #[arg(long, default_value = "stdio")]
         output: crate::devices::virtio::console::endpoint::ConsoleEndpoint,
     },
+    /// A virtio-gpu display (2D), with an optional virtio keyboard and tablet, for
+    /// frontends such as QEMU's `vhost-user-gpu-pci` and `vhost-user-input-pci`.
+    Gpu {
+        /// The GPU's vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The display size offered at start, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1280x800")]
+        size: crate::config::GpuConfig,
+        /// Also serve a keyboard on PREFIX.keyboard and a tablet on PREFIX.tablet.
+        #[arg(long, value_name = "PREFIX")]
+        input_socket: Option<PathBuf>,
+        /// Listen for the app (`phyllome --console PATH`) here.
+        #[arg(long)]
+        console: Option<PathBuf>,
+        /// Write the latest flushed frame to this PNG file (throttled).
+        #[arg(long)]
+        dump_scanout: Option<PathBuf>,
+    },
     /// A virtio-rng entropy source.
     Rng {
         /// The vhost-user socket to listen on.
@@ -217,6 +236,31 @@ mod tests {
                 ..
             })
         ));
+        assert!(matches!(
+            parse(&[
+                "device",
+                "gpu",
+                "--socket",
+                "/g",
+                "--input-socket",
+                "/in",
+                "--size",
+                "800x600"
+            ])
+            .unwrap()
+            .command,
+            Command::Device(DeviceCommand::Gpu {
+                size: crate::config::GpuConfig {
+                    width: 800,
+                    height: 600,
+                    ..
+                },
+                input_socket: Some(_),
+                console: None,
+                ..
+            })
+        ));
+        assert!(parse(&["device", "gpu", "--socket", "/g", "--size", "big"]).is_err());
         assert!(
             parse(&["device", "blk", "--socket", "/s"]).is_err(),
             "an image is required"

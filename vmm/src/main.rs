@@ -66,6 +66,26 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
             vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)
         }
         DeviceCommand::Console { socket, output } => return serve_console(&socket, &output),
+        DeviceCommand::Gpu {
+            socket,
+            size,
+            input_socket,
+            console,
+            dump_scanout,
+        } => {
+            let options = vhost_user::GpuServeOptions {
+                socket,
+                width: size.width,
+                height: size.height,
+                input_socket,
+                console,
+                dump_scanout,
+            };
+            return match vhost_user::serve_gpu(&options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! this way. A socket file left by a crashed process is replaced; one in use is not.
 
 use crate::devices::bus::lock;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,9 @@ pub struct OneClientListener {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     current: Arc<Mutex<Option<UnixStream>>>,
+    /// The listening socket, to wake the accepting thread at stop even when the socket
+    /// file has gone (a removed folder): shutting a listener down ends a blocked accept.
+    wake: UnixListener,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -46,6 +50,7 @@ impl OneClientListener {
         serve: impl Fn(UnixStream) + Send + 'static,
     ) -> std::io::Result<Self> {
         let listener = bind(path)?;
+        let wake = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
         let current: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
         let (st, cur) = (stop.clone(), current.clone());
@@ -71,6 +76,7 @@ impl OneClientListener {
             path: path.to_owned(),
             stop,
             current,
+            wake,
             thread: Some(thread),
         })
     }
@@ -83,10 +89,60 @@ impl Drop for OneClientListener {
             let _ = client.shutdown(std::net::Shutdown::Both);
         }
         // Wakes the accepting thread, which then sees the flag.
-        let _ = UnixStream::connect(&self.path);
+        // SAFETY: `wake` owns this open socket descriptor for the whole call; shutdown
+        // touches no memory and only ends the socket's pending and future accepts.
+        unsafe {
+            libc::shutdown(self.wake.as_raw_fd(), libc::SHUT_RDWR);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn stops_even_when_its_socket_file_is_gone_and_a_client_is_attached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = OneClientListener::listen(&path, "test-listener", |mut s| {
+            let mut b = [0u8; 1];
+            while matches!(s.read(&mut b), Ok(1)) {}
+        })
+        .unwrap();
+        let mut client = UnixStream::connect(&path).unwrap();
+        client.write_all(b"x").unwrap();
+        drop(dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(listener);
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(),
+            "the listener did not stop"
+        );
+        // The client was cut off.
+        let mut b = [0u8; 1];
+        assert_eq!(client.read(&mut b).unwrap(), 0);
+    }
+
+    #[test]
+    fn stops_when_idle_with_its_socket_file_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener =
+            OneClientListener::listen(&dir.path().join("s.sock"), "test-idle", |_| {}).unwrap();
+        drop(dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(listener);
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok());
     }
 }

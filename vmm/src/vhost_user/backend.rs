@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost::vhost_user::GpuBackend;
 use vhost_user_backend::{VhostUserBackend, VhostUserDaemon, VringRwLock, VringT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic};
 use vmm_sys_util::epoll::EventSet;
@@ -33,6 +34,12 @@ pub enum ServeError {
     },
 }
 
+/// Per-queue reset (virtio 1.2). Over vhost-user the frontend carries it out with the
+/// ordinary ring messages (stop, then set up again), so any core can offer it. It is offered
+/// to GPU frontends only, because QEMU's `vhost-user-gpu` passes the guest's acceptance of it
+/// on whether or not the backend offered it, and the backend crate refuses unoffered bits.
+const VIRTIO_F_RING_RESET: u64 = 1 << 40;
+
 /// A device core served over vhost-user.
 pub struct CoreBackend<C> {
     core: Mutex<C>,
@@ -45,6 +52,12 @@ pub struct CoreBackend<C> {
     exit: Option<(EventConsumer, EventNotifier)>,
     /// The core's host-input EventFd, if it has one (console).
     input: Option<EventFd>,
+    /// Whether the core is a GPU (QEMU's `vhost-user-gpu` frontends hand it a display socket).
+    is_gpu: bool,
+    /// The display socket a `vhost-user-gpu` frontend handed over. Frames go to the console
+    /// connection instead (no pixel copies through QEMU); it is held so that the frontend
+    /// sees a live peer.
+    gpu_socket: Mutex<Option<GpuBackend>>,
 }
 
 impl<C> std::fmt::Debug for CoreBackend<C> {
@@ -59,14 +72,19 @@ impl<C: DeviceCore> CoreBackend<C> {
     /// Wraps `core`.
     pub fn new(core: C) -> Self {
         let input = core.input_event().and_then(|e| e.try_clone().ok());
+        let is_gpu = core.device_type() == crate::devices::virtio::gpu::DEVICE_TYPE;
         Self {
             num_queues: core.num_queues(),
             max_queue_size: usize::from(core.max_queue_size()),
-            features: core.features() | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(),
+            features: core.features()
+                | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+                | if is_gpu { VIRTIO_F_RING_RESET } else { 0 },
             core: Mutex::new(core),
             mem: RwLock::new(None),
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok(),
             input,
+            is_gpu,
+            gpu_socket: Mutex::new(None),
         }
     }
 
@@ -143,6 +161,14 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
 
     fn set_config(&self, offset: u32, buf: &[u8]) -> std::io::Result<()> {
         lock(&self.core).write_config(offset as usize, buf);
+        Ok(())
+    }
+
+    fn set_gpu_socket(&self, gpu_backend: GpuBackend) -> std::io::Result<()> {
+        if !self.is_gpu {
+            return Err(std::io::Error::other("only a GPU takes a display socket"));
+        }
+        *lock(&self.gpu_socket) = Some(gpu_backend);
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 
 pub mod backend;
 pub mod frontend;
+pub mod gpu;
 
 pub use backend::{serve, CoreBackend, ServeError};
 pub use frontend::{FrontendError, SharedEngine, VhostUserEngine};
+pub use gpu::{serve_gpu, GpuServeError, GpuServeOptions};

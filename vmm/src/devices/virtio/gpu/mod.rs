@@ -31,6 +31,8 @@ use virtio_queue::{Reader, Writer};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 /// Control queue.
+/// The virtio device ID of a GPU.
+pub const DEVICE_TYPE: u32 = 16;
 pub const CONTROL_QUEUE: usize = 0;
 /// Cursor queue.
 pub const CURSOR_QUEUE: usize = 1;
@@ -472,7 +474,7 @@ fn respond(writer: &mut Writer<'_, ()>, req: &CtrlHdr, result: CmdResult) -> u32
 
 impl DeviceCore for Gpu {
     fn device_type(&self) -> u32 {
-        16
+        DEVICE_TYPE
     }
     fn num_queues(&self) -> usize {
         2

@@ -1,0 +1,168 @@
+//! Driving the app on a virtual X display in tests: Xvfb on a free display number,
+//! screenshots decoded to RGB, and the lines a child process prints, as they come.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::cast_possible_truncation,
+    reason = "test helpers: a failure here is a failed test; screenshots are small"
+)]
+
+use crate::workspace;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// A child process killed (and reaped) when dropped.
+#[derive(Debug)]
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Xvfb on a free display; returns it and its number.
+pub fn xvfb() -> (Kill, String) {
+    let mut x = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb is installed (scripts/install-deps.sh)");
+    let mut out = x.stdout.take().unwrap();
+    let mut number = String::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        number.push(byte[0] as char);
+    }
+    (Kill(x), format!(":{}", number.trim()))
+}
+
+/// Lines the child prints on stdout, as they come.
+pub fn lines(child: &mut Child) -> Receiver<String> {
+    let (tx, rx) = channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Whether a line containing `want` comes within 20 s.
+pub fn wait_line(rx: &Receiver<String>, want: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(want) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Saves the whole screen as target/screenshots/NAME and returns it as (w, h, RGB).
+pub fn screenshot(display: &str, name: &str) -> (u32, u32, Vec<u8>) {
+    let dir = workspace().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    // PNG24: always RGB, even for an all-black screen.
+    let ok = Command::new("import")
+        .args(["-window", "root"])
+        .arg(format!("PNG24:{}", path.display()))
+        .env("DISPLAY", display)
+        .status()
+        .expect("ImageMagick's import is installed")
+        .success();
+    assert!(ok, "screenshot failed");
+    decode(&path)
+}
+
+/// A PNG file as (w, h, RGB).
+pub fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::fs::File::open(path).unwrap())
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let rgb = buf
+        .chunks_exact(channels)
+        .take((info.width * info.height) as usize)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, info.height, rgb)
+}
+
+/// The bounding box (x0, y0, x1, y1) of pixels exactly `color`, and how many there are.
+pub fn find(shot: &(u32, u32, Vec<u8>), color: [u8; 3]) -> (u32, u32, u32, u32, usize) {
+    let (w, _, rgb) = shot;
+    let (mut x0, mut y0, mut x1, mut y1, mut n) = (u32::MAX, u32::MAX, 0, 0, 0);
+    for (i, p) in rgb.chunks_exact(3).enumerate() {
+        if p == color {
+            let (x, y) = (i as u32 % w, i as u32 / w);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            n += 1;
+        }
+    }
+    (x0, y0, x1, y1, n)
+}
+
+/// Runs xdotool on `display`; whether it succeeded.
+pub fn xdo(display: &str, args: &[&str]) -> bool {
+    Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .status()
+        .expect("xdotool is installed")
+        .success()
+}
+
+/// The first visible window whose name contains `name`, once one shows (within 30 s).
+pub fn window_named(display: &str, name: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let out = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", name])
+            .env("DISPLAY", display)
+            .output()
+            .expect("xdotool is installed");
+        if let Some(w) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            return Some(w.to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// Starts the app on `display` (X11, a private session bus) with `args`.
+pub fn app(display: &str, args: &[&std::ffi::OsStr]) -> Kill {
+    Kill(
+        Command::new("dbus-run-session")
+            .arg("--")
+            .arg(crate::app_binary())
+            .args(args)
+            .env("DISPLAY", display)
+            .env("GDK_BACKEND", "x11")
+            .env("GSK_RENDERER", "cairo")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the app runs"),
+    )
+}

@@ -1,0 +1,348 @@
+//! Linux's own virtio-gpu and virtio-input drivers against `phyllome-vmm device gpu`,
+//! served over vhost-user to QEMU (TCG): the guest's framebuffer console reaches the dumped
+//! scanout; with the app attached to the console connection under Xvfb, the app's window
+//! shows the guest's console and what xdotool types into the window runs in the guest's
+//! shell. Screenshots are kept in target/screenshots/.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    reason = "a test: screenshots are small"
+)]
+
+use phyllome_tests::desktop::{app, decode, screenshot, window_named, xdo, xvfb, Kill};
+use phyllome_tests::{vmm_binary, workspace, Assets};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WIDTH: u32 = 800;
+const HEIGHT: u32 = 600;
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Guest {
+    qemu: Kill,
+    backend: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Some(mut b) = self.backend.take() {
+            let _ = b.kill();
+            let _ = b.wait();
+        }
+    }
+}
+
+impl Guest {
+    /// Our GPU backend (with keyboard and tablet, and the console connection when
+    /// `console`), then QEMU with the virtio test initramfs; `shell` keeps the guest up
+    /// with a shell on its display.
+    fn start(shell: bool, console: bool) -> Self {
+        let assets = Assets::get();
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let mut backend = Command::new(vmm_binary());
+        backend
+            .args(["device", "gpu", "--socket"])
+            .arg(p("gpu.sock"))
+            .args(["--size", &format!("{WIDTH}x{HEIGHT}"), "--input-socket"])
+            .arg(p("in"))
+            .arg("--dump-scanout")
+            .arg(p("scanout.png"));
+        if console {
+            backend.arg("--console").arg(p("console.sock"));
+        }
+        let backend = backend.spawn().unwrap();
+        for s in ["gpu.sock", "in.keyboard", "in.tablet"] {
+            wait_for(&p(s));
+        }
+        if console {
+            wait_for(&p("console.sock"));
+        }
+        let cmdline = if shell {
+            "console=ttyS0 panic=-1 quiet phyllome.shell"
+        } else {
+            "console=ttyS0 panic=-1 quiet"
+        };
+        // Not under `timeout`: killing that would leave QEMU running.
+        let qemu = Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-m", "256"])
+            .args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .arg("-serial")
+            .arg(format!("file:{}", p("serial.txt").display()))
+            .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on"])
+            .args(["-machine", "pc,memory-backend=mem"])
+            .arg("-kernel")
+            .arg(assets.kernel("generic"))
+            .arg("-initrd")
+            .arg(assets.dir.join("virtio-initrd.cpio"))
+            .args(["-append", cmdline])
+            .arg("-chardev")
+            .arg(format!("socket,id=gpu,path={}", p("gpu.sock").display()))
+            .args(["-device", "vhost-user-gpu-pci,chardev=gpu"])
+            .arg("-chardev")
+            .arg(format!("socket,id=kbd,path={}", p("in.keyboard").display()))
+            .args(["-device", "vhost-user-input-pci,chardev=kbd"])
+            .arg("-chardev")
+            .arg(format!("socket,id=tab,path={}", p("in.tablet").display()))
+            .args(["-device", "vhost-user-input-pci,chardev=tab"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            qemu: Kill(qemu),
+            backend: Some(backend),
+            dir,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn serial(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.path("serial.txt")).unwrap_or_default())
+            .into_owned()
+    }
+
+    /// Whether the guest's serial output shows `marker` within `secs`.
+    fn wait_serial(&self, marker: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.serial().contains(marker) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+
+    /// QEMU is stopped (or has stopped); our backend must then exit 0.
+    fn finish(mut self) {
+        let _ = self.qemu.0.kill();
+        let _ = self.qemu.0.wait();
+        let mut backend = self.backend.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = backend.try_wait().unwrap() {
+                assert!(status.success(), "the GPU backend ended with {status}");
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = backend.kill();
+                panic!("the GPU backend did not exit when QEMU left");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// How many 16-pixel text rows of an RGB picture have glyphs, and the lit share.
+fn text_rows(width: u32, height: u32, rgb: &[u8], area: (u32, u32, u32, u32)) -> (usize, f64) {
+    let (x0, y0, x1, y1) = area;
+    let lit = |x: u32, y: u32| {
+        let i = ((y * width + x) * 3) as usize;
+        rgb[i..i + 3].iter().any(|c| *c > 0x80)
+    };
+    assert!(x1 <= width && y1 <= height);
+    let mut lit_count = 0usize;
+    let mut rows = 0;
+    let mut y = y0;
+    while y < y1 {
+        let band_end = (y + 16).min(y1);
+        let mut any = false;
+        for yy in y..band_end {
+            for x in x0..x1 {
+                if lit(x, yy) {
+                    lit_count += 1;
+                    any = true;
+                }
+            }
+        }
+        rows += usize::from(any);
+        y = band_end;
+    }
+    let share = lit_count as f64 / f64::from((x1 - x0) * (y1 - y0));
+    (rows, share)
+}
+
+/// The window's geometry (x, y, width, height) on the screen.
+fn geometry(display: &str, window: &str) -> (u32, u32, u32, u32) {
+    let out = Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", window])
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |key: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("X"), get("Y"), get("WIDTH"), get("HEIGHT"))
+}
+
+/// Text rows and lit share of the guest's screen inside the app's window: the bounding
+/// box of the console's black background within the window.
+fn screen_text(display: &str, window: &str, shot: &(u32, u32, Vec<u8>)) -> Option<(usize, f64)> {
+    let (gx, gy, gw, gh) = geometry(display, window);
+    let (w, h, rgb) = shot;
+    let (x_end, y_end) = ((gx + gw).min(*w), (gy + gh).min(*h));
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for y in gy..y_end {
+        for x in gx..x_end {
+            let i = ((y * w + x) * 3) as usize;
+            if rgb[i..i + 3] == [0, 0, 0] {
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            }
+        }
+    }
+    (x1 > x0 + 100 && y1 > y0 + 100).then(|| text_rows(*w, *h, rgb, (x0, y0, x1 + 1, y1 + 1)))
+}
+
+#[test]
+fn linux_draws_its_console_through_our_gpu_backend_and_binds_our_input_backends() {
+    let guest = Guest::start(false, false);
+    assert!(
+        guest.wait_serial("PHYLLOME-DEVICE-TEST-DONE", 240),
+        "the guest never finished:\n{}",
+        guest.serial()
+    );
+    // The guest powers off by itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut guest = guest;
+    let exited = loop {
+        if guest.qemu.0.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exited, "QEMU did not stop after the guest powered off");
+    let console = guest.serial();
+    // The driver took our display size from GET_DISPLAY_INFO / EDID.
+    assert!(
+        console.contains(&format!("PHYLLOME-GPU-FB=virtio_gpudrmfb {WIDTH},{HEIGHT}")),
+        "{console}"
+    );
+    let input: Vec<&str> = console
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("PHYLLOME-INPUT "))
+        .filter(|l| !l.contains("AT Translated") && !l.contains("EV=120013"))
+        .collect();
+    assert_eq!(
+        input,
+        vec![
+            "N: Name=\"Phyllome Virtio Keyboard\"",
+            "B: EV=3",
+            "N: Name=\"Phyllome Virtio Tablet\"",
+            "B: EV=f",
+            "B: ABS=3",
+        ],
+        "{console}"
+    );
+    let scanout = guest.path("scanout.png");
+    guest_finished_dump(&scanout);
+    guest.finish();
+}
+
+/// The dump (written when the backend stops at the latest) shows the console's text lines.
+fn guest_finished_dump(scanout: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scanout.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (w, h, rgb) = decode(scanout);
+    let shots = workspace().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::copy(scanout, shots.join("qemu-gpu-console.png")).unwrap();
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    let (rows, share) = text_rows(w, h, &rgb, (0, 0, w, h));
+    assert!((0.005..0.3).contains(&share), "lit share {share}");
+    assert!(rows >= 8, "only {rows} rows of text");
+}
+
+#[test]
+fn the_app_shows_the_guest_console_and_what_is_typed_runs_in_the_guest() {
+    let (_x, display) = xvfb();
+    let guest = Guest::start(true, true);
+    assert!(
+        guest.wait_serial("PHYLLOME-SHELL-READY", 240),
+        "the guest's shell never started:\n{}",
+        guest.serial()
+    );
+    let _app = app(
+        &display,
+        &["--console".as_ref(), guest.path("console.sock").as_os_str()],
+    );
+    let window = window_named(&display, "Phyllome").expect("the app's window shows");
+    // The console's eight lines of text show in the window (scaled to fit it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let shot = screenshot(&display, "app-qemu-console.png");
+        let text = screen_text(&display, &window, &shot);
+        if text.is_some_and(|(rows, share)| rows >= 8 && share < 0.3) || Instant::now() > deadline {
+            break text;
+        }
+    };
+    let before = before.expect("the guest's screen is not in the window");
+    assert!(
+        before.0 >= 8,
+        "the guest's console is not in the window: {before:?}"
+    );
+
+    // Typed into the window, run by the guest's shell: the output reaches its serial port.
+    // Xvfb has no window manager to activate windows: focus is enough.
+    assert!(xdo(&display, &["windowfocus", "--sync", &window]));
+    assert!(xdo(
+        &display,
+        &[
+            "type",
+            "--window",
+            &window,
+            "--delay",
+            "40",
+            "echo PHYLLOME-TYPED-$((6*7)) > /dev/ttyS0"
+        ]
+    ));
+    assert!(xdo(&display, &["key", "--window", &window, "Return"]));
+    assert!(
+        guest.wait_serial("PHYLLOME-TYPED-42", 60),
+        "what was typed never ran in the guest:\n{}",
+        guest.serial()
+    );
+    // And the command line shows on the guest's console in the window: more text.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let shot = screenshot(&display, "app-qemu-console-typed.png");
+        let after = screen_text(&display, &window, &shot).unwrap_or_default();
+        if after.0 > before.0 || Instant::now() > deadline {
+            break after;
+        }
+    };
+    // The command line and its prompt: at least one more row of text.
+    assert!(
+        after.0 > before.0,
+        "no new text in the window: {before:?} then {after:?}"
+    );
+    guest.finish();
+}

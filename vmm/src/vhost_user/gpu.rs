@@ -1,0 +1,229 @@
+//! `phyllome-vmm device gpu`: the virtio-gpu device (and, on request, a virtio keyboard and
+//! tablet) served over vhost-user to a frontend such as QEMU's `vhost-user-gpu-pci` and
+//! `vhost-user-input-pci`, with the picture going to the app over the console connection
+//! and the app's input coming back the same way. One process owns the whole display path,
+//! which is how the GPU (and later its 3D renderer) is kept out of the VMM's process.
+//!
+//! Host-initiated resolution changes need the frontend to raise the device's configuration
+//! interrupt. QEMU's `vhost-user-gpu` keeps `events_read` to itself and drops backend
+//! configuration-change messages ("unhandled backend config change"), so under QEMU a
+//! window resize updates what `GET_DISPLAY_INFO` answers, and the guest sees it the next
+//! time it asks (a mode probe); with Phyllome's own VMM the in-process device notifies.
+
+use super::backend::{serve, ServeError};
+use crate::console_conn::server::ConsoleServer;
+use crate::console_conn::Message;
+use crate::devices::bus::lock;
+use crate::devices::virtio::gpu::display::{DisplaySink, Tee};
+use crate::devices::virtio::gpu::dump::PngDump;
+use crate::devices::virtio::gpu::{Gpu, SharedGpu};
+use crate::devices::virtio::input::{Input, InputKind, InputSender};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// What `device gpu` serves, and where.
+#[derive(Debug, Clone)]
+pub struct GpuServeOptions {
+    /// The GPU's vhost-user socket.
+    pub socket: PathBuf,
+    /// The display size offered at start.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// Serve a keyboard on `<prefix>.keyboard` and a tablet on `<prefix>.tablet`.
+    pub input_socket: Option<PathBuf>,
+    /// Where the app attaches (the console connection).
+    pub console: Option<PathBuf>,
+    /// Write the latest flushed frame here as a PNG (throttled).
+    pub dump_scanout: Option<PathBuf>,
+}
+
+/// Why `device gpu` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuServeError {
+    /// A device could not be created.
+    #[error("Cannot create the {what}: {source}.")]
+    Create {
+        /// Which device.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The console connection could not listen.
+    #[error("Cannot listen for the app on the console connection: {0}")]
+    Console(String),
+    /// Serving over vhost-user failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The socket path of one input device: `<prefix>.keyboard` or `<prefix>.tablet`.
+pub fn input_socket_path(prefix: &Path, kind: InputKind) -> PathBuf {
+    let mut p = prefix.as_os_str().to_owned();
+    p.push(match kind {
+        InputKind::Keyboard => ".keyboard",
+        InputKind::Tablet => ".tablet",
+    });
+    PathBuf::from(p)
+}
+
+/// The input devices' senders, fed by the app's messages.
+#[derive(Debug, Clone)]
+struct Senders {
+    keys: InputSender,
+    pointer: InputSender,
+}
+
+/// Acts on one message from the app.
+fn on_viewer_message(m: Message, gpu: &Mutex<Gpu>, input: Option<&Senders>) {
+    match (m, input) {
+        (Message::Key { code, down }, Some(i)) => {
+            i.keys.key(code, down);
+        }
+        (Message::Pointer { x, y }, Some(i)) => {
+            i.pointer.pointer(x, y);
+        }
+        (Message::Button { code, down }, Some(i)) => {
+            i.pointer.key(code, down);
+        }
+        (
+            Message::Resize {
+                scanout,
+                width,
+                height,
+            },
+            _,
+        ) if !lock(gpu).request_size(scanout, width, height) => {
+            log::warn!("the app asked to resize display {scanout}, which does not exist");
+        }
+        _ => {}
+    }
+}
+
+/// Serves until the GPU's frontend disconnects (the input devices end with the process).
+pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
+    let create = |what| move |source| GpuServeError::Create { what, source };
+    let mut senders = None;
+    let mut input_threads = Vec::new();
+    if let Some(prefix) = &options.input_socket {
+        let (keyboard, keys) = Input::new(InputKind::Keyboard).map_err(create("keyboard"))?;
+        let (tablet, pointer) = Input::new(InputKind::Tablet).map_err(create("tablet"))?;
+        senders = Some(Senders { keys, pointer });
+        for (name, kind, core) in [
+            ("phyllome-keyboard", InputKind::Keyboard, keyboard),
+            ("phyllome-tablet", InputKind::Tablet, tablet),
+        ] {
+            let path = input_socket_path(prefix, kind);
+            input_threads.push(std::thread::spawn(move || {
+                if let Err(e) = serve(name, core, &path) {
+                    log::warn!("{e}");
+                }
+            }));
+        }
+    }
+
+    let mut sinks: Vec<Box<dyn DisplaySink>> = Vec::new();
+    if let Some(path) = &options.dump_scanout {
+        sinks.push(Box::new(PngDump::new(path.clone())));
+    }
+    // The GPU is created after the console server (its sink goes in the GPU), but the
+    // server's input handler needs the GPU: it reaches it through this slot.
+    let slot: Arc<Mutex<Option<Arc<Mutex<Gpu>>>>> = Arc::new(Mutex::new(None));
+    let mut _server = None;
+    if let Some(path) = &options.console {
+        let slot = slot.clone();
+        let senders = senders.clone();
+        let (server, sink) = ConsoleServer::listen(path, move |m| {
+            let gpu = lock(&slot).clone();
+            if let Some(gpu) = gpu {
+                on_viewer_message(m, &gpu, senders.as_ref());
+            }
+        })
+        .map_err(|e| GpuServeError::Console(e.to_string()))?;
+        _server = Some(server);
+        sinks.push(Box::new(sink));
+    }
+    let gpu = Gpu::new(&[(options.width, options.height)], Box::new(Tee(sinks)))
+        .map_err(create("GPU"))?;
+    let gpu = Arc::new(Mutex::new(gpu));
+    *lock(&slot) = Some(gpu.clone());
+    let core = SharedGpu::new(gpu).map_err(create("GPU"))?;
+    serve("phyllome-gpu", core, &options.socket)?;
+    // The input threads serve until their own frontends go; the process ends here.
+    drop(input_threads);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::virtio::gpu::display::NullSink;
+    use crate::devices::virtio::DeviceCore;
+
+    #[test]
+    fn input_sockets_sit_beside_the_prefix() {
+        let p = Path::new("/run/vm/in");
+        assert_eq!(
+            input_socket_path(p, InputKind::Keyboard),
+            Path::new("/run/vm/in.keyboard")
+        );
+        assert_eq!(
+            input_socket_path(p, InputKind::Tablet),
+            Path::new("/run/vm/in.tablet")
+        );
+    }
+
+    #[test]
+    fn the_apps_messages_reach_the_keyboard_the_tablet_and_the_display_size() {
+        let gpu = Mutex::new(Gpu::new(&[(640, 480)], Box::new(NullSink)).unwrap());
+        let (keyboard, keys) = Input::new(InputKind::Keyboard).unwrap();
+        let (tablet, pointer) = Input::new(InputKind::Tablet).unwrap();
+        let senders = Senders { keys, pointer };
+        let events = crate::devices::virtio::input::EVENT_QUEUE;
+        assert!(!keyboard.ready(events) && !tablet.ready(events));
+
+        on_viewer_message(
+            Message::Key {
+                code: 30,
+                down: true,
+            },
+            &gpu,
+            Some(&senders),
+        );
+        assert!(keyboard.ready(events), "the key went to the keyboard");
+        assert!(!tablet.ready(events));
+        on_viewer_message(Message::Pointer { x: 5, y: 6 }, &gpu, Some(&senders));
+        assert!(tablet.ready(events), "the motion went to the tablet");
+
+        // A new size raises the display event (events_read, the first config word).
+        assert_eq!(lock(&gpu).config()[..4], [0, 0, 0, 0]);
+        on_viewer_message(
+            Message::Resize {
+                scanout: 0,
+                width: 1024,
+                height: 768,
+            },
+            &gpu,
+            None,
+        );
+        assert_eq!(lock(&gpu).config()[..4], [1, 0, 0, 0]);
+        // Input without input devices, or for a display that does not exist: ignored.
+        on_viewer_message(
+            Message::Key {
+                code: 30,
+                down: true,
+            },
+            &gpu,
+            None,
+        );
+        on_viewer_message(
+            Message::Resize {
+                scanout: 7,
+                width: 1024,
+                height: 768,
+            },
+            &gpu,
+            None,
+        );
+    }
+}
