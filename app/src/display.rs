@@ -1,15 +1,24 @@
 //! The display window: the guest's screen from a console connection
-//! ([`phyllome_vmm::console_conn`]), kept at its aspect ratio, with keyboard and pointer
-//! sent back to the guest. A reader thread receives frames and converts each updated image
-//! into texture bytes (the only copy on this side: shared buffer to texture memory); the
-//! GTK main loop only wraps them in a texture. When the connection dies the window says
-//! so and offers to reconnect.
+//! ([`phyllome_vmm::console_conn`]), kept at its aspect ratio, with keyboard, pointer and
+//! wheel sent back to the guest and the guest's cursor shown as the window's own pointer
+//! (so it follows the mouse with no delay). A reader thread ([`crate::frames`]) copies
+//! out only what changed; the GTK main loop wraps it in textures ([`crate::screen`]).
+//!
+//! Keyboard: while the screen has the keyboard ("captured", the default) every key goes to
+//! the guest and the desktop's own shortcuts are inhibited where the system allows it
+//! (Alt+Tab, Super...), except F11, which toggles fullscreen. **Ctrl+Alt** releases the
+//! keyboard to the desktop and the app; a click on the screen captures it again. Keys held
+//! in the guest are released when the window loses focus, so none stays stuck.
+//! When the connection dies the window says so and offers to reconnect.
 
+use crate::frames::{layout, Damage, Scanout};
+use crate::screen::{GuestScreen, Pixels};
 use phyllome_vmm::console_conn::client::{ConsoleClient, Received};
 use phyllome_vmm::console_conn::Message;
 use relm4::adw::prelude::*;
 use relm4::gtk::{gdk, glib};
 use relm4::prelude::*;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -20,21 +29,24 @@ const BTN_MIDDLE: u16 = 0x112;
 /// The tablet's axis range.
 const TABLET_MAX: f64 = 32767.0;
 
-/// A frame ready for a texture: RGBA-compatible BGRA bytes with opaque alpha.
-#[derive(Debug)]
-pub struct FrameBytes {
-    width: u32,
-    height: u32,
-    /// Bytes per row (a scanout may show part of a wider resource).
-    stride: u32,
-    bytes: Vec<u8>,
+/// What the window opens on.
+#[derive(Debug, Clone)]
+pub struct DisplayInit {
+    /// The console connection's socket.
+    pub socket: PathBuf,
+    /// The VM's name, for the title.
+    pub name: String,
 }
 
 /// Messages to the window.
 #[derive(Debug)]
 pub enum DisplayInput {
-    /// A new image.
-    Frame(FrameBytes),
+    /// A whole new frame.
+    Frame(Pixels),
+    /// A changed rectangle at (x, y).
+    Patch(u32, u32, Pixels),
+    /// The guest's cursor image and hot spot, or hidden.
+    Cursor(Option<(Pixels, i32, i32)>),
     /// The connection is up.
     Connected,
     /// The connection ended, with why.
@@ -43,29 +55,52 @@ pub enum DisplayInput {
     Reconnect,
     /// A key (hardware keycode) went down or up.
     Key(u32, bool),
+    /// Ctrl+Alt: give the keyboard back to the desktop.
+    ReleaseKeyboard,
+    /// A click on the screen: take the keyboard.
+    CaptureKeyboard,
+    /// The window gained or lost the focus.
+    Active(bool),
     /// The pointer is at (x, y) in widget coordinates.
     Motion(f64, f64),
     /// A mouse button (GDK numbering) went down or up.
     Button(u32, bool),
+    /// Wheel clicks (GDK directions: dy positive is down).
+    Scroll(f64, f64),
     /// The screen area now has this size in device pixels.
     Resized(u32, u32),
     /// A resize settled (the number says which): ask the guest for that size.
     AskSize(u64),
+    /// F11 or the header bar's button.
+    ToggleFullscreen,
+    /// The window manager says whether the window is fullscreen.
+    Fullscreened(bool),
+    /// The pointer's height over the screen area (to show the leave-fullscreen control).
+    PointerY(f64),
 }
 
 /// The window's state.
 pub struct Display {
     socket: PathBuf,
-    texture: Option<gdk::Texture>,
-    image_size: (u32, u32),
+    name: String,
+    screen: GuestScreen,
+    has_picture: bool,
     status: Option<String>,
     /// Why, under the status.
     detail: String,
     writer: Arc<Mutex<Option<ConsoleClient>>>,
     picture: gtk::Picture,
+    window: adw::ApplicationWindow,
     /// The screen area's size, and how many times it changed.
     area: (u32, u32),
     area_changes: u64,
+    /// Keys go to the guest (and the desktop's shortcuts are inhibited).
+    captured: bool,
+    /// evdev codes the guest believes are held.
+    held: BTreeSet<u16>,
+    fullscreen: bool,
+    /// The pointer is near the top edge (fullscreen: show the leave control).
+    pointer_at_top: bool,
 }
 
 impl Display {
@@ -81,10 +116,44 @@ impl Display {
         }
     }
 
+    /// Releases, in the guest, every key it believes is held.
+    fn release_held_keys(&mut self) {
+        for code in std::mem::take(&mut self.held) {
+            self.send(Message::Key { code, down: false });
+        }
+    }
+
+    /// Asks the desktop to send its shortcuts to us while the keyboard is captured.
+    fn apply_capture(&self) {
+        let Some(surface) = self.window.surface() else {
+            return;
+        };
+        if let Ok(toplevel) = surface.downcast::<gdk::Toplevel>() {
+            if self.captured && self.window.is_active() {
+                toplevel.inhibit_system_shortcuts(None::<&gdk::Event>);
+            } else {
+                toplevel.restore_system_shortcuts();
+            }
+        }
+    }
+
+    /// The header bar's subtitle: the VM's state and what the keyboard does.
+    fn subtitle(&self) -> String {
+        if let Some(status) = &self.status {
+            return status.clone();
+        }
+        if self.captured {
+            "Running · Ctrl+Alt releases the keyboard".into()
+        } else {
+            "Running · click the screen to capture the keyboard".into()
+        }
+    }
+
     /// Widget coordinates to the tablet's 0..=32767 range over the shown image
     /// (`Picture` letterboxes the image inside the widget).
     fn to_tablet(&self, x: f64, y: f64) -> Option<(u32, u32)> {
-        let (iw, ih) = (f64::from(self.image_size.0), f64::from(self.image_size.1));
+        let size = self.screen.size();
+        let (iw, ih) = (f64::from(size.0), f64::from(size.1));
         let (ww, wh) = (
             f64::from(self.picture.width()),
             f64::from(self.picture.height()),
@@ -145,7 +214,8 @@ fn start_reader(
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(w);
         }
         sender.emit(DisplayInput::Connected);
-        let mut current = None;
+        let mut current: Option<Scanout> = None;
+        let mut damage = Damage::default();
         loop {
             match client.recv() {
                 Ok(Received::Scanout {
@@ -155,31 +225,67 @@ fn start_reader(
                             width,
                             height,
                             stride,
-                            ..
+                            format,
                         },
                     buffer,
                 }) => {
-                    current = Some((width, height, stride, buffer));
+                    current = layout(format).map(|layout| Scanout {
+                        width,
+                        height,
+                        stride,
+                        layout,
+                        buffer,
+                    });
+                    damage.reset();
                 }
-                Ok(Received::Other(Message::Update { scanout: 0, .. })) => {
-                    if let Some((width, height, stride, buffer)) = &current {
-                        let mut bytes = vec![0u8; *stride as usize * *height as usize];
-                        if !buffer.read(0, &mut bytes) {
-                            continue;
+                Ok(Received::Other(Message::Update {
+                    scanout: 0,
+                    x,
+                    y,
+                    width,
+                    height,
+                })) => {
+                    let Some(s) = &current else { continue };
+                    let area = u64::from(width) * u64::from(height);
+                    let frame = u64::from(s.width) * u64::from(s.height);
+                    if damage.whole_frame(area, frame) {
+                        if let Some(p) = s.copy_all() {
+                            sender.emit(DisplayInput::Frame(p));
                         }
-                        // X formats leave the alpha byte undefined: make it opaque.
-                        for px in bytes.chunks_exact_mut(4) {
-                            px[3] = 0xff;
-                        }
-                        sender.emit(DisplayInput::Frame(FrameBytes {
-                            width: *width,
-                            height: *height,
-                            stride: *stride,
-                            bytes,
-                        }));
+                    } else if let Some(p) = s.copy(x, y, width, height) {
+                        sender.emit(DisplayInput::Patch(x, y, p));
                     }
                 }
                 Ok(Received::Other(Message::Disabled { scanout: 0 })) => current = None,
+                Ok(Received::Cursor {
+                    info:
+                        Message::Cursor {
+                            scanout: 0,
+                            width,
+                            height,
+                            hot_x,
+                            hot_y,
+                        },
+                    pixels,
+                }) => {
+                    let image = (width > 0
+                        && height > 0
+                        && pixels.len() >= width as usize * height as usize * 4)
+                        .then(|| {
+                            (
+                                Pixels {
+                                    width,
+                                    height,
+                                    stride: width * 4,
+                                    format: gdk::MemoryFormat::B8g8r8a8,
+                                    bytes: pixels,
+                                },
+                                i32::try_from(hot_x).unwrap_or(0),
+                                i32::try_from(hot_y).unwrap_or(0),
+                            )
+                        });
+                    sender.emit(DisplayInput::Cursor(image));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     sender.emit(DisplayInput::Lost(reason(&e)));
@@ -190,91 +296,180 @@ fn start_reader(
     });
 }
 
+/// Whether this key press completes the release combination (Ctrl+Alt).
+fn is_release_combo(key: gdk::Key, state: gdk::ModifierType) -> bool {
+    let ctrl = matches!(key, gdk::Key::Control_L | gdk::Key::Control_R);
+    let alt = matches!(key, gdk::Key::Alt_L | gdk::Key::Alt_R | gdk::Key::Meta_L);
+    (ctrl && state.contains(gdk::ModifierType::ALT_MASK))
+        || (alt && state.contains(gdk::ModifierType::CONTROL_MASK))
+}
+
 #[relm4::component(pub)]
 impl SimpleComponent for Display {
-    type Init = PathBuf;
+    type Init = DisplayInit;
     type Input = DisplayInput;
     type Output = ();
 
     view! {
+        #[root]
         adw::ApplicationWindow {
-            set_title: Some("Phyllome"),
-            set_default_width: 800,
-            set_default_height: 600,
+            set_title: Some(&format!("{} – Phyllome", model.name)),
+            set_default_width: 1024,
+            set_default_height: 768,
+            connect_is_active_notify[sender] => move |w| sender.input(DisplayInput::Active(w.is_active())),
+            connect_fullscreened_notify[sender] => move |w| sender.input(DisplayInput::Fullscreened(w.is_fullscreen())),
 
             gtk::Box {
                 set_orientation: gtk::Orientation::Vertical,
-                adw::HeaderBar {},
-                gtk::Stack {
+                adw::HeaderBar {
+                    #[watch]
+                    set_visible: !model.fullscreen,
+                    #[wrap(Some)]
+                    set_title_widget = &adw::WindowTitle {
+                        set_title: &model.name,
+                        #[watch]
+                        set_subtitle: &model.subtitle(),
+                    },
+                    pack_end = &gtk::Button {
+                        set_icon_name: "view-fullscreen-symbolic",
+                        set_tooltip_text: Some("Fullscreen (F11)"),
+                        set_focus_on_click: false,
+                        connect_clicked => DisplayInput::ToggleFullscreen,
+                    },
+                },
+                gtk::Overlay {
                     set_vexpand: true,
-                    add_named[Some("screen")] = &model.picture.clone() -> gtk::Picture {},
-                    add_named[Some("status")] = &adw::StatusPage {
-                        set_icon_name: Some("video-display-symbolic"),
+                    #[wrap(Some)]
+                    set_child = &gtk::Stack {
+                        add_named[Some("screen")] = &model.picture.clone() -> gtk::Picture {},
+                        add_named[Some("status")] = &adw::StatusPage {
+                            set_icon_name: Some("video-display-symbolic"),
+                            #[watch]
+                            set_title: model.status.as_deref().unwrap_or(""),
+                            #[watch]
+                            set_description: Some(&model.detail),
+                            gtk::Button {
+                                set_label: "Reconnect",
+                                set_halign: gtk::Align::Center,
+                                add_css_class: "pill",
+                                #[watch]
+                                set_visible: model.writer_gone(),
+                                connect_clicked => DisplayInput::Reconnect,
+                            },
+                        },
                         #[watch]
-                        set_title: model.status.as_deref().unwrap_or(""),
+                        set_visible_child_name: if model.status.is_some() { "status" } else { "screen" },
+                    },
+                    add_overlay = &gtk::Revealer {
+                        set_valign: gtk::Align::Start,
+                        set_halign: gtk::Align::Center,
+                        set_transition_type: gtk::RevealerTransitionType::SlideDown,
                         #[watch]
-                        set_description: Some(&model.detail),
+                        set_reveal_child: model.fullscreen && model.pointer_at_top,
                         gtk::Button {
-                            set_label: "Reconnect",
-                            set_halign: gtk::Align::Center,
+                            set_label: "Leave Fullscreen",
+                            set_tooltip_text: Some("Leave fullscreen (F11)"),
+                            set_margin_top: 6,
+                            add_css_class: "osd",
                             add_css_class: "pill",
-                            connect_clicked => DisplayInput::Reconnect,
+                            set_focus_on_click: false,
+                            connect_clicked => DisplayInput::ToggleFullscreen,
                         },
                     },
-                    #[watch]
-                    set_visible_child_name: if model.status.is_some() { "status" } else { "screen" },
                 },
             }
         }
     }
 
     fn init(
-        socket: PathBuf,
+        init: DisplayInit,
         root: Self::Root,
         sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
-        let picture = gtk::Picture::new();
+        let screen = GuestScreen::default();
+        let picture = gtk::Picture::for_paintable(&screen);
         picture.set_content_fit(gtk::ContentFit::Contain);
         picture.set_can_focus(true);
         picture.set_focusable(true);
+        picture.set_vexpand(true);
         let model = Display {
-            socket: socket.clone(),
-            texture: None,
-            image_size: (0, 0),
+            socket: init.socket.clone(),
+            name: init.name,
+            screen,
+            has_picture: false,
             status: Some("Connecting to the display…".into()),
             detail: String::new(),
             writer: Arc::new(Mutex::new(None)),
             picture,
+            window: root.clone(),
             area: (0, 0),
             area_changes: 0,
+            captured: true,
+            held: BTreeSet::new(),
+            fullscreen: false,
+            pointer_at_top: false,
         };
         let widgets = view_output!();
 
-        // Keys go to the guest while the window has focus (evdev = X/Wayland keycode - 8).
+        // Keys, seen before any widget (capture phase): F11 and Ctrl+Alt are ours, the rest
+        // goes to the guest while the keyboard is captured (evdev = X/Wayland keycode - 8).
         let keys = gtk::EventControllerKey::new();
+        keys.set_propagation_phase(gtk::PropagationPhase::Capture);
         let s = sender.input_sender().clone();
-        keys.connect_key_pressed(move |_, _, code, _| {
+        let captured_now = std::rc::Rc::new(std::cell::Cell::new(true));
+        let cap = captured_now.clone();
+        keys.connect_key_pressed(move |_, key, code, state| {
+            if key == gdk::Key::F11 {
+                s.emit(DisplayInput::ToggleFullscreen);
+                return glib::Propagation::Stop;
+            }
+            if !cap.get() {
+                return glib::Propagation::Proceed;
+            }
+            if is_release_combo(key, state) {
+                cap.set(false);
+                s.emit(DisplayInput::ReleaseKeyboard);
+                return glib::Propagation::Stop;
+            }
             s.emit(DisplayInput::Key(code, true));
             glib::Propagation::Stop
         });
         let s = sender.input_sender().clone();
         keys.connect_key_released(move |_, _, code, _| s.emit(DisplayInput::Key(code, false)));
         root.add_controller(keys);
+
         let motion = gtk::EventControllerMotion::new();
         let s = sender.input_sender().clone();
-        motion.connect_motion(move |_, x, y| s.emit(DisplayInput::Motion(x, y)));
+        motion.connect_motion(move |_, x, y| {
+            s.emit(DisplayInput::Motion(x, y));
+            s.emit(DisplayInput::PointerY(y));
+        });
         model.picture.add_controller(motion);
         let click = gtk::GestureClick::new();
         click.set_button(0);
         let s = sender.input_sender().clone();
+        let cap = captured_now;
         click.connect_pressed(move |g, _, _, _| {
-            s.emit(DisplayInput::Button(g.current_button(), true))
+            if !cap.get() {
+                cap.set(true);
+                s.emit(DisplayInput::CaptureKeyboard);
+            }
+            s.emit(DisplayInput::Button(g.current_button(), true));
         });
         let s = sender.input_sender().clone();
         click.connect_released(move |g, _, _, _| {
-            s.emit(DisplayInput::Button(g.current_button(), false))
+            s.emit(DisplayInput::Button(g.current_button(), false));
         });
         model.picture.add_controller(click);
+        let scroll = gtk::EventControllerScroll::new(
+            gtk::EventControllerScrollFlags::BOTH_AXES | gtk::EventControllerScrollFlags::DISCRETE,
+        );
+        let s = sender.input_sender().clone();
+        scroll.connect_scroll(move |_, dx, dy| {
+            s.emit(DisplayInput::Scroll(dx, dy));
+            glib::Propagation::Stop
+        });
+        model.picture.add_controller(scroll);
 
         // Follow the screen area's size (checked each frame) to offer the guest a matching
         // resolution once a resize settles.
@@ -288,28 +483,34 @@ impl SimpleComponent for Display {
             glib::ControlFlow::Continue
         });
 
-        start_reader(socket, model.writer.clone(), sender.input_sender().clone());
+        start_reader(
+            init.socket,
+            model.writer.clone(),
+            sender.input_sender().clone(),
+        );
         ComponentParts { model, widgets }
     }
 
     fn update(&mut self, msg: DisplayInput, sender: ComponentSender<Self>) {
         match msg {
-            DisplayInput::Frame(f) => {
-                let bytes = glib::Bytes::from_owned(f.bytes);
-                let texture = gdk::MemoryTexture::new(
-                    i32::try_from(f.width).unwrap_or(0),
-                    i32::try_from(f.height).unwrap_or(0),
-                    gdk::MemoryFormat::B8g8r8a8,
-                    &bytes,
-                    f.stride as usize,
-                );
-                self.image_size = (f.width, f.height);
-                self.picture.set_paintable(Some(&texture));
-                self.texture = Some(texture.upcast());
+            DisplayInput::Frame(p) => {
+                self.screen.set_frame(p);
+                self.has_picture = true;
                 self.status = None;
             }
+            DisplayInput::Patch(x, y, p) => self.screen.add_patch(x, y, p),
+            DisplayInput::Cursor(image) => {
+                // Hidden: the CSS cursor "none".
+                let cursor = match image.and_then(|(p, hx, hy)| Some((p.into_texture()?, hx, hy))) {
+                    Some((texture, hx, hy)) => {
+                        Some(gdk::Cursor::from_texture(&texture, hx, hy, None))
+                    }
+                    None => gdk::Cursor::from_name("none", None),
+                };
+                self.picture.set_cursor(cursor.as_ref());
+            }
             DisplayInput::Connected => {
-                if self.texture.is_none() {
+                if !self.has_picture {
                     self.status = Some("Waiting for the guest's display…".into());
                 }
             }
@@ -318,6 +519,10 @@ impl SimpleComponent for Display {
                     .writer
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                self.held.clear();
+                self.screen.clear();
+                self.has_picture = false;
+                self.picture.set_cursor(None);
                 self.status = Some("The display was lost".into());
                 self.detail = why;
             }
@@ -331,9 +536,34 @@ impl SimpleComponent for Display {
                 );
             }
             DisplayInput::Key(code, down) => {
-                if let Some(evdev) = code.checked_sub(8).and_then(|c| u16::try_from(c).ok()) {
-                    self.send(Message::Key { code: evdev, down });
+                let Some(evdev) = code.checked_sub(8).and_then(|c| u16::try_from(c).ok()) else {
+                    return;
+                };
+                if down {
+                    if !self.captured {
+                        return;
+                    }
+                    self.held.insert(evdev);
+                } else if !self.held.remove(&evdev) {
+                    // Pressed before the window had the keyboard: not the guest's.
+                    return;
                 }
+                self.send(Message::Key { code: evdev, down });
+            }
+            DisplayInput::ReleaseKeyboard => {
+                self.captured = false;
+                self.release_held_keys();
+                self.apply_capture();
+            }
+            DisplayInput::CaptureKeyboard => {
+                self.captured = true;
+                self.apply_capture();
+            }
+            DisplayInput::Active(active) => {
+                if !active {
+                    self.release_held_keys();
+                }
+                self.apply_capture();
             }
             DisplayInput::Motion(x, y) => {
                 if let Some((x, y)) = self.to_tablet(x, y) {
@@ -348,6 +578,16 @@ impl SimpleComponent for Display {
                     _ => return,
                 };
                 self.send(Message::Button { code, down });
+            }
+            DisplayInput::Scroll(dx, dy) => {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "discrete wheel clicks are small whole numbers"
+                )]
+                let (dx, dy) = (dx.round() as i32, -(dy.round() as i32));
+                if dx != 0 || dy != 0 {
+                    self.send(Message::Wheel { dx, dy });
+                }
             }
             DisplayInput::Resized(w, h) => {
                 if (w, h) == self.area || w < 64 || h < 64 {
@@ -371,6 +611,36 @@ impl SimpleComponent for Display {
                     });
                 }
             }
+            DisplayInput::ToggleFullscreen => {
+                // Shown at once; the window manager's answer (Fullscreened) has the last word.
+                self.fullscreen = !self.fullscreen;
+                self.pointer_at_top = false;
+                if self.fullscreen {
+                    self.window.fullscreen();
+                } else {
+                    self.window.unfullscreen();
+                }
+            }
+            DisplayInput::Fullscreened(on) => self.fullscreen = on,
+            DisplayInput::PointerY(y) => {
+                let at_top = if self.pointer_at_top {
+                    y < 64.0
+                } else {
+                    y < 4.0
+                };
+                self.pointer_at_top = at_top;
+            }
         }
+    }
+}
+
+impl Display {
+    /// Whether the connection is gone (the Reconnect button shows then).
+    fn writer_gone(&self) -> bool {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none()
+            && self.status.as_deref() == Some("The display was lost")
     }
 }

@@ -3,6 +3,8 @@
 //! running VM's console connection; the VM library and wizard come in their own issue.
 
 mod display;
+mod frames;
+mod screen;
 
 use relm4::adw::prelude::*;
 use relm4::prelude::*;
@@ -68,15 +70,27 @@ fn main() {
     // GTK must not see our arguments.
     const ID: &str = "org.phyllome.Phyllome";
     match args.as_slice() {
-        [flag, path] if flag == "--console" => RelmApp::new(ID)
-            .with_args(Vec::new())
-            .run::<display::Display>(path.into()),
+        [flag, path, rest @ ..] if flag == "--console" && matches!(rest.len(), 0 | 2) => {
+            let name = match rest {
+                [n, name] if n == "--name" => name.clone(),
+                [] => "Virtual machine".to_owned(),
+                _ => usage(),
+            };
+            RelmApp::new(ID)
+                .with_args(Vec::new())
+                .run::<display::Display>(display::DisplayInit {
+                    socket: path.into(),
+                    name,
+                });
+        }
         [] => RelmApp::new(ID)
             .with_args(Vec::new())
             .run::<App>(kvm_status()),
-        _ => {
-            eprintln!("usage: phyllome [--console SOCKET]");
-            std::process::exit(2);
-        }
+        _ => usage(),
     }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: phyllome [--console SOCKET [--name NAME]]");
+    std::process::exit(2);
 }

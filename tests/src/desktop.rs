@@ -166,3 +166,43 @@ pub fn app(display: &str, args: &[&std::ffi::OsStr]) -> Kill {
             .expect("the app runs"),
     )
 }
+
+/// The window's geometry (x, y, width, height) on the screen.
+pub fn geometry(display: &str, window: &str) -> (u32, u32, u32, u32) {
+    let out = Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", window])
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |key: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("X"), get("Y"), get("WIDTH"), get("HEIGHT"))
+}
+
+/// The next `Resize { scanout: 0, width, height }` line (printed by a harness) whose size
+/// satisfies `want`, within 20 s.
+pub fn wait_resize(rx: &Receiver<String>, want: impl Fn(u32, u32) -> bool) -> Option<(u32, u32)> {
+    let size_of = |l: &str| -> Option<(u32, u32)> {
+        let rest = l.split("Resize { scanout: 0, width: ").nth(1)?;
+        let (w, rest) = rest.split_once(", height: ")?;
+        let h = rest.trim_end_matches([' ', '}']);
+        Some((w.parse().ok()?, h.parse().ok()?))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                if let Some((w, h)) = size_of(&l).filter(|(w, h)| want(*w, *h)) {
+                    return Some((w, h));
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}

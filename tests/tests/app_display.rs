@@ -12,7 +12,10 @@
 )]
 
 use phyllome_tests::app_binary;
-use phyllome_tests::desktop::{find, lines, screenshot, wait_line, xvfb, Kill};
+use phyllome_tests::desktop::{
+    find, geometry, lines, screenshot, wait_line, wait_resize, xvfb, Kill,
+};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
     let socket = dir.path().join("display.sock");
     let mut harness = Command::new(env!("CARGO_BIN_EXE_display_harness"))
         .arg(&socket)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -116,29 +120,112 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
         wait_line(&from_device, "Button { code: 272, down: true }"),
         "BTN_LEFT never arrived"
     );
+    // The wheel: button 4 is up (one click, positive), 5 is down.
+    xdo(&["click", "4"]);
+    assert!(
+        wait_line(&from_device, "Wheel { dx: 0, dy: 1 }"),
+        "wheel up"
+    );
+    xdo(&["click", "5"]);
+    assert!(
+        wait_line(&from_device, "Wheel { dx: 0, dy: -1 }"),
+        "wheel down"
+    );
 
-    // Resizing the window asks the guest for the new screen size, once it settles. (The
-    // first request, for the window's first size, came earlier.)
-    xdo(&["windowsize", &window, "900", "700"]);
-    let size_of = |l: &str| -> Option<(u32, u32)> {
-        let rest = l.split("Resize { scanout: 0, width: ").nth(1)?;
-        let (w, rest) = rest.split_once(", height: ")?;
-        let h = rest.trim_end_matches([' ', '}']);
-        Some((w.parse().ok()?, h.parse().ok()?))
-    };
+    // Ctrl+Alt releases the keyboard: Ctrl, already sent down, is released in the guest,
+    // and keys typed then stay out of it; a click on the screen captures it again.
+    xdo(&["key", "--window", &window, "ctrl+alt"]);
+    assert!(
+        wait_line(&from_device, "Key { code: 29, down: false }"),
+        "Ctrl was not released in the guest"
+    );
+    xdo(&["key", "--window", &window, "b"]);
+    xdo(&["click", "1"]);
+    xdo(&["key", "--window", &window, "c"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut asked = None;
+    let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match from_device.recv_timeout(left) {
             Ok(l) => {
-                if let Some((w, h)) = size_of(&l).filter(|(w, _)| *w > 850) {
-                    asked = Some((w, h));
+                let done = l.contains("Key { code: 46, down: true }");
+                seen.push(l);
+                if done {
                     break;
                 }
             }
             Err(_) => break,
         }
     }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("Key { code: 46, down: true }")),
+        "C never arrived after the click: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("Key { code: 48,")),
+        "B reached the guest while the keyboard was released: {seen:?}"
+    );
+
+    // Damage: one small rectangle changes in the guest; only it is sent, drawn over the
+    // picture in its place (scaled like the rest).
+    writeln!(harness.0.stdin.as_mut().unwrap(), "PATCH").unwrap();
+    assert!(wait_line(&from_device, "PATCHED"));
+    let scale = f64::from(qw) / 160.0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let patched = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let shot = screenshot(&display, "app-display-patched.png");
+        if find(&shot, [0xff, 0xff, 0]).4 > 0 || Instant::now() > deadline {
+            break shot;
+        }
+    };
+    let yellow = find(&patched, [0xff, 0xff, 0]);
+    let side = 16.0 * scale;
+    #[allow(clippy::cast_precision_loss, reason = "small pixel counts")]
+    let filled = yellow.4 as f64 / (side * side);
+    assert!(
+        filled > 0.8 && filled < 1.2,
+        "yellow square {yellow:?}, scale {scale}"
+    );
+    let expect_x = f64::from(red.0) + 8.0 * scale;
+    let expect_y = f64::from(red.1) + 8.0 * scale;
+    assert!(
+        (f64::from(yellow.0) - expect_x).abs() <= 2.0
+            && (f64::from(yellow.1) - expect_y).abs() <= 2.0,
+        "yellow square at {yellow:?}, expected near ({expect_x}, {expect_y})"
+    );
+    // The rest of the picture is still there.
+    let red_after = find(&patched, [0xff, 0, 0]);
+    #[allow(clippy::cast_precision_loss, reason = "small pixel counts")]
+    let red_lost = (red.4 - red_after.4) as f64;
+    assert!(
+        red_lost > 0.8 * side * side && red_lost < 1.5 * side * side,
+        "red before {red:?}, after {red_after:?}"
+    );
+    assert_eq!(find(&patched, [0, 0xff, 0]).4, green.4, "green changed");
+
+    // F11 hides the header bar (fullscreen; Xvfb has no window manager to resize the
+    // window): the screen area grows, and the guest is asked for the taller size.
+    let (_, _, _, win_h) = geometry(&display, &window);
+    xdo(&["key", "--window", &window, "F11"]);
+
+    // (Without a window manager the window keeps its 5-pixel client-side border.)
+    let taller = wait_resize(&from_device, |_, h| h + 12 >= win_h);
+    assert!(
+        taller.is_some(),
+        "no size as tall as the window ({win_h}) asked for without the header bar"
+    );
+    xdo(&["key", "--window", &window, "F11"]);
+    let back = wait_resize(&from_device, |_, h| h + 30 < win_h);
+    assert!(
+        back.is_some(),
+        "leaving fullscreen did not bring the header bar back"
+    );
+
+    // Resizing the window asks the guest for the new screen size, once it settles. (The
+    // first request, for the window's first size, came earlier.)
+    xdo(&["windowsize", &window, "900", "700"]);
+    let asked = wait_resize(&from_device, |w, _| w > 850);
     // The screen area is the window less its frame and header bar.
     let (w, h) = asked.expect("no resize request for the new size reached the device");
     assert!(

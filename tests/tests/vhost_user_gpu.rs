@@ -11,7 +11,7 @@
     reason = "a test: screenshots are small"
 )]
 
-use phyllome_tests::desktop::{app, decode, screenshot, window_named, xdo, xvfb, Kill};
+use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xdo, xvfb, Kill};
 use phyllome_tests::{vmm_binary, workspace, Assets};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -178,23 +178,6 @@ fn text_rows(width: u32, height: u32, rgb: &[u8], area: (u32, u32, u32, u32)) ->
     }
     let share = lit_count as f64 / f64::from((x1 - x0) * (y1 - y0));
     (rows, share)
-}
-
-/// The window's geometry (x, y, width, height) on the screen.
-fn geometry(display: &str, window: &str) -> (u32, u32, u32, u32) {
-    let out = Command::new("xdotool")
-        .args(["getwindowgeometry", "--shell", window])
-        .env("DISPLAY", display)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let get = |key: &str| -> u32 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (get("X"), get("Y"), get("WIDTH"), get("HEIGHT"))
 }
 
 /// Text rows and lit share of the guest's screen inside the app's window: the bounding

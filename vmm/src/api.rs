@@ -60,6 +60,13 @@ pub enum VmCommand {
         /// Pressed or released.
         down: bool,
     },
+    /// Wheel clicks on the tablet: `dy` positive scrolls up, `dx` positive right.
+    Wheel {
+        /// Horizontal clicks.
+        dx: i32,
+        /// Vertical clicks.
+        dy: i32,
+    },
 }
 
 /// Why a VM stopped.

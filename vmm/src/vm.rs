@@ -205,6 +205,7 @@ fn viewer_command(m: Message) -> Option<VmCommand> {
         Message::Key { code, down } => VmCommand::Key { code, down },
         Message::Pointer { x, y } => VmCommand::Pointer { x, y },
         Message::Button { code, down } => VmCommand::Button { code, down },
+        Message::Wheel { dx, dy } => VmCommand::Wheel { dx, dy },
         Message::Resize {
             scanout,
             width,
@@ -860,6 +861,7 @@ impl Control {
             VmCommand::Key { code, down } => self.input(|i| i.keys.key(code, down)),
             VmCommand::Pointer { x, y } => self.input(|i| i.pointer.pointer(x, y)),
             VmCommand::Button { code, down } => self.input(|i| i.pointer.key(code, down)),
+            VmCommand::Wheel { dx, dy } => self.input(|i| i.pointer.wheel(dx, dy)),
             VmCommand::SerialInput(bytes) => {
                 let taken = lock(&machine.serial).enqueue(&bytes);
                 if taken < bytes.len() {

@@ -1,7 +1,8 @@
 //! Drives Phyllome's virtio-gpu device the way a guest driver would (descriptors in guest
 //! memory, virtio-pci registers, doorbells) to show a known picture, and serves it on a
 //! console connection: `display_harness SOCKET`. Prints `READY` once the picture is
-//! flushed, and one `INPUT <message>` line per message a viewer sends. Used by the app's
+//! flushed, and one `INPUT <message>` line per message a viewer sends; `PATCH` on stdin
+//! changes one small rectangle (printing `PATCHED`). Used by the app's
 //! display test; runs until killed.
 
 #![allow(
@@ -148,6 +149,48 @@ fn main() {
     );
     println!("READY");
     let _ = std::io::stdout().flush();
+    // `PATCH` on stdin: a 16x16 yellow square at (8, 8) (in the red quadrant), transferred
+    // and flushed alone, so that only that rectangle is damaged.
+    for line in std::io::stdin().lines().map_while(Result::ok) {
+        if line.trim() != "PATCH" {
+            continue;
+        }
+        let (px, py, side) = (8u32, 8u32, 16u32);
+        for row in py..py + side {
+            let yellow: Vec<u8> = (0..side).flat_map(|_| [0u8, 0xff, 0xff, 0]).collect();
+            let at = PAGES + u64::from((row * w + px) * 4);
+            d.mem.write_slice(&yellow, GuestAddress(at)).unwrap();
+        }
+        let r = Rect {
+            x: px,
+            y: py,
+            width: side,
+            height: side,
+        };
+        command(
+            &mut d,
+            CMD_TRANSFER_TO_HOST_2D,
+            TransferToHost2d {
+                r,
+                offset: u64::from((py * w + px) * 4),
+                resource_id: 1,
+                padding: 0,
+            }
+            .as_slice(),
+        );
+        command(
+            &mut d,
+            CMD_RESOURCE_FLUSH,
+            ResourceFlush {
+                r,
+                resource_id: 1,
+                padding: 0,
+            }
+            .as_slice(),
+        );
+        println!("PATCHED");
+        let _ = std::io::stdout().flush();
+    }
     loop {
         std::thread::park();
     }

@@ -20,7 +20,8 @@
 //! - `CURSOR_POS scanout x y`.
 //!
 //! Viewer to device: `KEY code down`, `POINTER x y` (0..=32767 each), `BUTTON code down`,
-//! `RESIZE scanout width height`.
+//! `RESIZE scanout width height`, `WHEEL dx dy` (wheel clicks, two's complement `i32`:
+//! `dy` positive scrolls up, `dx` positive right).
 //!
 //! In-process viewers use the same [`Message`]s over a channel ([`server`] and [`client`]
 //! hold the socket ends).
@@ -41,6 +42,7 @@ const KEY: u32 = 16;
 const POINTER: u32 = 17;
 const BUTTON: u32 = 18;
 const RESIZE: u32 = 19;
+const WHEEL: u32 = 20;
 
 /// Why a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +135,13 @@ pub enum Message {
         /// Pressed.
         down: bool,
     },
+    /// Wheel clicks: `dy` positive is up (away from the user), `dx` positive is right.
+    Wheel {
+        /// Horizontal clicks.
+        dx: i32,
+        /// Vertical clicks.
+        dy: i32,
+    },
     /// The viewer asks for a display size.
     Resize {
         /// Scanout.
@@ -181,6 +190,16 @@ impl Message {
                 width,
                 height,
             } => [RESIZE, scanout, width, height, 0, 0, 0, 0],
+            Self::Wheel { dx, dy } => [
+                WHEEL,
+                u32::from_ne_bytes(dx.to_ne_bytes()),
+                u32::from_ne_bytes(dy.to_ne_bytes()),
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
         };
         let mut b = [0u8; MSG_LEN];
         for (i, v) in w.iter().enumerate() {
@@ -234,6 +253,10 @@ impl Message {
                 scanout: w(1),
                 width: w(2),
                 height: w(3),
+            },
+            WHEEL => Self::Wheel {
+                dx: i32::from_ne_bytes(w(1).to_ne_bytes()),
+                dy: i32::from_ne_bytes(w(2).to_ne_bytes()),
             },
             other => return Err(ConnError::Unknown(other)),
         })

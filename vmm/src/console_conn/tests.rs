@@ -57,6 +57,8 @@ fn every_message_round_trips_and_unknown_kinds_are_refused() {
             width: 1280,
             height: 800,
         },
+        Message::Wheel { dx: 0, dy: -3 },
+        Message::Wheel { dx: 2, dy: 1 },
     ];
     for m in all {
         assert_eq!(Message::decode(&m.encode()).unwrap(), m);

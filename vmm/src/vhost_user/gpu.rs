@@ -86,6 +86,9 @@ fn on_viewer_message(m: Message, gpu: &Mutex<Gpu>, input: Option<&Senders>) {
         (Message::Button { code, down }, Some(i)) => {
             i.pointer.key(code, down);
         }
+        (Message::Wheel { dx, dy }, Some(i)) => {
+            i.pointer.wheel(dx, dy);
+        }
         (
             Message::Resize {
                 scanout,

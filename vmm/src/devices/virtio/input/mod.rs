@@ -125,6 +125,26 @@ impl InputSender {
         }])
     }
 
+    /// Wheel clicks: `dy` positive scrolls up, `dx` positive scrolls right.
+    pub fn wheel(&self, dx: i32, dy: i32) -> bool {
+        let mut events = Vec::with_capacity(2);
+        if dy != 0 {
+            events.push(InputEvent {
+                kind: EV_REL,
+                code: REL_WHEEL,
+                value: u32::from_ne_bytes(dy.to_ne_bytes()),
+            });
+        }
+        if dx != 0 {
+            events.push(InputEvent {
+                kind: EV_REL,
+                code: REL_HWHEEL,
+                value: u32::from_ne_bytes(dx.to_ne_bytes()),
+            });
+        }
+        events.is_empty() || self.send(&events)
+    }
+
     /// The pointer at (`x`, `y`) in 0..=[`TABLET_MAX`] on each axis.
     pub fn pointer(&self, x: u32, y: u32) -> bool {
         self.send(&[

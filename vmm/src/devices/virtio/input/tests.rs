@@ -132,3 +132,36 @@ fn selectors_reach_a_vhost_user_backend() {
     drop(engine);
     assert!(backend.join().unwrap().is_ok());
 }
+
+#[test]
+fn wheel_clicks_arrive_as_relative_wheel_events_with_their_sign() {
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    let (dev, input) = Input::new(InputKind::Tablet).unwrap();
+    let core = std::sync::Mutex::new(dev);
+    let descs: Vec<RawDescriptor> = (0..4u64)
+        .map(|i| RawDescriptor::from(Descriptor::new(0x8000 + i * 0x100, 8, 2, 0)))
+        .collect();
+    let vq = MockSplitQueue::new(&mem, 16);
+    vq.add_desc_chains(&descs, 0).unwrap();
+    let mut q: Queue = vq.create_queue().unwrap();
+    assert!(
+        input.wheel(0, 0),
+        "no clicks: nothing to send, nothing refused"
+    );
+    assert!(!serve_queue(&mut q, EVENT_QUEUE, &mem, &core).unwrap());
+    assert!(input.wheel(1, -2));
+    assert!(serve_queue(&mut q, EVENT_QUEUE, &mem, &core).unwrap());
+    let read = |i: u64| {
+        let mut b = [0u8; 8];
+        mem.read_slice(&mut b, GuestAddress(0x8000 + i * 0x100))
+            .unwrap();
+        (
+            u16::from_le_bytes([b[0], b[1]]),
+            u16::from_le_bytes([b[2], b[3]]),
+            i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        )
+    };
+    assert_eq!(read(0), (EV_REL, REL_WHEEL, -2), "two clicks down");
+    assert_eq!(read(1), (EV_REL, REL_HWHEEL, 1), "one click right");
+    assert_eq!(read(2), (EV_SYN, SYN_REPORT, 0));
+}

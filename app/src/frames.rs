@@ -1,0 +1,185 @@
+//! The display's reader side, off the GTK main loop: receives the console connection's
+//! messages and turns each update into the pixels the window needs, copying out of the
+//! shared buffer only the damaged rectangle (or, when damage has piled up, one whole
+//! frame). This copy is the only one on the app's side; GTK then uploads the bytes as they
+//! are.
+
+use crate::screen::Pixels;
+use phyllome_vmm::console_conn::buffer::SharedBuffer;
+use relm4::gtk::gdk;
+
+/// virtio-gpu formats (the spec's `VIRTIO_GPU_FORMAT_*`).
+const B8G8R8A8: u32 = 1;
+const B8G8R8X8: u32 = 2;
+const A8R8G8B8: u32 = 3;
+const X8R8G8B8: u32 = 4;
+const R8G8B8A8: u32 = 67;
+const X8B8G8R8: u32 = 68;
+const A8B8G8R8: u32 = 121;
+const R8G8B8X8: u32 = 134;
+
+/// The GDK memory format of a virtio-gpu format, and which byte of a pixel holds alpha
+/// (made opaque: X formats leave it undefined, and the guest's screen has no holes).
+pub fn layout(format: u32) -> Option<(gdk::MemoryFormat, usize)> {
+    Some(match format {
+        B8G8R8A8 | B8G8R8X8 => (gdk::MemoryFormat::B8g8r8a8, 3),
+        A8R8G8B8 | X8R8G8B8 => (gdk::MemoryFormat::A8r8g8b8, 0),
+        R8G8B8A8 | R8G8B8X8 => (gdk::MemoryFormat::R8g8b8a8, 3),
+        A8B8G8R8 | X8B8G8R8 => (gdk::MemoryFormat::A8b8g8r8, 0),
+        _ => return None,
+    })
+}
+
+/// The scanout being shown.
+#[derive(Debug)]
+pub struct Scanout {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per row in the buffer.
+    pub stride: u32,
+    /// Its GDK format and alpha byte.
+    pub layout: (gdk::MemoryFormat, usize),
+    /// The shared pixels.
+    pub buffer: SharedBuffer,
+}
+
+impl Scanout {
+    /// Copies the rectangle (clipped to the frame) into tight rows with opaque alpha; None
+    /// when nothing of it is inside or the buffer is shorter than its size says.
+    pub fn copy(&self, x: u32, y: u32, width: u32, height: u32) -> Option<Pixels> {
+        let x_end = x.saturating_add(width).min(self.width);
+        let y_end = y.saturating_add(height).min(self.height);
+        if x >= x_end || y >= y_end {
+            return None;
+        }
+        let (w, h) = (x_end - x, y_end - y);
+        let row = w as usize * 4;
+        let mut bytes = vec![0u8; row * h as usize];
+        for (i, out) in bytes.chunks_exact_mut(row).enumerate() {
+            let offset = (y as usize + i) * self.stride as usize + x as usize * 4;
+            if !self.buffer.read(offset, out) {
+                return None;
+            }
+        }
+        let alpha = self.layout.1;
+        for px in bytes.chunks_exact_mut(4) {
+            px[alpha] = 0xff;
+        }
+        Some(Pixels {
+            width: w,
+            height: h,
+            stride: w * 4,
+            format: self.layout.0,
+            bytes,
+        })
+    }
+
+    /// The whole frame.
+    pub fn copy_all(&self) -> Option<Pixels> {
+        self.copy(0, 0, self.width, self.height)
+    }
+}
+
+/// Decides, update by update, whether to send the damaged rectangle or a whole frame:
+/// a rectangle covering half the frame or more goes as a frame (one texture is cheaper
+/// than a big patch over an old base), and so does the update after many patches or after
+/// patches adding up to a frame's area (so that the window never draws a long pile).
+#[derive(Debug, Default)]
+pub struct Damage {
+    patches: u32,
+    area: u64,
+    /// The next update must be a whole frame (a new scanout, or a viewer that just came).
+    force_full: bool,
+}
+
+/// Patches drawn over one base at most.
+pub const MAX_PATCHES: u32 = 32;
+
+impl Damage {
+    /// The next update will be sent whole.
+    pub fn reset(&mut self) {
+        self.force_full = true;
+    }
+
+    /// Whether an update of `rect_area` pixels of a `frame_area`-pixel frame goes whole.
+    pub fn whole_frame(&mut self, rect_area: u64, frame_area: u64) -> bool {
+        let whole = self.force_full
+            || rect_area.saturating_mul(2) >= frame_area
+            || self.patches >= MAX_PATCHES
+            || self.area.saturating_add(rect_area) >= frame_area;
+        if whole {
+            *self = Self::default();
+        } else {
+            self.patches += 1;
+            self.area += rect_area;
+        }
+        whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_updates_go_as_patches_until_they_pile_up() {
+        let frame = 1000 * 1000;
+        let mut d = Damage::default();
+        d.reset();
+        assert!(d.whole_frame(10, frame), "the first update after a reset");
+        for i in 0..MAX_PATCHES {
+            assert!(!d.whole_frame(10, frame), "patch {i}");
+        }
+        assert!(d.whole_frame(10, frame), "too many patches: a whole frame");
+        assert!(!d.whole_frame(10, frame), "and patches again after it");
+        assert!(d.whole_frame(frame / 2, frame), "half the frame goes whole");
+        assert!(!d.whole_frame(frame * 2 / 5, frame));
+        assert!(!d.whole_frame(frame * 2 / 5, frame));
+        assert!(
+            d.whole_frame(frame * 2 / 5, frame),
+            "patches adding up to a frame"
+        );
+    }
+
+    #[test]
+    fn copies_clip_to_the_frame_and_make_alpha_opaque() {
+        let (w, h, stride) = (4u32, 3u32, 20u32);
+        let buffer = SharedBuffer::create((stride * h) as usize).unwrap();
+        let mut src = vec![0u8; (stride * h) as usize];
+        for (i, b) in src.iter_mut().enumerate() {
+            *b = u8::try_from(i % 251).unwrap();
+        }
+        buffer.write(0, &src);
+        let s = Scanout {
+            width: w,
+            height: h,
+            stride,
+            layout: layout(B8G8R8X8).unwrap(),
+            buffer,
+        };
+        let p = s.copy(2, 1, 10, 10).unwrap();
+        assert_eq!((p.width, p.height, p.stride), (2, 2, 8));
+        for row in 0..2usize {
+            let from = (1 + row) * stride as usize + 2 * 4;
+            let mut want = src[from..from + 8].to_vec();
+            want[3] = 0xff;
+            want[7] = 0xff;
+            assert!(p.bytes[row * 8..row * 8 + 8] == want[..], "row {row}");
+        }
+        assert!(s.copy(4, 0, 1, 1).is_none(), "outside the frame");
+        assert!(s.copy(0, 3, 1, 1).is_none());
+        let all = s.copy_all().unwrap();
+        assert_eq!((all.width, all.height), (w, h));
+    }
+
+    #[test]
+    fn formats_map_to_gdk_with_their_alpha_byte() {
+        assert_eq!(layout(B8G8R8X8), Some((gdk::MemoryFormat::B8g8r8a8, 3)));
+        assert_eq!(layout(X8R8G8B8), Some((gdk::MemoryFormat::A8r8g8b8, 0)));
+        assert_eq!(layout(R8G8B8X8), Some((gdk::MemoryFormat::R8g8b8a8, 3)));
+        assert_eq!(layout(X8B8G8R8), Some((gdk::MemoryFormat::A8b8g8r8, 0)));
+        assert_eq!(layout(999), None);
+    }
+}
