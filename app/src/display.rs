@@ -11,9 +11,9 @@
 //! in the guest are released when the window loses focus, so none stays stuck.
 //! When the connection dies the window says so and offers to reconnect.
 
-use crate::frames::{layout, Damage, Scanout};
+use crate::frames::{read_frames, FrameEvent};
 use crate::screen::{GuestScreen, Pixels};
-use phyllome_vmm::console_conn::client::{ConsoleClient, Received};
+use phyllome_vmm::console_conn::client::ConsoleClient;
 use phyllome_vmm::console_conn::Message;
 use relm4::adw::prelude::*;
 use relm4::gtk::{gdk, glib};
@@ -80,6 +80,7 @@ pub enum DisplayInput {
 }
 
 /// The window's state.
+#[derive(Debug)]
 pub struct Display {
     socket: PathBuf,
     name: String,
@@ -214,85 +215,14 @@ fn start_reader(
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(w);
         }
         sender.emit(DisplayInput::Connected);
-        let mut current: Option<Scanout> = None;
-        let mut damage = Damage::default();
-        loop {
-            match client.recv() {
-                Ok(Received::Scanout {
-                    info:
-                        Message::Scanout {
-                            scanout: 0,
-                            width,
-                            height,
-                            stride,
-                            format,
-                        },
-                    buffer,
-                }) => {
-                    current = layout(format).map(|layout| Scanout {
-                        width,
-                        height,
-                        stride,
-                        layout,
-                        buffer,
-                    });
-                    damage.reset();
-                }
-                Ok(Received::Other(Message::Update {
-                    scanout: 0,
-                    x,
-                    y,
-                    width,
-                    height,
-                })) => {
-                    let Some(s) = &current else { continue };
-                    let area = u64::from(width) * u64::from(height);
-                    let frame = u64::from(s.width) * u64::from(s.height);
-                    if damage.whole_frame(area, frame) {
-                        if let Some(p) = s.copy_all() {
-                            sender.emit(DisplayInput::Frame(p));
-                        }
-                    } else if let Some(p) = s.copy(x, y, width, height) {
-                        sender.emit(DisplayInput::Patch(x, y, p));
-                    }
-                }
-                Ok(Received::Other(Message::Disabled { scanout: 0 })) => current = None,
-                Ok(Received::Cursor {
-                    info:
-                        Message::Cursor {
-                            scanout: 0,
-                            width,
-                            height,
-                            hot_x,
-                            hot_y,
-                        },
-                    pixels,
-                }) => {
-                    let image = (width > 0
-                        && height > 0
-                        && pixels.len() >= width as usize * height as usize * 4)
-                        .then(|| {
-                            (
-                                Pixels {
-                                    width,
-                                    height,
-                                    stride: width * 4,
-                                    format: gdk::MemoryFormat::B8g8r8a8,
-                                    bytes: pixels,
-                                },
-                                i32::try_from(hot_x).unwrap_or(0),
-                                i32::try_from(hot_y).unwrap_or(0),
-                            )
-                        });
-                    sender.emit(DisplayInput::Cursor(image));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    sender.emit(DisplayInput::Lost(reason(&e)));
-                    return;
-                }
-            }
-        }
+        let err = read_frames(&mut client, &mut |event| {
+            sender.emit(match event {
+                FrameEvent::Frame(p) => DisplayInput::Frame(p),
+                FrameEvent::Patch(x, y, p) => DisplayInput::Patch(x, y, p),
+                FrameEvent::Cursor(c) => DisplayInput::Cursor(c),
+            });
+        });
+        sender.emit(DisplayInput::Lost(reason(&err)));
     });
 }
 

@@ -6,6 +6,8 @@
 
 use crate::screen::Pixels;
 use phyllome_vmm::console_conn::buffer::SharedBuffer;
+use phyllome_vmm::console_conn::client::{ConsoleClient, Received};
+use phyllome_vmm::console_conn::{ConnError, Message};
 use relm4::gtk::gdk;
 
 /// virtio-gpu formats (the spec's `VIRTIO_GPU_FORMAT_*`).
@@ -116,6 +118,98 @@ impl Damage {
             self.area += rect_area;
         }
         whole
+    }
+}
+
+/// What the reader hands the window.
+#[derive(Debug)]
+pub enum FrameEvent {
+    /// A whole new frame.
+    Frame(Pixels),
+    /// A changed rectangle at (x, y).
+    Patch(u32, u32, Pixels),
+    /// The guest's cursor image and hot spot, or hidden.
+    Cursor(Option<(Pixels, i32, i32)>),
+}
+
+/// Reads the connection until it fails, turning scanout 0's updates into frames and
+/// patches; returns why it ended.
+pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent)) -> ConnError {
+    let mut current: Option<Scanout> = None;
+    let mut damage = Damage::default();
+    loop {
+        match client.recv() {
+            Ok(Received::Scanout {
+                info:
+                    Message::Scanout {
+                        scanout: 0,
+                        width,
+                        height,
+                        stride,
+                        format,
+                    },
+                buffer,
+            }) => {
+                current = layout(format).map(|layout| Scanout {
+                    width,
+                    height,
+                    stride,
+                    layout,
+                    buffer,
+                });
+                damage.reset();
+            }
+            Ok(Received::Other(Message::Update {
+                scanout: 0,
+                x,
+                y,
+                width,
+                height,
+            })) => {
+                let Some(s) = &current else { continue };
+                let area = u64::from(width) * u64::from(height);
+                let frame = u64::from(s.width) * u64::from(s.height);
+                if damage.whole_frame(area, frame) {
+                    if let Some(p) = s.copy_all() {
+                        emit(FrameEvent::Frame(p));
+                    }
+                } else if let Some(p) = s.copy(x, y, width, height) {
+                    emit(FrameEvent::Patch(x, y, p));
+                }
+            }
+            Ok(Received::Other(Message::Disabled { scanout: 0 })) => current = None,
+            Ok(Received::Cursor {
+                info:
+                    Message::Cursor {
+                        scanout: 0,
+                        width,
+                        height,
+                        hot_x,
+                        hot_y,
+                    },
+                pixels,
+            }) => {
+                let image = (width > 0
+                    && height > 0
+                    && pixels.len() >= width as usize * height as usize * 4)
+                    .then(|| {
+                        (
+                            Pixels {
+                                width,
+                                height,
+                                stride: width * 4,
+                                format: gdk::MemoryFormat::B8g8r8a8,
+                                bytes: pixels,
+                            },
+                            i32::try_from(hot_x).unwrap_or(0),
+                            i32::try_from(hot_y).unwrap_or(0),
+                        )
+                    });
+                emit(FrameEvent::Cursor(image));
+            }
+            Ok(_) => {}
+            Err(e) => return e,
+        }
     }
 }
 

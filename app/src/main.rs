@@ -2,9 +2,7 @@
 //! this computer can run VMs, and (`phyllome --console PATH`) the display window on a
 //! running VM's console connection; the VM library and wizard come in their own issue.
 
-mod display;
-mod frames;
-mod screen;
+use phyllome::display;
 
 use relm4::adw::prelude::*;
 use relm4::prelude::*;

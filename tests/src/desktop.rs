@@ -26,15 +26,20 @@ impl Drop for Kill {
     }
 }
 
-/// Starts Xvfb on a free display; returns it and its number.
+/// Starts Xvfb (1024x768) on a free display; returns it and its number.
 pub fn xvfb() -> (Kill, String) {
+    xvfb_sized("1024x768x24")
+}
+
+/// Starts Xvfb with a screen of `geometry` (`WxHxDEPTH`) on a free display.
+pub fn xvfb_sized(geometry: &str) -> (Kill, String) {
     let mut x = Command::new("Xvfb")
         .args([
             "-displayfd",
             "1",
             "-screen",
             "0",
-            "1024x768x24",
+            geometry,
             "-nolisten",
             "tcp",
         ])

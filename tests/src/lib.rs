@@ -2,6 +2,7 @@
 //! guest assets are, and running the nested-KVM harness.
 
 pub mod desktop;
+pub mod gpu_guest;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
