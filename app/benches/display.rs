@@ -143,7 +143,7 @@ fn gtk_alone_fps() -> f64 {
 fn main() {
     let renderer = std::env::var("GSK_RENDERER").unwrap_or_else(|_| "cairo".into());
     let (_x, display) = xvfb_sized(&format!("{W}x{H}x24"));
-    // SAFETY (of the environment change): no other thread runs yet.
+    // SAFETY: no other thread runs yet, so nothing reads the environment while it changes.
     unsafe {
         std::env::set_var("DISPLAY", &display);
         std::env::set_var("GDK_BACKEND", "x11");
