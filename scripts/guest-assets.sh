@@ -86,14 +86,33 @@ if [ ! -f demo-initrd.cpio ]; then
   root=$(mktemp -d)
   busybox_root "$root"
   "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
+  # The display: virtio-gpu (framebuffer console) and virtio-input (keyboard, tablet).
+  mods=kernels/generic/modules
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_gpu virtio_input > "$root/modules.order"
+  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
   cat > "$root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
-echo
-echo "Welcome to the Phyllome demo VM: $(grep -c ^processor /proc/cpuinfo) CPU(s), $(uname -r)."
-echo "Type 'poweroff -f' to stop it."
+for m in $(cat /modules.order); do insmod /lib/modules/$m 2>/dev/null; done
+mkdir -p /etc
+{
+  echo
+  echo "Welcome to the Phyllome demo VM: $(grep -c ^processor /proc/cpuinfo) CPU(s), $(uname -r)."
+  echo "Type 'poweroff -f' to stop it."
+} > /etc/welcome
+# With a display, a shell on it too (typed into through the virtio keyboard), started
+# again when it exits.
+sleep 1
+if [ -e /sys/class/graphics/fb0 ] && [ -c /dev/tty1 ]; then
+  echo "PHYLLOME-DEMO-DISPLAY-SHELL"
+  (while true; do
+    setsid sh -c 'exec <>/dev/tty1 >&0 2>&1; cat /etc/welcome; exec sh -l'
+    sleep 1
+  done) &
+fi
+cat /etc/welcome
 exec setsid cttyhack sh -l
 INIT
   chmod +x "$root/init"

@@ -49,9 +49,8 @@ impl Drop for Guest {
 
 impl Guest {
     /// Our GPU backend (with keyboard and tablet, and the console connection when
-    /// `console`), then QEMU with the virtio test initramfs; `shell` keeps the guest up
-    /// with a shell on its display.
-    fn start(shell: bool, console: bool) -> Self {
+    /// `console`), then QEMU booting Debian's kernel with `initrd` (from the asset cache).
+    fn start(initrd: &str, cmdline: &str, console: bool) -> Self {
         let assets = Assets::get();
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
@@ -73,11 +72,6 @@ impl Guest {
         if console {
             wait_for(&p("console.sock"));
         }
-        let cmdline = if shell {
-            "console=ttyS0 panic=-1 quiet phyllome.shell"
-        } else {
-            "console=ttyS0 panic=-1 quiet"
-        };
         // Not under `timeout`: killing that would leave QEMU running.
         let qemu = Command::new("qemu-system-x86_64")
             .args(["-accel", "tcg", "-m", "256"])
@@ -89,7 +83,7 @@ impl Guest {
             .arg("-kernel")
             .arg(assets.kernel("generic"))
             .arg("-initrd")
-            .arg(assets.dir.join("virtio-initrd.cpio"))
+            .arg(assets.dir.join(initrd))
             .args(["-append", cmdline])
             .arg("-chardev")
             .arg(format!("socket,id=gpu,path={}", p("gpu.sock").display()))
@@ -200,7 +194,7 @@ fn screen_text(display: &str, window: &str, shot: &(u32, u32, Vec<u8>)) -> Optio
 
 #[test]
 fn linux_draws_its_console_through_our_gpu_backend_and_binds_our_input_backends() {
-    let guest = Guest::start(false, false);
+    let guest = Guest::start("virtio-initrd.cpio", "console=ttyS0 panic=-1 quiet", false);
     assert!(
         guest.wait_serial("PHYLLOME-DEVICE-TEST-DONE", 240),
         "the guest never finished:\n{}",
@@ -265,7 +259,11 @@ fn guest_finished_dump(scanout: &Path) {
 #[test]
 fn the_app_shows_the_guest_console_and_what_is_typed_runs_in_the_guest() {
     let (_x, display) = xvfb();
-    let guest = Guest::start(true, true);
+    let guest = Guest::start(
+        "virtio-initrd.cpio",
+        "console=ttyS0 panic=-1 quiet phyllome.shell",
+        true,
+    );
     assert!(
         guest.wait_serial("PHYLLOME-SHELL-READY", 240),
         "the guest's shell never started:\n{}",
@@ -326,6 +324,66 @@ fn the_app_shows_the_guest_console_and_what_is_typed_runs_in_the_guest() {
     assert!(
         after.0 > before.0,
         "no new text in the window: {before:?} then {after:?}"
+    );
+    guest.finish();
+}
+
+/// The README's demo VM on a display: its initramfs loads virtio-gpu and virtio-input and
+/// starts a shell on the display's console (as well as on the serial port). Through the
+/// app, under QEMU in place of our VMM: the welcome text shows, and a typed command runs.
+#[test]
+fn the_demo_vm_offers_a_shell_on_its_display() {
+    let (_x, display) = xvfb();
+    let guest = Guest::start(
+        "demo-initrd.cpio",
+        "console=tty0 console=ttyS0 panic=-1 quiet",
+        true,
+    );
+    assert!(
+        guest.wait_serial("PHYLLOME-DEMO-DISPLAY-SHELL", 240),
+        "the demo started no shell on its display:\n{}",
+        guest.serial()
+    );
+    let _app = app(
+        &display,
+        &[
+            "--console".as_ref(),
+            guest.path("console.sock").as_os_str(),
+            "--name".as_ref(),
+            "Demo".as_ref(),
+        ],
+    );
+    let window = window_named(&display, "Demo").expect("the app's window shows");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let shot = screenshot(&display, "app-demo-vm.png");
+        let text = screen_text(&display, &window, &shot);
+        if text.is_some_and(|(rows, _)| rows >= 3) || Instant::now() > deadline {
+            break text;
+        }
+    };
+    assert!(
+        shown.is_some_and(|(rows, _)| rows >= 3),
+        "no welcome text on the display: {shown:?}"
+    );
+    assert!(xdo(&display, &["windowfocus", "--sync", &window]));
+    assert!(xdo(
+        &display,
+        &[
+            "type",
+            "--window",
+            &window,
+            "--delay",
+            "40",
+            "echo demo-$((2+3)) > /dev/ttyS0"
+        ]
+    ));
+    assert!(xdo(&display, &["key", "--window", &window, "Return"]));
+    assert!(
+        guest.wait_serial("demo-5", 60),
+        "the command typed on the display never ran:\n{}",
+        guest.serial()
     );
     guest.finish();
 }
