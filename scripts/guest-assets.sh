@@ -171,6 +171,16 @@ if [ -e /sys/class/graphics/fb0 ]; then
   echo "PHYLLOME-GPU-FB=$(cat /sys/class/graphics/fb0/name) $(cat /sys/class/graphics/fb0/virtual_size)"
   for i in 1 2 3 4 5 6 7 8; do echo "PHYLLOME GPU CONSOLE LINE $i: the quick brown fox" > /dev/tty0; done
   sleep 2
+  # phyllome.watchmode: report the display's preferred mode, then the next one the host
+  # asks for (a resize of the app's window).
+  if grep -q phyllome.watchmode /proc/cmdline; then
+    modes=$(ls /sys/class/drm/card*-Virtual-1/modes | head -1)
+    m0=$(head -1 "$modes")
+    echo "PHYLLOME-GPU-MODE-BEFORE=$m0"
+    m=$m0
+    for i in $(seq 120); do m=$(head -1 "$modes"); [ "$m" != "$m0" ] && break; sleep 0.5; done
+    echo "PHYLLOME-GPU-MODE-AFTER=$m"
+  fi
 fi
 if [ -c /dev/hvc0 ]; then
   echo PHYLLOME-HVC-OUTPUT-FROM-GUEST > /dev/hvc0

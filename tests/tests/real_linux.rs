@@ -259,6 +259,54 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
     assert!(text_rows >= 8, "only {text_rows} rows of text");
 }
 
+/// Host-initiated resolution change with the real driver: L1 asks the running VM's
+/// display for new sizes over its console connection (`phyllome-vmm display ... resize`,
+/// what the app sends when its window is resized); the device raises its configuration
+/// interrupt with the new display info and the guest's preferred mode follows. (Sizes
+/// alternate, so that one sent before the driver came up still leaves a change to see.)
+#[test]
+fn a_display_resize_from_the_host_changes_the_guests_mode_nested() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = nested_virtio_guest("1")
+        .args([
+            "--cmdline",
+            "console=tty0 console=ttyS0 reboot=k panic=-1 phyllome.watchmode",
+        ])
+        .args(["--gpu", "640x480", "--display-socket", "/d.sock", "--input"])
+        .env(
+            "PHYLLOME_NESTED_SETUP",
+            "(sleep 5; for i in $(seq 60); do \
+               /phyllome-vmm display --socket /d.sock resize 800x600 2>/dev/null; sleep 2; \
+               /phyllome-vmm display --socket /d.sock resize 1024x768 2>/dev/null; sleep 2; \
+             done) &",
+        )
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    let mode = |key: &str| -> String {
+        console
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key}:\n{console}"))
+            .trim()
+            .to_owned()
+    };
+    let before = mode("PHYLLOME-GPU-MODE-BEFORE=");
+    let after = mode("PHYLLOME-GPU-MODE-AFTER=");
+    assert!(
+        ["640x480", "800x600", "1024x768"].contains(&before.as_str()),
+        "{before}\n{console}"
+    );
+    assert!(
+        after != before && ["800x600", "1024x768"].contains(&after.as_str()),
+        "the mode stayed {before} (then {after}):\n{console}"
+    );
+    assert!(console.contains("PHYLLOME-VMM-EXIT=0"), "{console}");
+    eprintln!("the guest's preferred mode went from {before} to {after}");
+}
+
 #[test]
 fn debian_kernel_boots_directly_where_the_host_has_hardware_virtualization() {
     if !has_hardware_virtualization() {

@@ -22,6 +22,16 @@ pub enum Command {
     /// Serve one virtio device to a vhost-user frontend (QEMU, or another VMM) until it disconnects.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Talks to a running VM's display over its console connection, as the app does
+    /// (for scripts and tests; the app must not be attached: one viewer at a time).
+    Display {
+        /// The VM's display socket (`run --display-socket`, `device gpu --console`).
+        #[arg(long)]
+        socket: PathBuf,
+        /// What to ask.
+        #[command(subcommand)]
+        action: DisplayAction,
+    },
 }
 
 /// `phyllome-vmm device <kind>`.
@@ -83,6 +93,16 @@ pub enum DeviceCommand {
         /// Most bytes of entropy per second.
         #[arg(long, default_value_t = crate::devices::virtio::rng::DEFAULT_BYTES_PER_SEC)]
         rate: u64,
+    },
+}
+
+/// What `phyllome-vmm display` asks.
+#[derive(Debug, Subcommand)]
+pub enum DisplayAction {
+    /// A new display size, WIDTHxHEIGHT: the guest is told its display changed.
+    Resize {
+        /// The size.
+        size: crate::config::GpuConfig,
     },
 }
 

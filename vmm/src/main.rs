@@ -2,7 +2,9 @@
 //! under `--no-reboot`); otherwise 1 with a one-line error on stderr.
 
 use clap::Parser;
-use phyllome_vmm::cli::{Cli, Command, DeviceCommand};
+use phyllome_vmm::cli::{Cli, Command, DeviceCommand, DisplayAction};
+use phyllome_vmm::console_conn::client::ConsoleClient;
+use phyllome_vmm::console_conn::Message;
 use phyllome_vmm::devices::virtio::blk::{Block, Disk};
 use phyllome_vmm::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
 use phyllome_vmm::devices::virtio::rng::Rng;
@@ -17,6 +19,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Run(args) => args,
         Command::Device(device) => return serve_device(device),
+        Command::Display { socket, action } => return display(&socket, action),
     };
     let config = match args.to_config() {
         Ok(c) => c,
@@ -39,6 +42,25 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         fail(&reason)
+    }
+}
+
+/// `display`: one request to a running VM's display, as the app would send it.
+fn display(socket: &std::path::Path, action: DisplayAction) -> ExitCode {
+    let DisplayAction::Resize { size } = action;
+    let sent = ConsoleClient::connect(socket).and_then(|mut c| {
+        c.send(Message::Resize {
+            scanout: 0,
+            width: size.width,
+            height: size.height,
+        })
+    });
+    match sent {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!(
+            "Cannot reach the display at {}: {e} Is the VM running with a display socket, and no app attached?",
+            socket.display()
+        )),
     }
 }
 
