@@ -43,8 +43,10 @@ pub struct Scanout {
     pub stride: u32,
     /// Its GDK format and alpha byte.
     pub layout: (gdk::MemoryFormat, usize),
+    /// Where the image starts in the buffer.
+    pub offset: usize,
     /// The shared pixels.
-    pub buffer: SharedBuffer,
+    pub buffer: std::sync::Arc<SharedBuffer>,
 }
 
 impl Scanout {
@@ -60,7 +62,7 @@ impl Scanout {
         let row = w as usize * 4;
         let mut bytes = vec![0u8; row * h as usize];
         for (i, out) in bytes.chunks_exact_mut(row).enumerate() {
-            let offset = (y as usize + i) * self.stride as usize + x as usize * 4;
+            let offset = self.offset + (y as usize + i) * self.stride as usize + x as usize * 4;
             if !self.buffer.read(offset, out) {
                 return None;
             }
@@ -147,6 +149,8 @@ pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent))
                         height,
                         stride,
                         format,
+                        offset,
+                        ..
                     },
                 buffer,
             }) => {
@@ -155,6 +159,7 @@ pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent))
                     height,
                     stride,
                     layout,
+                    offset: offset as usize,
                     buffer,
                 });
                 damage.reset();
@@ -251,7 +256,8 @@ mod tests {
             height: h,
             stride,
             layout: layout(B8G8R8X8).unwrap(),
-            buffer,
+            offset: 0,
+            buffer: std::sync::Arc::new(buffer),
         };
         let p = s.copy(2, 1, 10, 10).unwrap();
         assert_eq!((p.width, p.height, p.stride), (2, 2, 8));
@@ -266,6 +272,16 @@ mod tests {
         assert!(s.copy(0, 3, 1, 1).is_none());
         let all = s.copy_all().unwrap();
         assert_eq!((all.width, all.height), (w, h));
+        // An image that starts one row into the buffer (a scanout showing part of a
+        // resource): row 0 of the image is row 1 of the buffer.
+        let shifted = Scanout {
+            height: h - 1,
+            offset: stride as usize,
+            ..s
+        };
+        let p = shifted.copy(0, 0, 1, 1).unwrap();
+        let from = stride as usize;
+        assert!(p.bytes[..3] == src[from..from + 3]);
     }
 
     #[test]

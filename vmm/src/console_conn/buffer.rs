@@ -1,17 +1,24 @@
 //! A shared pixel buffer: a memfd both sides map, so frames are written once by the device
-//! and read in place by the viewer.
+//! (straight from guest memory, by a transfer) and read in place by the viewer. The GPU
+//! keeps the images it shows on a scanout in these.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use vm_memory::mmap::MmapRegion;
+use vm_memory::volatile_memory::VolatileSlice;
 use vm_memory::{Bytes, FileOffset, VolatileMemory};
+
+/// Numbers buffers, so that a viewer can tell one it has mapped already.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A mapped memfd.
 #[derive(Debug)]
 pub struct SharedBuffer {
     file: File,
     map: MmapRegion<()>,
+    id: u64,
 }
 
 impl SharedBuffer {
@@ -40,7 +47,21 @@ impl SharedBuffer {
         let clone = file.try_clone()?;
         let map = MmapRegion::from_file(FileOffset::new(clone, 0), len)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Self { file, map })
+        Ok(Self {
+            file,
+            map,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// This process's number for the buffer (unique while it runs).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// `len` bytes at `offset`, for copies straight into the buffer; None outside it.
+    pub fn volatile(&self, offset: usize, len: usize) -> Option<VolatileSlice<'_, ()>> {
+        self.map.as_volatile_slice().subslice(offset, len).ok()
     }
 
     /// The memfd, to send to the peer.

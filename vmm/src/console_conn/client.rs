@@ -6,7 +6,11 @@ use super::{ConnError, Message, MSG_LEN};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+/// Buffers kept mapped, most recent first (a guest flips between two or three).
+const MAPPINGS: usize = 4;
 
 /// What arrived.
 #[derive(Debug)]
@@ -15,8 +19,8 @@ pub enum Received {
     Scanout {
         /// The message.
         info: Message,
-        /// Its pixels.
-        buffer: SharedBuffer,
+        /// Its pixels (the image starts at the message's `offset`).
+        buffer: Arc<SharedBuffer>,
     },
     /// A cursor image (its pixels copied out), or hidden (`pixels` empty).
     Cursor {
@@ -33,6 +37,8 @@ pub enum Received {
 #[derive(Debug)]
 pub struct ConsoleClient {
     stream: UnixStream,
+    /// Buffers mapped already, by the device's number for them.
+    mapped: Vec<(u32, Arc<SharedBuffer>)>,
 }
 
 impl ConsoleClient {
@@ -40,6 +46,7 @@ impl ConsoleClient {
     pub fn connect(path: &Path) -> Result<Self, ConnError> {
         Ok(Self {
             stream: UnixStream::connect(path)?,
+            mapped: Vec::new(),
         })
     }
 
@@ -47,6 +54,7 @@ impl ConsoleClient {
     pub fn try_clone(&self) -> Result<Self, ConnError> {
         Ok(Self {
             stream: self.stream.try_clone()?,
+            mapped: Vec::new(),
         })
     }
 
@@ -74,10 +82,40 @@ impl ConsoleClient {
         self.stream.read_exact(&mut buf[n..])?;
         let info = Message::decode(&buf)?;
         match info {
-            Message::Scanout { height, stride, .. } => {
+            Message::Scanout {
+                width,
+                height,
+                stride,
+                offset,
+                buffer: number,
+                ..
+            } => {
                 let file = file.ok_or(ConnError::BadBuffer)?;
-                let buffer = SharedBuffer::map(file, stride as usize * height as usize)
-                    .map_err(|_| ConnError::BadBuffer)?;
+                // The image must lie inside the buffer.
+                let needed = (height as usize)
+                    .checked_sub(1)
+                    .and_then(|rows| rows.checked_mul(stride as usize))
+                    .and_then(|n| n.checked_add(offset as usize))
+                    .and_then(|n| n.checked_add(width as usize * 4))
+                    .filter(|_| width > 0 && stride >= width.saturating_mul(4))
+                    .ok_or(ConnError::BadBuffer)?;
+                let len =
+                    usize::try_from(file.metadata()?.len()).map_err(|_| ConnError::BadBuffer)?;
+                if needed > len {
+                    return Err(ConnError::BadBuffer);
+                }
+                let known = self
+                    .mapped
+                    .iter()
+                    .position(|(n, b)| *n == number && b.len() == len);
+                let buffer = match known {
+                    Some(i) => self.mapped.remove(i).1,
+                    None => {
+                        Arc::new(SharedBuffer::map(file, len).map_err(|_| ConnError::BadBuffer)?)
+                    }
+                };
+                self.mapped.insert(0, (number, buffer.clone()));
+                self.mapped.truncate(MAPPINGS);
                 Ok(Received::Scanout { info, buffer })
             }
             Message::Cursor { width, height, .. } if width > 0 => {

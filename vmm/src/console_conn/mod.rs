@@ -8,9 +8,12 @@
 //! (`SCM_RIGHTS`).
 //!
 //! Device to viewer:
-//! - `SCANOUT scanout width height stride format` + memfd: the scanout's pixels now live in
-//!   this shared buffer (`stride * height` bytes, virtio-gpu `format`). Sent when a scanout
-//!   appears or changes size, and to each viewer when it connects.
+//! - `SCANOUT scanout width height stride format offset buffer` + memfd: the scanout's
+//!   pixels now live in this shared buffer (the GPU resource itself), the image starting at
+//!   byte `offset`, rows `stride` bytes apart, in virtio-gpu `format`. `buffer` numbers the
+//!   memfd: a viewer that has it mapped already may keep its mapping (guests flip between a
+//!   few buffers). Sent when a scanout shows another buffer or changes size, and to each
+//!   viewer when it connects, followed by a whole-frame `UPDATE`.
 //! - `UPDATE scanout x y width height`: that rectangle of the buffer changed. Frames are
 //!   written into the buffer in place, so a viewer reads the damaged rectangle and
 //!   uploads it; no pixels cross the socket.
@@ -73,6 +76,10 @@ pub enum Message {
         stride: u32,
         /// virtio-gpu format.
         format: u32,
+        /// Where the image starts in the buffer.
+        offset: u32,
+        /// The buffer's number.
+        buffer: u32,
     },
     /// Damage.
     Update {
@@ -163,7 +170,11 @@ impl Message {
                 height,
                 stride,
                 format,
-            } => [SCANOUT, scanout, width, height, stride, format, 0, 0],
+                offset,
+                buffer,
+            } => [
+                SCANOUT, scanout, width, height, stride, format, offset, buffer,
+            ],
             Self::Update {
                 scanout,
                 x,
@@ -219,6 +230,8 @@ impl Message {
                 height: w(3),
                 stride: w(4),
                 format: w(5),
+                offset: w(6),
+                buffer: w(7),
             },
             UPDATE => Self::Update {
                 scanout: w(1),

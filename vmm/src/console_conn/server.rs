@@ -1,6 +1,7 @@
-//! The device side of the console connection: a [`DisplaySink`] that keeps each scanout's
-//! image in a shared buffer and tells the attached viewer what changed, and the listener
-//! that attaches viewers one at a time and hands their input to a callback.
+//! The device side of the console connection: a [`DisplaySink`] that hands the viewer each
+//! scanout's shared buffer (the GPU resource's own pixels: nothing is copied here) and tells
+//! it what changed, and the listener that attaches viewers one at a time and hands their
+//! input to a callback.
 
 use super::buffer::SharedBuffer;
 use super::{ConnError, Message, MSG_LEN};
@@ -15,12 +16,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
-struct ScanoutBuffer {
+/// What a scanout shows: a part of one shared buffer.
+#[derive(PartialEq, Eq)]
+struct ScanoutView {
     width: u32,
     height: u32,
     stride: u32,
     format: u32,
-    buffer: SharedBuffer,
+    offset: usize,
+    buffer_id: u64,
+}
+
+struct ScanoutBuffer {
+    view: ScanoutView,
+    /// The buffer's memfd, to hand to viewers that attach later.
+    file: std::fs::File,
 }
 
 #[derive(Default)]
@@ -51,21 +61,25 @@ impl State {
         let Some(s) = self.scanouts.get(&scanout) else {
             return;
         };
+        let v = &s.view;
         let msg = Message::Scanout {
             scanout,
-            width: s.width,
-            height: s.height,
-            stride: s.stride,
-            format: s.format,
+            width: v.width,
+            height: v.height,
+            stride: v.stride,
+            format: v.format,
+            offset: u32::try_from(v.offset).unwrap_or(u32::MAX),
+            // Low bits suffice: the viewer only compares it with the few it has mapped.
+            buffer: u32::try_from(v.buffer_id & u64::from(u32::MAX)).unwrap_or(0),
         };
         let update = Message::Update {
             scanout,
             x: 0,
             y: 0,
-            width: s.width,
-            height: s.height,
+            width: v.width,
+            height: v.height,
         };
-        let file = s.buffer.file().try_clone().ok();
+        let file = s.file.try_clone().ok();
         self.send(msg, file.as_ref());
         self.send(update, None);
     }
@@ -122,53 +136,36 @@ impl std::fmt::Debug for ConsoleSink {
 impl DisplaySink for ConsoleSink {
     fn frame(&mut self, f: &Frame<'_>) {
         let mut state = lock(&self.state);
-        let fresh = match state.scanouts.get(&f.scanout) {
-            Some(s) => {
-                (s.width, s.height, s.stride, s.format) != (f.width, f.height, f.stride, f.format)
-            }
-            None => true,
+        let view = ScanoutView {
+            width: f.width,
+            height: f.height,
+            stride: f.stride,
+            format: f.format,
+            offset: f.offset,
+            buffer_id: f.buffer.id(),
         };
+        let fresh = state
+            .scanouts
+            .get(&f.scanout)
+            .is_none_or(|s| s.view != view);
         if fresh {
-            let Ok(buffer) = SharedBuffer::create(f.stride as usize * f.height as usize) else {
-                log::warn!("cannot allocate a shared frame buffer");
+            let Ok(file) = f.buffer.file().try_clone() else {
+                log::warn!("cannot share the scanout's buffer with the viewer");
                 return;
             };
-            state.scanouts.insert(
-                f.scanout,
-                ScanoutBuffer {
-                    width: f.width,
-                    height: f.height,
-                    stride: f.stride,
-                    format: f.format,
-                    buffer,
-                },
-            );
-        }
-        let (x, y, w, h) = if fresh {
-            (0, 0, f.width, f.height)
-        } else {
-            f.damage
-        };
-        if let Some(s) = state.scanouts.get(&f.scanout) {
-            // The one copy on the way out: the damaged rows into the shared buffer.
-            for row in y..y + h {
-                let start = (row * f.stride + x * 4) as usize;
-                let end = start + (w * 4) as usize;
-                if let Some(bytes) = f.pixels.get(start..end) {
-                    s.buffer.write(start, bytes);
-                }
-            }
-        }
-        if fresh {
+            state
+                .scanouts
+                .insert(f.scanout, ScanoutBuffer { view, file });
             state.announce(f.scanout);
         } else {
+            let (x, y, width, height) = f.damage;
             state.send(
                 Message::Update {
                     scanout: f.scanout,
                     x,
                     y,
-                    width: w,
-                    height: h,
+                    width,
+                    height,
                 },
                 None,
             );

@@ -5,6 +5,7 @@
     reason = "test patterns are taken modulo 256"
 )]
 
+use super::buffer::SharedBuffer;
 use super::client::{ConsoleClient, Received};
 use super::server::ConsoleServer;
 use super::*;
@@ -22,6 +23,8 @@ fn every_message_round_trips_and_unknown_kinds_are_refused() {
             height: 3,
             stride: 8,
             format: 2,
+            offset: 16,
+            buffer: 7,
         },
         Message::Update {
             scanout: 0,
@@ -68,14 +71,15 @@ fn every_message_round_trips_and_unknown_kinds_are_refused() {
     assert!(matches!(Message::decode(&bad), Err(ConnError::Unknown(99))));
 }
 
-fn frame(pixels: &[u8], w: u32, h: u32, damage: (u32, u32, u32, u32)) -> Frame<'_> {
+fn frame(buffer: &SharedBuffer, w: u32, h: u32, damage: (u32, u32, u32, u32)) -> Frame<'_> {
     Frame {
         scanout: 0,
         width: w,
         height: h,
         stride: w * 4,
         format: FORMAT_B8G8R8X8_UNORM,
-        pixels,
+        buffer,
+        offset: 0,
         damage,
     }
 }
@@ -91,8 +95,11 @@ fn a_viewer_gets_the_buffer_damage_and_cursor_and_its_input_reaches_the_device()
     .unwrap();
     let (w, h) = (8u32, 4u32);
     let first: Vec<u8> = (0..w * h * 4).map(|i| (i % 256) as u8).collect();
-    // A frame before anyone watches: kept, and shown to the viewer when it attaches.
-    sink.frame(&frame(&first, w, h, (0, 0, w, h)));
+    // The device's buffer (a GPU resource's pixels). A frame before anyone watches: kept,
+    // and shown to the viewer when it attaches.
+    let device_buffer = SharedBuffer::create(first.len()).unwrap();
+    device_buffer.write(0, &first);
+    sink.frame(&frame(&device_buffer, w, h, (0, 0, w, h)));
 
     let mut viewer = ConsoleClient::connect(&path).unwrap();
     let Received::Scanout { info, buffer } = viewer.recv().unwrap() else {
@@ -105,7 +112,9 @@ fn a_viewer_gets_the_buffer_damage_and_cursor_and_its_input_reaches_the_device()
             width: w,
             height: h,
             stride: w * 4,
-            format: FORMAT_B8G8R8X8_UNORM
+            format: FORMAT_B8G8R8X8_UNORM,
+            offset: 0,
+            buffer: device_buffer.id() as u32,
         }
     );
     let Received::Other(full) = viewer.recv().unwrap() else {
@@ -125,14 +134,15 @@ fn a_viewer_gets_the_buffer_damage_and_cursor_and_its_input_reaches_the_device()
     assert!(buffer.read(0, &mut seen));
     assert_eq!(seen, first);
 
-    // A 2x2 change at (3, 1): written in place, announced as damage.
+    // A 2x2 change at (3, 1): written in place by the device, announced as damage.
     let mut second = first.clone();
     for y in 1..3usize {
         for x in 3..5usize {
             second[(y * 8 + x) * 4..(y * 8 + x) * 4 + 4].copy_from_slice(&[0xaa; 4]);
         }
     }
-    sink.frame(&frame(&second, w, h, (3, 1, 2, 2)));
+    device_buffer.write(0, &second);
+    sink.frame(&frame(&device_buffer, w, h, (3, 1, 2, 2)));
     let Received::Other(update) = viewer.recv().unwrap() else {
         panic!()
     };
@@ -148,6 +158,37 @@ fn a_viewer_gets_the_buffer_damage_and_cursor_and_its_input_reaches_the_device()
     );
     assert!(buffer.read(0, &mut seen));
     assert_eq!(seen, second, "the viewer's mapping shows the new pixels");
+
+    // A page flip: the scanout shows another buffer (the viewer maps it), then the first
+    // again (the viewer keeps its mapping: the same shared pages, no new mmap).
+    let flipped = SharedBuffer::create(first.len()).unwrap();
+    flipped.write(0, &first);
+    sink.frame(&frame(&flipped, w, h, (0, 0, w, h)));
+    let Received::Scanout {
+        info,
+        buffer: other,
+    } = viewer.recv().unwrap()
+    else {
+        panic!("a new buffer is announced");
+    };
+    assert!(matches!(info, Message::Scanout { buffer, .. } if buffer == flipped.id() as u32));
+    assert!(!std::sync::Arc::ptr_eq(&other, &buffer));
+    assert!(matches!(
+        viewer.recv().unwrap(),
+        Received::Other(Message::Update { .. })
+    ));
+    sink.frame(&frame(&device_buffer, w, h, (0, 0, w, h)));
+    let Received::Scanout { buffer: again, .. } = viewer.recv().unwrap() else {
+        panic!("the first buffer is announced again");
+    };
+    assert!(
+        std::sync::Arc::ptr_eq(&again, &buffer),
+        "the mapping was reused"
+    );
+    assert!(matches!(
+        viewer.recv().unwrap(),
+        Received::Other(Message::Update { .. })
+    ));
 
     // Cursor image and position.
     let cursor = vec![0x55u8; 64 * 64 * 4];
@@ -239,7 +280,8 @@ fn a_viewer_that_dies_does_not_stop_the_display() {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(viewer);
-    let px = vec![1u8; 4 * 4 * 4];
+    let px = SharedBuffer::create(4 * 4 * 4).unwrap();
+    px.write(0, &[1u8; 4 * 4 * 4]);
     for _ in 0..3 {
         sink.frame(&frame(&px, 4, 4, (0, 0, 4, 4)));
     }
@@ -250,5 +292,5 @@ fn a_viewer_that_dies_does_not_stop_the_display() {
     };
     let mut seen = vec![0u8; px.len()];
     assert!(buffer.read(0, &mut seen));
-    assert_eq!(seen, px);
+    assert_eq!(seen, vec![1u8; 4 * 4 * 4]);
 }

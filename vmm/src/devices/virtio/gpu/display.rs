@@ -16,10 +16,35 @@ pub struct Frame<'a> {
     pub stride: u32,
     /// virtio-gpu format (`FORMAT_*` in [`super::protocol`]).
     pub format: u32,
-    /// The whole image, `stride * height` bytes.
-    pub pixels: &'a [u8],
+    /// The resource's pixels, shared with display viewers.
+    pub buffer: &'a crate::console_conn::buffer::SharedBuffer,
+    /// Where the image starts in `buffer` (its rows are `stride` bytes apart).
+    pub offset: usize,
     /// The part that changed since the last frame: (x, y, width, height).
     pub damage: (u32, u32, u32, u32),
+}
+
+impl Frame<'_> {
+    /// Copies row `y` (`width * 4` bytes) into `out`; false outside the image or buffer.
+    pub fn read_row(&self, y: u32, out: &mut [u8]) -> bool {
+        if y >= self.height || out.len() != self.width as usize * 4 {
+            return false;
+        }
+        let at = self.offset + y as usize * self.stride as usize;
+        self.buffer.read(at, out)
+    }
+
+    /// The whole image as tight rows (`width * 4` bytes each); empty if it cannot be read.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let row = self.width as usize * 4;
+        let mut v = vec![0u8; row * self.height as usize];
+        for (y, out) in (0..self.height).zip(v.chunks_exact_mut(row)) {
+            if !self.read_row(y, out) {
+                return Vec::new();
+            }
+        }
+        v
+    }
 }
 
 /// A cursor image change: a 64x64 BGRA image and its hot spot, or hidden.

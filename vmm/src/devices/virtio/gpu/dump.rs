@@ -79,12 +79,9 @@ impl DisplaySink for PngDump {
         }
         self.size = (f.width, f.height);
         self.rgba.clear();
-        for row in 0..f.height as usize {
-            let start = row * f.stride as usize;
-            for px in f.pixels[start..start + f.width as usize * 4].chunks_exact(4) {
-                self.rgba
-                    .extend_from_slice(&to_rgba(f.format, [px[0], px[1], px[2], px[3]]));
-            }
+        for px in f.to_vec().chunks_exact(4) {
+            self.rgba
+                .extend_from_slice(&to_rgba(f.format, [px[0], px[1], px[2], px[3]]));
         }
         self.dirty = true;
         if self.last_write.is_none_or(|t| t.elapsed() >= THROTTLE) {
@@ -107,6 +104,7 @@ impl Drop for PngDump {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console_conn::buffer::SharedBuffer;
 
     #[test]
     fn the_last_frame_ends_up_in_the_file_as_rgba() {
@@ -115,20 +113,22 @@ mod tests {
         let mut d = PngDump::new(path.clone());
         // 2x1 BGRX: blue, then red; stride with 4 bytes of row padding.
         let pixels = [0xff, 0, 0, 0, 0, 0, 0xff, 0, 9, 9, 9, 9];
-        fn frame(px: &[u8]) -> Frame<'_> {
-            Frame {
-                scanout: 0,
-                width: 2,
-                height: 1,
-                stride: 12,
-                format: FORMAT_B8G8R8X8_UNORM,
-                pixels: &px[..8],
-                damage: (0, 0, 2, 1),
-            }
-        }
-        d.frame(&frame(&pixels));
+        let buffer = SharedBuffer::create(12).unwrap();
+        let frame = |b| Frame {
+            scanout: 0,
+            width: 2,
+            height: 1,
+            stride: 12,
+            format: FORMAT_B8G8R8X8_UNORM,
+            buffer: b,
+            offset: 0,
+            damage: (0, 0, 2, 1),
+        };
+        buffer.write(0, &pixels);
+        d.frame(&frame(&buffer));
         // Within the throttle: kept, written at drop.
-        d.frame(&frame(&[0, 0xff, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0]));
+        buffer.write(0, &[0, 0xff, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0]);
+        d.frame(&frame(&buffer));
         drop(d);
         let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
         let mut reader = decoder.read_info().unwrap();

@@ -22,6 +22,7 @@ pub mod protocol;
 use super::{
     Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
+use crate::console_conn::buffer::SharedBuffer;
 use crate::memory::GuestMemory;
 use display::{Cursor, DisplaySink, Frame};
 use protocol::*;
@@ -47,13 +48,142 @@ pub const MAX_BACKING_ENTRIES: u32 = 1 << 16;
 const BYTES_PER_PIXEL: u32 = 4;
 const CURSOR_SIZE: u32 = 64;
 
+/// Where a resource's pixels live: on the heap until the resource is first shown on a
+/// scanout, then in a shared buffer that display viewers map, so that a transfer writes the
+/// guest's pixels straight where the viewer reads them (no copy at flush).
+#[derive(Debug)]
+enum Storage {
+    Heap(Vec<u8>),
+    Shared(SharedBuffer),
+}
+
+impl Storage {
+    fn len(&self) -> usize {
+        match self {
+            Self::Heap(v) => v.len(),
+            Self::Shared(b) => b.len(),
+        }
+    }
+
+    /// Copies `len` bytes of the guest's backing, from `src` on, to `dst`; false when the
+    /// backing or the storage is too short (nothing is read outside either).
+    fn fill_from_guest(
+        &mut self,
+        mem: &GuestMemory,
+        backing: &[(u64, u32)],
+        src: u64,
+        dst: usize,
+        len: usize,
+    ) -> bool {
+        match self {
+            Self::Heap(v) => match dst.checked_add(len).and_then(|end| v.get_mut(dst..end)) {
+                Some(out) => read_backing(mem, backing, src, out),
+                None => false,
+            },
+            Self::Shared(b) => {
+                let Some(out) = b.volatile(dst, len) else {
+                    return false;
+                };
+                backing_ranges(backing, src, len).is_some_and(|ranges| {
+                    let mut done = 0;
+                    ranges.iter().all(|&(addr, n)| {
+                        let ok = copy_guest_range(mem, addr, n, &out, done);
+                        done += n;
+                        ok
+                    })
+                })
+            }
+        }
+    }
+
+    /// Reads `out.len()` bytes at `offset`.
+    fn read(&self, offset: usize, out: &mut [u8]) -> bool {
+        match self {
+            Self::Heap(v) => match offset
+                .checked_add(out.len())
+                .and_then(|end| v.get(offset..end))
+            {
+                Some(bytes) => {
+                    out.copy_from_slice(bytes);
+                    true
+                }
+                None => false,
+            },
+            Self::Shared(b) => b.read(offset, out),
+        }
+    }
+
+    /// Moves the pixels into a shared buffer (once; later calls do nothing).
+    fn share(&mut self) -> std::io::Result<&SharedBuffer> {
+        if let Self::Heap(v) = self {
+            let b = SharedBuffer::create(v.len())?;
+            b.write(0, v);
+            *self = Self::Shared(b);
+        }
+        match self {
+            Self::Shared(b) => Ok(b),
+            Self::Heap(_) => Err(std::io::Error::other("the pixels were not shared")),
+        }
+    }
+}
+
+/// The guest ranges (address, length) that hold `len` bytes of a backing from `offset` on;
+/// None when the backing is shorter.
+fn backing_ranges(
+    backing: &[(u64, u32)],
+    mut offset: u64,
+    len: usize,
+) -> Option<Vec<(u64, usize)>> {
+    let mut out = Vec::new();
+    let mut left = len;
+    for &(addr, n) in backing {
+        if left == 0 {
+            break;
+        }
+        let n = u64::from(n);
+        if offset >= n {
+            offset -= n;
+            continue;
+        }
+        let take = usize::try_from(n - offset).unwrap_or(usize::MAX).min(left);
+        out.push((addr.checked_add(offset)?, take));
+        left -= take;
+        offset = 0;
+    }
+    (left == 0).then_some(out)
+}
+
+/// Copies `n` bytes of guest memory at `addr` into `out` at `at`.
+fn copy_guest_range(
+    mem: &GuestMemory,
+    addr: u64,
+    n: usize,
+    out: &vm_memory::volatile_memory::VolatileSlice<'_, ()>,
+    at: usize,
+) -> bool {
+    let Ok(mut dst) = out.subslice(at, n) else {
+        return false;
+    };
+    for slice in mem.get_slices(GuestAddress(addr), n) {
+        let Ok(src) = slice else { return false };
+        let len = src.len();
+        src.copy_to_volatile_slice(dst);
+        match dst.offset(len) {
+            Ok(rest) => dst = rest,
+            // The last piece: nothing left of the destination.
+            Err(_) => return true,
+        }
+    }
+    true
+}
+
 /// A host-side image the guest created.
 #[derive(Debug)]
 struct Resource {
     width: u32,
     height: u32,
     format: u32,
-    pixels: Vec<u8>,
+    pixels: Storage,
     /// Guest memory backing it: (address, length), each checked to lie in guest RAM.
     backing: Vec<(u64, u32)>,
 }
@@ -200,11 +330,11 @@ impl Gpu {
         if self.resource_bytes + bytes > self.resource_limit {
             return Err(RESP_ERR_OUT_OF_MEMORY);
         }
-        let mut pixels = Vec::new();
-        pixels
-            .try_reserve_exact(bytes as usize)
+        let mut heap = Vec::new();
+        heap.try_reserve_exact(bytes as usize)
             .map_err(|_| RESP_ERR_OUT_OF_MEMORY)?;
-        pixels.resize(bytes as usize, 0);
+        heap.resize(bytes as usize, 0);
+        let pixels = Storage::Heap(heap);
         self.resource_bytes += bytes;
         self.resources.insert(
             c.resource_id,
@@ -281,11 +411,13 @@ impl Gpu {
         }
         let r = self
             .resources
-            .get(&s.resource_id)
+            .get_mut(&s.resource_id)
             .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
         if s.r.width == 0 || s.r.height == 0 || !s.r.inside(r.width, r.height) {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
+        // Shown from now on: its pixels move where viewers can map them.
+        r.pixels.share().map_err(|_| RESP_ERR_OUT_OF_MEMORY)?;
         let scanout = &mut self.scanouts[index];
         scanout.resource = s.resource_id;
         scanout.rect = s.r;
@@ -305,6 +437,18 @@ impl Gpu {
         }
         let stride = u64::from(r.stride());
         let row_bytes = (t.r.width * BYTES_PER_PIXEL) as usize;
+        if t.r.x == 0 && t.r.width == r.width {
+            // Whole rows: one contiguous block on both sides.
+            let dst = (u64::from(t.r.y) * stride) as usize;
+            let len = row_bytes * t.r.height as usize;
+            if !r
+                .pixels
+                .fill_from_guest(mem, &r.backing, t.offset, dst, len)
+            {
+                return Err(RESP_ERR_INVALID_PARAMETER);
+            }
+            return Ok(Response::NoData);
+        }
         for row in 0..u64::from(t.r.height) {
             let src = t
                 .offset
@@ -312,8 +456,10 @@ impl Gpu {
                 .ok_or(RESP_ERR_INVALID_PARAMETER)?;
             let dst =
                 ((u64::from(t.r.y) + row) * stride + u64::from(t.r.x * BYTES_PER_PIXEL)) as usize;
-            let out = &mut r.pixels[dst..dst + row_bytes];
-            if !read_backing(mem, &r.backing, src, out) {
+            if !r
+                .pixels
+                .fill_from_guest(mem, &r.backing, src, dst, row_bytes)
+            {
                 return Err(RESP_ERR_INVALID_PARAMETER);
             }
         }
@@ -339,17 +485,20 @@ impl Gpu {
             if x0 >= x1 || y0 >= y1 {
                 continue;
             }
+            // Scanout resources live in shared buffers (SET_SCANOUT moved them there).
+            let Storage::Shared(buffer) = &r.pixels else {
+                continue;
+            };
             let stride = r.stride();
-            let start = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
-            let end =
-                start + ((s.rect.height - 1) * stride + s.rect.width * BYTES_PER_PIXEL) as usize;
+            let offset = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
             self.sink.frame(&Frame {
                 scanout: i as u32,
                 width: s.rect.width,
                 height: s.rect.height,
                 stride,
                 format: r.format,
-                pixels: &r.pixels[start..end],
+                buffer,
+                offset,
                 damage: (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
             });
         }
@@ -365,12 +514,18 @@ impl Gpu {
             Cursor::Hidden
         } else {
             match self.resources.get(&c.resource_id) {
-                Some(r) if r.width == CURSOR_SIZE && r.height == CURSOR_SIZE => Cursor::Image {
-                    width: r.width,
-                    height: r.height,
-                    hot: (c.hot_x.min(CURSOR_SIZE - 1), c.hot_y.min(CURSOR_SIZE - 1)),
-                    pixels: r.pixels.clone(),
-                },
+                Some(r) if r.width == CURSOR_SIZE && r.height == CURSOR_SIZE => {
+                    let mut pixels = vec![0u8; r.pixels.len()];
+                    if !r.pixels.read(0, &mut pixels) {
+                        return;
+                    }
+                    Cursor::Image {
+                        width: r.width,
+                        height: r.height,
+                        hot: (c.hot_x.min(CURSOR_SIZE - 1), c.hot_y.min(CURSOR_SIZE - 1)),
+                        pixels,
+                    }
+                }
                 // Not a cursor-sized resource: ignored, as the cursor queue has no errors.
                 _ => return,
             }

@@ -31,12 +31,8 @@ struct Recorder(Arc<Mutex<Vec<Seen>>>);
 
 impl DisplaySink for Recorder {
     fn frame(&mut self, f: &Frame<'_>) {
-        // Keep the visible pixels row by row (the slice strides over the resource).
-        let mut pixels = Vec::new();
-        for row in 0..f.height as usize {
-            let start = row * f.stride as usize;
-            pixels.extend_from_slice(&f.pixels[start..start + (f.width * 4) as usize]);
-        }
+        // Keep the visible pixels row by row (the image strides over the resource).
+        let pixels = f.to_vec();
         self.0.lock().unwrap().push(Seen::Frame {
             scanout: f.scanout,
             size: (f.width, f.height),
@@ -301,6 +297,28 @@ fn pixels_go_from_scattered_guest_pages_to_the_sink_with_their_damage() {
     };
     assert_eq!(*damage, (10, 5, 20, 10));
     assert!(*pixels == img2, "the box changed and nothing else");
+
+    // Now shown on a scanout, the resource lives in a shared buffer: a whole-frame
+    // transfer goes there in one block, across both guest regions.
+    let img3: Vec<u8> = img.iter().map(|b| b.wrapping_add(77)).collect();
+    r.mem
+        .write_slice(&img3[..split], GuestAddress(PAGES))
+        .unwrap();
+    r.mem
+        .write_slice(&img3[split..], GuestAddress(PAGES + 0x8_0000))
+        .unwrap();
+    assert_eq!(r.transfer(7, rect(0, 0, w, h), 0), RESP_OK_NODATA);
+    assert_eq!(r.flush(7, rect(0, 0, w, h)), RESP_OK_NODATA);
+    let [Seen::Frame { pixels, .. }] = &r.seen()[..] else {
+        panic!("one frame expected");
+    };
+    assert!(*pixels == img3, "the whole frame arrived");
+    // A backing too short for a transfer fails it, and nothing is read past it.
+    assert_eq!(r.attach(7, &[(PAGES, 100)]), RESP_OK_NODATA);
+    assert_eq!(
+        r.transfer(7, rect(0, 0, w, h), 0),
+        RESP_ERR_INVALID_PARAMETER
+    );
 }
 
 #[test]
