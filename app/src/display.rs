@@ -12,6 +12,7 @@
 //! When the connection dies the window says so and offers to reconnect.
 
 use crate::frames::{read_frames, FrameEvent};
+use crate::i18n::{tr, tr_args};
 use crate::screen::{GuestScreen, Pixels};
 use phyllome_vmm::console_conn::client::ConsoleClient;
 use phyllome_vmm::console_conn::Message;
@@ -144,9 +145,9 @@ impl Display {
             return status.clone();
         }
         if self.captured {
-            "Running · Ctrl+Alt releases the keyboard".into()
+            tr("display-running-captured")
         } else {
-            "Running · click the screen to capture the keyboard".into()
+            tr("display-running-released")
         }
     }
 
@@ -181,7 +182,7 @@ fn reason(e: &phyllome_vmm::console_conn::ConnError) -> String {
     use phyllome_vmm::console_conn::ConnError;
     match e {
         ConnError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "The virtual machine stopped, or its graphics device closed the connection.".into()
+            tr("display-lost-stopped")
         }
         ConnError::Io(io)
             if matches!(
@@ -189,7 +190,7 @@ fn reason(e: &phyllome_vmm::console_conn::ConnError) -> String {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            "The virtual machine is not running (nothing listens on its display socket).".into()
+            tr("display-lost-not-running")
         }
         other => other.to_string(),
     }
@@ -243,7 +244,7 @@ impl SimpleComponent for Display {
     view! {
         #[root]
         adw::ApplicationWindow {
-            set_title: Some(&format!("{} – Phyllome", model.name)),
+            set_title: Some(&tr_args("display-window-title", &[("name", &model.name)])),
             set_default_width: 1024,
             set_default_height: 768,
             connect_is_active_notify[sender] => move |w| sender.input(DisplayInput::Active(w.is_active())),
@@ -262,7 +263,7 @@ impl SimpleComponent for Display {
                     },
                     pack_end = &gtk::Button {
                         set_icon_name: "view-fullscreen-symbolic",
-                        set_tooltip_text: Some("Fullscreen (F11)"),
+                        set_tooltip_text: Some(&tr("display-fullscreen")),
                         set_focus_on_click: false,
                         connect_clicked => DisplayInput::ToggleFullscreen,
                     },
@@ -279,7 +280,7 @@ impl SimpleComponent for Display {
                             #[watch]
                             set_description: Some(&model.detail),
                             gtk::Button {
-                                set_label: "Reconnect",
+                                set_label: &tr("display-reconnect"),
                                 set_halign: gtk::Align::Center,
                                 add_css_class: "pill",
                                 #[watch]
@@ -297,8 +298,8 @@ impl SimpleComponent for Display {
                         #[watch]
                         set_reveal_child: model.fullscreen && model.pointer_at_top,
                         gtk::Button {
-                            set_label: "Leave Fullscreen",
-                            set_tooltip_text: Some("Leave fullscreen (F11)"),
+                            set_label: &tr("display-leave-fullscreen"),
+                            set_tooltip_text: Some(&tr("display-leave-fullscreen-tooltip")),
                             set_margin_top: 6,
                             add_css_class: "osd",
                             add_css_class: "pill",
@@ -327,7 +328,7 @@ impl SimpleComponent for Display {
             name: init.name,
             screen,
             has_picture: false,
-            status: Some("Connecting to the display…".into()),
+            status: Some(tr("display-connecting")),
             detail: String::new(),
             writer: Arc::new(Mutex::new(None)),
             picture,
@@ -441,7 +442,7 @@ impl SimpleComponent for Display {
             }
             DisplayInput::Connected => {
                 if !self.has_picture {
-                    self.status = Some("Waiting for the guest's display…".into());
+                    self.status = Some(tr("display-waiting"));
                 }
             }
             DisplayInput::Lost(why) => {
@@ -453,11 +454,11 @@ impl SimpleComponent for Display {
                 self.screen.clear();
                 self.has_picture = false;
                 self.picture.set_cursor(None);
-                self.status = Some("The display was lost".into());
+                self.status = Some(tr("display-lost"));
                 self.detail = why;
             }
             DisplayInput::Reconnect => {
-                self.status = Some("Connecting to the display…".into());
+                self.status = Some(tr("display-connecting"));
                 self.detail.clear();
                 start_reader(
                     self.socket.clone(),
@@ -571,6 +572,6 @@ impl Display {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_none()
-            && self.status.as_deref() == Some("The display was lost")
+            && self.status.as_deref() == Some(tr("display-lost").as_str())
     }
 }

@@ -3,6 +3,7 @@
 //! running VM's console connection; the VM library and wizard come in their own issue.
 
 use phyllome::display;
+use phyllome::i18n::tr;
 
 use relm4::adw::prelude::*;
 use relm4::prelude::*;
@@ -20,7 +21,7 @@ impl SimpleComponent for App {
 
     view! {
         adw::ApplicationWindow {
-            set_title: Some("Phyllome"),
+            set_title: Some(&tr("app-name")),
             set_default_width: 720,
             set_default_height: 480,
 
@@ -30,7 +31,7 @@ impl SimpleComponent for App {
                 adw::StatusPage {
                     set_vexpand: true,
                     set_icon_name: Some("computer-symbolic"),
-                    set_title: "Phyllome",
+                    set_title: &tr("welcome-title"),
                     #[watch]
                     set_description: Some(&model.kvm_status),
                 },
@@ -51,15 +52,15 @@ impl SimpleComponent for App {
 
 /// A sentence about this computer's KVM, without opening a VM.
 fn kvm_status() -> String {
-    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        Ok(_) if phyllome_vmm::host::has_hardware_virtualization() => {
-            "Run your own operating system in a window. This computer can run virtual machines.".into()
-        }
-        Ok(_) => "This computer's KVM has no hardware virtualization behind it (it is itself a virtual machine): guests would crawl.".into(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "This computer cannot run virtual machines yet: enable virtualization in its firmware settings.".into()
-        }
-        Err(_) => "No permission to use /dev/kvm: add yourself to the kvm group, then log in again.".into(),
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) if phyllome_vmm::host::has_hardware_virtualization() => tr("kvm-ready"),
+        Ok(_) => tr("kvm-software"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => tr("kvm-missing"),
+        Err(_) => tr("kvm-no-permission"),
     }
 }
 
@@ -71,7 +72,7 @@ fn main() {
         [flag, path, rest @ ..] if flag == "--console" && matches!(rest.len(), 0 | 2) => {
             let name = match rest {
                 [n, name] if n == "--name" => name.clone(),
-                [] => "Virtual machine".to_owned(),
+                [] => tr("display-default-name"),
                 _ => usage(),
             };
             RelmApp::new(ID)
