@@ -317,12 +317,14 @@ impl SimpleComponent for Display {
         root: Self::Root,
         sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
+        gtk::Window::set_default_icon_name(crate::APP_ID);
         let screen = GuestScreen::default();
         let picture = gtk::Picture::for_paintable(&screen);
         picture.set_content_fit(gtk::ContentFit::Contain);
         picture.set_can_focus(true);
         picture.set_focusable(true);
         picture.set_vexpand(true);
+        picture.add_css_class("guest-screen");
         let model = Display {
             socket: init.socket.clone(),
             name: init.name,

@@ -44,6 +44,7 @@ impl SimpleComponent for App {
         root: Self::Root,
         _sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
+        gtk::Window::set_default_icon_name(phyllome::APP_ID);
         let model = App { kvm_status };
         let widgets = view_output!();
         ComponentParts { model, widgets }
@@ -66,8 +67,9 @@ fn kvm_status() -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // GTK must not see our arguments.
-    const ID: &str = "org.phyllome.Phyllome";
+    if let Err(e) = phyllome::register_resources() {
+        eprintln!("phyllome: the app's bundled resources are damaged: {e}");
+    }
     match args.as_slice() {
         [flag, path, rest @ ..] if flag == "--console" && matches!(rest.len(), 0 | 2) => {
             let name = match rest {
@@ -75,18 +77,23 @@ fn main() {
                 [] => tr("display-default-name"),
                 _ => usage(),
             };
-            RelmApp::new(ID)
-                .with_args(Vec::new())
-                .run::<display::Display>(display::DisplayInit {
-                    socket: path.into(),
-                    name,
-                });
+            relm_app().run::<display::Display>(display::DisplayInit {
+                socket: path.into(),
+                name,
+            });
         }
-        [] => RelmApp::new(ID)
-            .with_args(Vec::new())
-            .run::<App>(kvm_status()),
+        [] => relm_app().run::<App>(kvm_status()),
         _ => usage(),
     }
+}
+
+/// The GTK application, without our arguments (GTK must not see them).
+fn relm_app<M: std::fmt::Debug + 'static>() -> RelmApp<M> {
+    let app = RelmApp::new(phyllome::APP_ID).with_args(Vec::new());
+    // Set after the ID (the application object exists before it): GTK loads style.css and
+    // icons/ from here.
+    relm4::main_application().set_resource_base_path(Some(phyllome::RESOURCE_PATH));
+    app
 }
 
 fn usage() -> ! {

@@ -78,6 +78,12 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
     assert!((green.2 - green.0 + 1).abs_diff(qw) <= 1 && (blue.3 - blue.1 + 1).abs_diff(qh) <= 1);
     let aspect = f64::from(qw) / f64::from(qh);
     assert!((aspect - 4.0 / 3.0).abs() < 0.02, "aspect {aspect}");
+    // The bars beside the letterboxed picture are black (the app's bundled stylesheet).
+    let (w, _, rgb) = &shot;
+    assert!(red.0 > 8, "the window is wider than the picture: {red:?}");
+    let (bx, by) = (red.0 - 4, (red.1 + red.3) / 2);
+    let i = ((by * w + bx) * 3) as usize;
+    assert_eq!(rgb[i..i + 3], [0, 0, 0], "letterbox bar at ({bx}, {by})");
 
     // Keyboard and mouse through xdotool reach the device as evdev events.
     let window = String::from_utf8(

@@ -52,7 +52,7 @@ fn the_desktop_file_and_the_metainfo_validate_and_agree_with_the_app() {
     )));
     assert!(meta.contains("<screenshot") && meta.contains("<release "));
     // The app registers itself under the same ID.
-    let main = std::fs::read_to_string(workspace().join("app/src/main.rs")).unwrap();
+    let main = std::fs::read_to_string(workspace().join("app/src/lib.rs")).unwrap();
     assert!(main.contains(&format!("\"{APP_ID}\"")), "app ID differs");
 }
 
