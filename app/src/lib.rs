@@ -4,6 +4,7 @@
 pub mod display;
 pub mod frames;
 pub mod i18n;
+pub mod iso;
 pub mod screen;
 pub mod store;
 
