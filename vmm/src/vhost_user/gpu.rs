@@ -52,6 +52,9 @@ pub enum GpuServeError {
     /// The console connection could not listen.
     #[error("Cannot listen for the app on the console connection: {0}")]
     Console(String),
+    /// A size or path the user gave cannot work.
+    #[error("{0}")]
+    Invalid(String),
     /// Serving over vhost-user failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -106,6 +109,28 @@ fn on_viewer_message(m: Message, gpu: &Mutex<Gpu>, input: Option<&Senders>) {
 /// Serves until the GPU's frontend disconnects (the input devices end with the process).
 pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
     let create = |what| move |source| GpuServeError::Create { what, source };
+    let max = crate::devices::virtio::gpu::MAX_DIMENSION;
+    if !(64..=max).contains(&options.width) || !(64..=max).contains(&options.height) {
+        return Err(GpuServeError::Invalid(format!(
+            "{}x{} is not a usable display size; give 64 to {max} pixels each way.",
+            options.width, options.height
+        )));
+    }
+    // Every socket's folder must exist: found now, not when a frontend fails to connect.
+    let sockets = [
+        Some(&options.socket),
+        options.input_socket.as_ref(),
+        options.console.as_ref(),
+    ];
+    for path in sockets.into_iter().flatten() {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(GpuServeError::Invalid(format!(
+                "Cannot listen on {}: its folder does not exist.",
+                path.display()
+            )));
+        }
+    }
     let mut senders = None;
     let mut input_threads = Vec::new();
     if let Some(prefix) = &options.input_socket {
@@ -162,6 +187,25 @@ mod tests {
     use super::*;
     use crate::devices::virtio::gpu::display::NullSink;
     use crate::devices::virtio::DeviceCore;
+
+    #[test]
+    fn bad_sizes_and_missing_folders_are_refused_before_anything_listens() {
+        let options = |w, h, socket: &str| GpuServeOptions {
+            socket: socket.into(),
+            width: w,
+            height: h,
+            input_socket: None,
+            console: None,
+            dump_scanout: None,
+        };
+        let err = serve_gpu(&options(0, 600, "/tmp/x.sock")).unwrap_err();
+        assert!(
+            err.to_string().contains("not a usable display size"),
+            "{err}"
+        );
+        let err = serve_gpu(&options(800, 600, "/no/such/folder/gpu.sock")).unwrap_err();
+        assert!(err.to_string().contains("folder does not exist"), "{err}");
+    }
 
     #[test]
     fn input_sockets_sit_beside_the_prefix() {
