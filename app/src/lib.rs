@@ -5,6 +5,7 @@ pub mod display;
 pub mod frames;
 pub mod i18n;
 pub mod iso;
+pub mod resources;
 pub mod screen;
 pub mod store;
 
