@@ -178,7 +178,8 @@ if [ -e /sys/class/graphics/fb0 ]; then
     m0=$(head -1 "$modes")
     echo "PHYLLOME-GPU-MODE-BEFORE=$m0"
     m=$m0
-    for i in $(seq 120); do m=$(head -1 "$modes"); [ "$m" != "$m0" ] && break; sleep 0.5; done
+    # (The list is empty for a moment while the driver probes the new display info.)
+    for i in $(seq 120); do m=$(head -1 "$modes"); [ -n "$m" ] && [ "$m" != "$m0" ] && break; sleep 0.5; done
     echo "PHYLLOME-GPU-MODE-AFTER=$m"
   fi
 fi
