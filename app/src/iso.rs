@@ -127,6 +127,12 @@ struct Record {
     name: String,
 }
 
+/// The little-endian half of a both-endian 32-bit field at `at` (the caller checked the
+/// record is at least 34 bytes, which holds every such field).
+fn le32(r: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]])
+}
+
 /// Parses the records of one directory's data (ISO 9660 section 9.1); `.` and `..` are
 /// left out. A record that does not fit ends the listing.
 fn parse_directory(data: &[u8]) -> Vec<Record> {
@@ -149,9 +155,8 @@ fn parse_directory(data: &[u8]) -> Vec<Record> {
         let Some(raw_name) = r.get(33..33 + name_len) else {
             break;
         };
-        let le32 = |at: usize| u32::from_le_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]);
-        let extent = u64::from(le32(2));
-        let size = u64::from(le32(10));
+        let extent = u64::from(le32(r, 2));
+        let size = u64::from(le32(r, 10));
         let is_dir = r[25] & 0x02 != 0;
         pos += len;
         if raw_name == [0] || raw_name == [1] {
@@ -304,10 +309,9 @@ fn parse_root(r: &[u8]) -> Option<Record> {
     if r.len() < 34 || r[0] < 34 || r[25] & 0x02 == 0 {
         return None;
     }
-    let le32 = |at: usize| u32::from_le_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]);
     Some(Record {
-        extent: u64::from(le32(2)),
-        size: u64::from(le32(10)),
+        extent: u64::from(le32(r, 2)),
+        size: u64::from(le32(r, 10)),
         is_dir: true,
         name: String::new(),
     })

@@ -91,3 +91,19 @@ impl Assets {
         self.dir.join("l2-initrd.cpio")
     }
 }
+
+/// Waits (up to 10 s) for `path` to appear: a socket a child process is about to listen on.
+///
+/// # Panics
+/// When it does not appear in time.
+pub fn wait_for_path(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

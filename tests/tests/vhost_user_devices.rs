@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use phyllome_tests::{vmm_binary, Assets};
+use phyllome_tests::{vmm_binary, wait_for_path, Assets};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -97,18 +97,6 @@ impl Images {
     }
 }
 
-fn wait_for_socket(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn spawn_blk(server: BlkServer, image: &Path, socket: &Path, readonly: bool) -> Child {
     let child = match server {
         BlkServer::Phyllome | BlkServer::PhyllomeQcow2 => {
@@ -134,7 +122,7 @@ fn spawn_blk(server: BlkServer, image: &Path, socket: &Path, readonly: bool) -> 
             .spawn()
             .unwrap(),
     };
-    wait_for_socket(socket);
+    wait_for_path(socket);
     child
 }
 
@@ -163,7 +151,7 @@ fn run_guest(server: BlkServer) -> (String, Images, Vec<Child>) {
             .spawn()
             .unwrap(),
     );
-    wait_for_socket(&r0);
+    wait_for_path(&r0);
     let out = Command::new("timeout")
         .args([
             "180",

@@ -12,25 +12,13 @@
 )]
 
 use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xdo, xvfb, Kill};
-use phyllome_tests::{vmm_binary, workspace, Assets};
+use phyllome_tests::{vmm_binary, wait_for_path, workspace, Assets};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 600;
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct Guest {
     qemu: Kill,
@@ -67,10 +55,10 @@ impl Guest {
         }
         let backend = backend.spawn().unwrap();
         for s in ["gpu.sock", "in.keyboard", "in.tablet"] {
-            wait_for(&p(s));
+            wait_for_path(&p(s));
         }
         if console {
-            wait_for(&p("console.sock"));
+            wait_for_path(&p("console.sock"));
         }
         // Not under `timeout`: killing that would leave QEMU running.
         let qemu = Command::new("qemu-system-x86_64")

@@ -564,33 +564,18 @@ impl Gpu {
 }
 
 /// Copies `out.len()` bytes starting `offset` bytes into the backing (a scatter list).
-fn read_backing(
-    mem: &GuestMemory,
-    backing: &[(u64, u32)],
-    mut offset: u64,
-    out: &mut [u8],
-) -> bool {
+fn read_backing(mem: &GuestMemory, backing: &[(u64, u32)], offset: u64, out: &mut [u8]) -> bool {
+    let Some(ranges) = backing_ranges(backing, offset, out.len()) else {
+        return false;
+    };
     let mut done = 0;
-    for &(addr, len) in backing {
-        let len = u64::from(len);
-        if offset >= len {
-            offset -= len;
-            continue;
-        }
-        let n = ((len - offset) as usize).min(out.len() - done);
-        if mem
-            .read_slice(&mut out[done..done + n], GuestAddress(addr + offset))
-            .is_err()
-        {
-            return false;
-        }
+    ranges.iter().all(|&(addr, n)| {
+        let ok = mem
+            .read_slice(&mut out[done..done + n], GuestAddress(addr))
+            .is_ok();
         done += n;
-        offset = 0;
-        if done == out.len() {
-            return true;
-        }
-    }
-    done == out.len()
+        ok
+    })
 }
 
 /// Writes the response header (echoing the fence) and body; returns the bytes written.
