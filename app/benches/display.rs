@@ -79,6 +79,18 @@ fn memcpy_ms() -> f64 {
     median(&mut times)
 }
 
+/// An undecorated window showing `picture` at one frame's size (1:1 on the Xvfb screen).
+fn full_frame_window(picture: &gtk::Picture) -> gtk::Window {
+    let window = gtk::Window::builder()
+        .decorated(false)
+        .default_width(W as i32)
+        .default_height(H as i32)
+        .child(picture)
+        .build();
+    window.present();
+    window
+}
+
 /// The toolkit's own bound on this machine: a window whose picture gets a new full-frame
 /// texture on every frame-clock tick (no device, no connection, no copy of ours); paints
 /// per second over two seconds.
@@ -86,13 +98,7 @@ fn gtk_alone_fps() -> f64 {
     let n = (W * H * 4) as usize;
     let bytes = glib::Bytes::from_owned((0..n).map(|i| (i % 239) as u8).collect::<Vec<u8>>());
     let picture = gtk::Picture::new();
-    let window = gtk::Window::builder()
-        .decorated(false)
-        .default_width(W as i32)
-        .default_height(H as i32)
-        .child(&picture)
-        .build();
-    window.present();
+    let window = full_frame_window(&picture);
     let paints = Rc::new(Cell::new(0u64));
     let hooked = Rc::new(Cell::new(false));
     let p = paints.clone();
@@ -161,13 +167,7 @@ fn main() {
     // The window: one picture of the guest's screen, 1:1.
     let screen = GuestScreen::default();
     let picture = gtk::Picture::for_paintable(&screen);
-    let window = gtk::Window::builder()
-        .decorated(false)
-        .default_width(W as i32)
-        .default_height(H as i32)
-        .child(&picture)
-        .build();
-    window.present();
+    let _window = full_frame_window(&picture);
 
     // Frames set on the screen (numbered) and painted.
     let set = Rc::new(Cell::new(0u64));
@@ -295,16 +295,15 @@ fn main() {
     let ml = main_loop.clone();
     let results = Rc::new(std::cell::RefCell::new(None));
     let r = results.clone();
-    let set_at_start = Rc::new(Cell::new(None::<(u64, u64, Instant)>));
-    let sas = set_at_start.clone();
-    let (set_c, painted_c) = (set.clone(), painted.clone());
+    // When the driver finished flushing.
+    let done_at = Cell::new(None::<Instant>);
     glib::timeout_add_local(Duration::from_millis(5), move || {
         if let Ok(res) = result_rx.try_recv() {
             // The driver is done flushing; the window drains what is in flight.
-            sas.set(Some((set_c.get(), painted_c.get(), Instant::now())));
+            done_at.set(Some(Instant::now()));
             *r.borrow_mut() = Some(res);
         }
-        if let Some((_, _, at)) = sas.get() {
+        if let Some(at) = done_at.get() {
             if at.elapsed() > Duration::from_millis(1500) {
                 ml.quit();
                 return glib::ControlFlow::Break;

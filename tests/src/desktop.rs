@@ -211,3 +211,33 @@ pub fn wait_resize(rx: &Receiver<String>, want: impl Fn(u32, u32) -> bool) -> Op
     }
     None
 }
+
+/// How many 16-pixel text rows (the Linux console font's height) of the `area` (x0, y0, x1,
+/// y1) of an RGB picture have glyphs (bright pixels), and the share of bright pixels.
+pub fn text_rows(width: u32, height: u32, rgb: &[u8], area: (u32, u32, u32, u32)) -> (usize, f64) {
+    let (x0, y0, x1, y1) = area;
+    let lit = |x: u32, y: u32| {
+        let i = ((y * width + x) * 3) as usize;
+        rgb[i..i + 3].iter().any(|c| *c > 0x80)
+    };
+    assert!(x1 <= width && y1 <= height);
+    let mut lit_count = 0usize;
+    let mut rows = 0;
+    let mut y = y0;
+    while y < y1 {
+        let band_end = (y + 16).min(y1);
+        let mut any = false;
+        for yy in y..band_end {
+            for x in x0..x1 {
+                if lit(x, yy) {
+                    lit_count += 1;
+                    any = true;
+                }
+            }
+        }
+        rows += usize::from(any);
+        y = band_end;
+    }
+    let share = lit_count as f64 / f64::from((x1 - x0) * (y1 - y0));
+    (rows, share)
+}

@@ -107,3 +107,21 @@ pub fn wait_for_path(path: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// What our virtio keyboard and tablet look like to Linux (`/proc/bus/input/devices`:
+/// names, event types, absolute axes), as the virtio test initramfs prints them.
+pub const VIRTIO_INPUT_DEVICES: [&str; 5] = [
+    "N: Name=\"Phyllome Virtio Keyboard\"",
+    "B: EV=3",
+    "N: Name=\"Phyllome Virtio Tablet\"",
+    "B: EV=f",
+    "B: ABS=3",
+];
+
+/// The input device lines a guest printed (`PHYLLOME-INPUT ...` on its console).
+pub fn guest_input_devices(console: &str) -> Vec<&str> {
+    console
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("PHYLLOME-INPUT "))
+        .collect()
+}

@@ -8,7 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use phyllome_tests::{vmm_binary, workspace, Assets};
+use phyllome_tests::desktop::{decode, text_rows};
+use phyllome_tests::{guest_input_devices, vmm_binary, workspace, Assets, VIRTIO_INPUT_DEVICES};
 use phyllome_vmm::host::has_hardware_virtualization;
 use std::process::Command;
 use std::sync::Mutex;
@@ -202,19 +203,9 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
     // virtio_input binds both devices as evdev devices with the right capabilities: the
     // keyboard has keys (EV_SYN and EV_KEY: 3), the tablet keys, wheels and absolute axes
     // (f), X and Y (ABS=3).
-    let input: Vec<&str> = console
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("PHYLLOME-INPUT "))
-        .collect();
     assert_eq!(
-        input,
-        vec![
-            "N: Name=\"Phyllome Virtio Keyboard\"",
-            "B: EV=3",
-            "N: Name=\"Phyllome Virtio Tablet\"",
-            "B: EV=f",
-            "B: ABS=3",
-        ],
+        guest_input_devices(&console),
+        VIRTIO_INPUT_DEVICES,
         "{console}"
     );
     let encoded: String = console
@@ -235,28 +226,15 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
         .stdout;
     let shots = workspace().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    std::fs::write(shots.join("nested-gpu-console.png"), &png_bytes).unwrap();
+    let shot = shots.join("nested-gpu-console.png");
+    std::fs::write(&shot, &png_bytes).unwrap();
 
-    let mut reader = png::Decoder::new(std::io::Cursor::new(&png_bytes))
-        .read_info()
-        .unwrap();
-    let mut rgba = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut rgba).unwrap();
-    assert_eq!((info.width, info.height), (640, 480));
-    let lit: Vec<bool> = rgba
-        .chunks_exact(4)
-        .map(|p| p[..3].iter().any(|c| *c > 0x80))
-        .collect();
-    let share = lit.iter().filter(|l| **l).count() as f64 / lit.len() as f64;
-    // A text console: some pixels lit (glyphs), most not (background).
+    let (w, h, rgb) = decode(&shot);
+    assert_eq!((w, h), (640, 480));
+    let (rows, share) = text_rows(w, h, &rgb, (0, 0, w, h));
+    // A text console: some pixels lit (glyphs), most not (background), in lines.
     assert!((0.005..0.3).contains(&share), "lit share {share}");
-    // Text comes in lines: count 16-pixel rows (the console font's height) with glyphs.
-    let text_rows = (0..480 / 16)
-        .filter(|band| {
-            (band * 16..band * 16 + 16).any(|y| lit[y * 640..(y + 1) * 640].iter().any(|l| *l))
-        })
-        .count();
-    assert!(text_rows >= 8, "only {text_rows} rows of text");
+    assert!(rows >= 8, "only {rows} rows of text");
 }
 
 /// Host-initiated resolution change with the real driver: L1 asks the running VM's

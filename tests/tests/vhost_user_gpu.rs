@@ -11,8 +11,12 @@
     reason = "a test: screenshots are small"
 )]
 
-use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xdo, xvfb, Kill};
-use phyllome_tests::{vmm_binary, wait_for_path, workspace, Assets};
+use phyllome_tests::desktop::{
+    app, decode, geometry, screenshot, text_rows, window_named, xdo, xvfb, Kill,
+};
+use phyllome_tests::{
+    guest_input_devices, vmm_binary, wait_for_path, workspace, Assets, VIRTIO_INPUT_DEVICES,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -133,35 +137,6 @@ impl Guest {
     }
 }
 
-/// How many 16-pixel text rows of an RGB picture have glyphs, and the lit share.
-fn text_rows(width: u32, height: u32, rgb: &[u8], area: (u32, u32, u32, u32)) -> (usize, f64) {
-    let (x0, y0, x1, y1) = area;
-    let lit = |x: u32, y: u32| {
-        let i = ((y * width + x) * 3) as usize;
-        rgb[i..i + 3].iter().any(|c| *c > 0x80)
-    };
-    assert!(x1 <= width && y1 <= height);
-    let mut lit_count = 0usize;
-    let mut rows = 0;
-    let mut y = y0;
-    while y < y1 {
-        let band_end = (y + 16).min(y1);
-        let mut any = false;
-        for yy in y..band_end {
-            for x in x0..x1 {
-                if lit(x, yy) {
-                    lit_count += 1;
-                    any = true;
-                }
-            }
-        }
-        rows += usize::from(any);
-        y = band_end;
-    }
-    let share = lit_count as f64 / f64::from((x1 - x0) * (y1 - y0));
-    (rows, share)
-}
-
 /// Text rows and lit share of the guest's screen inside the app's window: the bounding
 /// box of the console's black background within the window.
 fn screen_text(display: &str, window: &str, shot: &(u32, u32, Vec<u8>)) -> Option<(usize, f64)> {
@@ -178,6 +153,37 @@ fn screen_text(display: &str, window: &str, shot: &(u32, u32, Vec<u8>)) -> Optio
         }
     }
     (x1 > x0 + 100 && y1 > y0 + 100).then(|| text_rows(*w, *h, rgb, (x0, y0, x1 + 1, y1 + 1)))
+}
+
+/// Screenshots (kept as `name`) until the guest's screen in `window` shows text that
+/// satisfies `enough` (text rows, lit share), for up to `secs`; the last reading.
+fn wait_screen_text(
+    display: &str,
+    window: &str,
+    name: &str,
+    secs: u64,
+    enough: impl Fn((usize, f64)) -> bool,
+) -> Option<(usize, f64)> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let shot = screenshot(display, name);
+        let text = screen_text(display, window, &shot);
+        if text.is_some_and(&enough) || Instant::now() > deadline {
+            return text;
+        }
+    }
+}
+
+/// Types `command` and Return into `window` with xdotool, as a user at the keyboard would.
+/// (Xvfb has no window manager to activate windows: focus is enough.)
+fn type_line(display: &str, window: &str, command: &str) {
+    assert!(xdo(display, &["windowfocus", "--sync", window]));
+    assert!(xdo(
+        display,
+        &["type", "--window", window, "--delay", "40", command]
+    ));
+    assert!(xdo(display, &["key", "--window", window, "Return"]));
 }
 
 #[test]
@@ -207,22 +213,12 @@ fn linux_draws_its_console_through_our_gpu_backend_and_binds_our_input_backends(
         console.contains(&format!("PHYLLOME-GPU-FB=virtio_gpudrmfb {WIDTH},{HEIGHT}")),
         "{console}"
     );
-    let input: Vec<&str> = console
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("PHYLLOME-INPUT "))
+    // QEMU's PC adds its own PS/2 keyboard; ours come after it.
+    let input: Vec<&str> = guest_input_devices(&console)
+        .into_iter()
         .filter(|l| !l.contains("AT Translated") && !l.contains("EV=120013"))
         .collect();
-    assert_eq!(
-        input,
-        vec![
-            "N: Name=\"Phyllome Virtio Keyboard\"",
-            "B: EV=3",
-            "N: Name=\"Phyllome Virtio Tablet\"",
-            "B: EV=f",
-            "B: ABS=3",
-        ],
-        "{console}"
-    );
+    assert_eq!(input, VIRTIO_INPUT_DEVICES, "{console}");
     let scanout = guest.path("scanout.png");
     guest_finished_dump(&scanout);
     guest.finish();
@@ -263,15 +259,13 @@ fn the_app_shows_the_guest_console_and_what_is_typed_runs_in_the_guest() {
     );
     let window = window_named(&display, "Phyllome").expect("the app's window shows");
     // The console's eight lines of text show in the window (scaled to fit it).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let before = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let shot = screenshot(&display, "app-qemu-console.png");
-        let text = screen_text(&display, &window, &shot);
-        if text.is_some_and(|(rows, share)| rows >= 8 && share < 0.3) || Instant::now() > deadline {
-            break text;
-        }
-    };
+    let before = wait_screen_text(
+        &display,
+        &window,
+        "app-qemu-console.png",
+        30,
+        |(rows, share)| rows >= 8 && share < 0.3,
+    );
     let before = before.expect("the guest's screen is not in the window");
     assert!(
         before.0 >= 8,
@@ -279,35 +273,21 @@ fn the_app_shows_the_guest_console_and_what_is_typed_runs_in_the_guest() {
     );
 
     // Typed into the window, run by the guest's shell: the output reaches its serial port.
-    // Xvfb has no window manager to activate windows: focus is enough.
-    assert!(xdo(&display, &["windowfocus", "--sync", &window]));
-    assert!(xdo(
+    type_line(
         &display,
-        &[
-            "type",
-            "--window",
-            &window,
-            "--delay",
-            "40",
-            "echo PHYLLOME-TYPED-$((6*7)) > /dev/ttyS0"
-        ]
-    ));
-    assert!(xdo(&display, &["key", "--window", &window, "Return"]));
+        &window,
+        "echo PHYLLOME-TYPED-$((6*7)) > /dev/ttyS0",
+    );
     assert!(
         guest.wait_serial("PHYLLOME-TYPED-42", 60),
         "what was typed never ran in the guest:\n{}",
         guest.serial()
     );
     // And the command line shows on the guest's console in the window: more text.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let shot = screenshot(&display, "app-qemu-console-typed.png");
-        let after = screen_text(&display, &window, &shot).unwrap_or_default();
-        if after.0 > before.0 || Instant::now() > deadline {
-            break after;
-        }
-    };
+    let after = wait_screen_text(&display, &window, "app-qemu-console-typed.png", 20, |t| {
+        t.0 > before.0
+    })
+    .unwrap_or_default();
     // The command line and its prompt: at least one more row of text.
     assert!(
         after.0 > before.0,
@@ -342,32 +322,14 @@ fn the_demo_vm_offers_a_shell_on_its_display() {
         ],
     );
     let window = window_named(&display, "Demo").expect("the app's window shows");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let shown = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let shot = screenshot(&display, "app-demo-vm.png");
-        let text = screen_text(&display, &window, &shot);
-        if text.is_some_and(|(rows, _)| rows >= 3) || Instant::now() > deadline {
-            break text;
-        }
-    };
+    let shown = wait_screen_text(&display, &window, "app-demo-vm.png", 30, |(rows, _)| {
+        rows >= 3
+    });
     assert!(
         shown.is_some_and(|(rows, _)| rows >= 3),
         "no welcome text on the display: {shown:?}"
     );
-    assert!(xdo(&display, &["windowfocus", "--sync", &window]));
-    assert!(xdo(
-        &display,
-        &[
-            "type",
-            "--window",
-            &window,
-            "--delay",
-            "40",
-            "echo demo-$((2+3)) > /dev/ttyS0"
-        ]
-    ));
-    assert!(xdo(&display, &["key", "--window", &window, "Return"]));
+    type_line(&display, &window, "echo demo-$((2+3)) > /dev/ttyS0");
     assert!(
         guest.wait_serial("demo-5", 60),
         "the command typed on the display never ran:\n{}",

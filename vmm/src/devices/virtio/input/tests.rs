@@ -56,36 +56,43 @@ fn tablet_has_absolute_axes_buttons_and_wheels() {
     );
 }
 
+/// An event queue holding `n` one-descriptor chains of 8 writable bytes, buffer `i` at
+/// 0x8000 + i * 0x100.
+fn event_buffers(mem: &GuestMemory, n: u64) -> Queue {
+    let descs: Vec<RawDescriptor> = (0..n)
+        .map(|i| RawDescriptor::from(Descriptor::new(0x8000 + i * 0x100, 8, 2, 0)))
+        .collect();
+    let vq = MockSplitQueue::new(mem, 16);
+    vq.add_desc_chains(&descs, 0).unwrap();
+    vq.create_queue().unwrap()
+}
+
+/// The event the device wrote into buffer `i`: (type, code, value).
+fn event_in(mem: &GuestMemory, i: u64) -> (u16, u16, u32) {
+    let mut b = [0u8; 8];
+    mem.read_slice(&mut b, GuestAddress(0x8000 + i * 0x100))
+        .unwrap();
+    (
+        u16::from_le_bytes([b[0], b[1]]),
+        u16::from_le_bytes([b[2], b[3]]),
+        u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+    )
+}
+
 #[test]
 fn events_wait_for_buffers_and_arrive_in_order_with_syn() {
     let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     let (dev, input) = Input::new(InputKind::Keyboard).unwrap();
     let core = std::sync::Mutex::new(dev);
-    // Three one-descriptor chains of 8 writable bytes.
-    let descs: Vec<RawDescriptor> = (0..3u64)
-        .map(|i| RawDescriptor::from(Descriptor::new(0x8000 + i * 0x100, 8, 2, 0)))
-        .collect();
-    let vq = MockSplitQueue::new(&mem, 16);
-    vq.add_desc_chains(&descs, 0).unwrap();
-    let mut q: Queue = vq.create_queue().unwrap();
+    let mut q = event_buffers(&mem, 3);
     assert!(
         !serve_queue(&mut q, EVENT_QUEUE, &mem, &core).unwrap(),
         "nothing to send yet"
     );
     assert!(input.key(30, true));
     assert!(serve_queue(&mut q, EVENT_QUEUE, &mem, &core).unwrap());
-    let read = |i: u64| {
-        let mut b = [0u8; 8];
-        mem.read_slice(&mut b, GuestAddress(0x8000 + i * 0x100))
-            .unwrap();
-        (
-            u16::from_le_bytes([b[0], b[1]]),
-            u16::from_le_bytes([b[2], b[3]]),
-            u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        )
-    };
-    assert_eq!(read(0), (EV_KEY, 30, 1), "KEY_A down");
-    assert_eq!(read(1), (EV_SYN, SYN_REPORT, 0));
+    assert_eq!(event_in(&mem, 0), (EV_KEY, 30, 1), "KEY_A down");
+    assert_eq!(event_in(&mem, 1), (EV_SYN, SYN_REPORT, 0));
     assert_eq!(q.next_used(), 2, "the third buffer still waits");
 }
 
@@ -138,12 +145,7 @@ fn wheel_clicks_arrive_as_relative_wheel_events_with_their_sign() {
     let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     let (dev, input) = Input::new(InputKind::Tablet).unwrap();
     let core = std::sync::Mutex::new(dev);
-    let descs: Vec<RawDescriptor> = (0..4u64)
-        .map(|i| RawDescriptor::from(Descriptor::new(0x8000 + i * 0x100, 8, 2, 0)))
-        .collect();
-    let vq = MockSplitQueue::new(&mem, 16);
-    vq.add_desc_chains(&descs, 0).unwrap();
-    let mut q: Queue = vq.create_queue().unwrap();
+    let mut q = event_buffers(&mem, 4);
     assert!(
         input.wheel(0, 0),
         "no clicks: nothing to send, nothing refused"
@@ -151,15 +153,10 @@ fn wheel_clicks_arrive_as_relative_wheel_events_with_their_sign() {
     assert!(!serve_queue(&mut q, EVENT_QUEUE, &mem, &core).unwrap());
     assert!(input.wheel(1, -2));
     assert!(serve_queue(&mut q, EVENT_QUEUE, &mem, &core).unwrap());
-    let read = |i: u64| {
-        let mut b = [0u8; 8];
-        mem.read_slice(&mut b, GuestAddress(0x8000 + i * 0x100))
-            .unwrap();
-        (
-            u16::from_le_bytes([b[0], b[1]]),
-            u16::from_le_bytes([b[2], b[3]]),
-            i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        )
+    // The value field carries the signed count in two's complement.
+    let read = |i| {
+        let (kind, code, value) = event_in(&mem, i);
+        (kind, code, i32::from_ne_bytes(value.to_ne_bytes()))
     };
     assert_eq!(read(0), (EV_REL, REL_WHEEL, -2), "two clicks down");
     assert_eq!(read(1), (EV_REL, REL_HWHEEL, 1), "one click right");
