@@ -178,8 +178,15 @@ if [ -e /sys/class/graphics/fb0 ]; then
     m0=$(head -1 "$modes")
     echo "PHYLLOME-GPU-MODE-BEFORE=$m0"
     m=$m0
-    # (The list is empty for a moment while the driver probes the new display info.)
-    for i in $(seq 120); do m=$(head -1 "$modes"); [ -n "$m" ] && [ "$m" != "$m0" ] && break; sleep 0.5; done
+    # The driver probes the connector when the configuration interrupt's display info
+    # arrives, but that probe can race the EDID update and leave the list empty; asking for a
+    # probe again ("detect") reads what the driver now knows (without the interrupt it would
+    # still know only the old size).
+    for i in $(seq 120); do
+      m=$(head -1 "$modes"); [ -n "$m" ] && [ "$m" != "$m0" ] && break
+      echo detect > "${modes%/modes}/status" 2>/dev/null
+      sleep 0.5
+    done
     echo "PHYLLOME-GPU-MODE-AFTER=$m"
   fi
 fi
