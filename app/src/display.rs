@@ -37,6 +37,9 @@ pub struct DisplayInit {
     pub socket: PathBuf,
     /// The VM's name, for the title.
     pub name: String,
+    /// Where to keep a small picture of the last frame (the library's thumbnail), written
+    /// when the display goes away.
+    pub thumbnail: Option<PathBuf>,
 }
 
 /// Messages to the window.
@@ -78,6 +81,8 @@ pub enum DisplayInput {
     Fullscreened(bool),
     /// The pointer's height over the screen area (to show the leave-fullscreen control).
     PointerY(f64),
+    /// The window is closing.
+    Closing,
 }
 
 /// The window's state.
@@ -85,6 +90,7 @@ pub enum DisplayInput {
 pub struct Display {
     socket: PathBuf,
     name: String,
+    thumbnail: Option<PathBuf>,
     screen: GuestScreen,
     has_picture: bool,
     status: Option<String>,
@@ -115,6 +121,27 @@ impl Display {
             if c.send(msg).is_err() {
                 *w = None;
             }
+        }
+    }
+
+    /// Writes the picture, 320 pixels wide, as the library's thumbnail (a temporary file
+    /// renamed over the old one). Nothing to do without a picture.
+    fn save_thumbnail(&self) {
+        let Some(path) = &self.thumbnail else { return };
+        let (w, h) = self.screen.size();
+        if !self.has_picture || w == 0 || h == 0 {
+            return;
+        }
+        let (tw, th) = (320.0, 320.0 * f64::from(h) / f64::from(w));
+        let snapshot = gtk::Snapshot::new();
+        self.screen.snapshot(&snapshot, tw, th);
+        let (Some(node), Some(renderer)) = (snapshot.to_node(), self.window.renderer()) else {
+            return;
+        };
+        let texture = renderer.render_texture(&node, None);
+        let temp = path.with_extension("png.tmp");
+        if texture.save_to_png(&temp).is_ok() {
+            let _ = std::fs::rename(&temp, path);
         }
     }
 
@@ -247,6 +274,11 @@ impl SimpleComponent for Display {
             set_title: Some(&tr_args("display-window-title", &[("name", &model.name)])),
             set_default_width: 1024,
             set_default_height: 768,
+            connect_close_request[sender] => move |_| {
+                // Kept open until the thumbnail is written (it needs the renderer).
+                sender.input(DisplayInput::Closing);
+                glib::Propagation::Stop
+            },
             connect_is_active_notify[sender] => move |w| sender.input(DisplayInput::Active(w.is_active())),
             connect_fullscreened_notify[sender] => move |w| sender.input(DisplayInput::Fullscreened(w.is_fullscreen())),
 
@@ -328,6 +360,7 @@ impl SimpleComponent for Display {
         let model = Display {
             socket: init.socket.clone(),
             name: init.name,
+            thumbnail: init.thumbnail,
             screen,
             has_picture: false,
             status: Some(tr("display-connecting")),
@@ -447,7 +480,13 @@ impl SimpleComponent for Display {
                     self.status = Some(tr("display-waiting"));
                 }
             }
+            DisplayInput::Closing => {
+                self.save_thumbnail();
+                self.release_held_keys();
+                self.window.destroy();
+            }
             DisplayInput::Lost(why) => {
+                self.save_thumbnail();
                 *self
                     .writer
                     .lock()

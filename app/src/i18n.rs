@@ -206,14 +206,17 @@ mod tests {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            for call in ["tr(\"", "tr_args(\""] {
+            for call in ["tr(", "tr_args("] {
                 for (i, _) in text.match_indices(call) {
                     // Not the tail of a longer name (`attr("...`).
                     let before = text[..i].chars().next_back();
                     if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                         continue;
                     }
-                    let rest = &text[i + call.len()..];
+                    // The key may be on the next line, after rustfmt.
+                    let Some(rest) = text[i + call.len()..].trim_start().strip_prefix('"') else {
+                        continue;
+                    };
                     if let Some(end) = rest.find('"') {
                         out.insert(rest[..end].to_owned());
                     }

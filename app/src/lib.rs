@@ -1,13 +1,23 @@
-//! Phyllome's app, as a library for its binary and its benchmarks: the display window and
-//! the pieces it is made of, translations, and the VM library's store.
+//! Phyllome's app, as a library for its binary and its benchmarks: the library window, the
+//! install wizard, the settings, the display window and the pieces they are made of, the
+//! tray, translations, and the VM library's store.
 
 pub mod display;
 pub mod frames;
+pub mod graphics;
 pub mod i18n;
 pub mod iso;
+pub mod library;
+pub mod messages;
+pub mod new_vm;
 pub mod resources;
+pub mod runner;
 pub mod screen;
+pub mod settings;
 pub mod store;
+pub mod tray;
+pub mod window_state;
+pub mod wizard;
 
 /// The application's ID (D-Bus name, desktop file, icon, resource path).
 pub const APP_ID: &str = "org.phyllome.Phyllome";

@@ -1,72 +1,23 @@
-//! Phyllome's desktop app. For now a window that says what the app will be and whether
-//! this computer can run VMs, and (`phyllome --console PATH`) the display window on a
-//! running VM's console connection; the VM library and wizard come in their own issue.
+//! Phyllome's desktop app: the VM library (`phyllome`, or `phyllome FILE.iso` to open the
+//! install wizard on an installer image, as GNOME Boxes does), and the display window alone
+//! on a running VM's console connection (`phyllome --console PATH [--name NAME]`).
 
 use phyllome::display;
+use phyllome::graphics;
 use phyllome::i18n::tr;
+use phyllome::library::{Library, LibraryInit};
 
-use relm4::adw::prelude::*;
+use relm4::gtk::prelude::*;
 use relm4::prelude::*;
-
-/// The main window.
-struct App {
-    kvm_status: String,
-}
-
-#[relm4::component]
-impl SimpleComponent for App {
-    type Init = String;
-    type Input = ();
-    type Output = ();
-
-    view! {
-        adw::ApplicationWindow {
-            set_title: Some(&tr("app-name")),
-            set_default_width: 720,
-            set_default_height: 480,
-
-            gtk::Box {
-                set_orientation: gtk::Orientation::Vertical,
-                adw::HeaderBar {},
-                adw::StatusPage {
-                    set_vexpand: true,
-                    set_icon_name: Some("computer-symbolic"),
-                    set_title: &tr("welcome-title"),
-                    #[watch]
-                    set_description: Some(&model.kvm_status),
-                },
-            }
-        }
-    }
-
-    fn init(
-        kvm_status: String,
-        root: Self::Root,
-        _sender: ComponentSender<Self>,
-    ) -> ComponentParts<Self> {
-        gtk::Window::set_default_icon_name(phyllome::APP_ID);
-        let model = App { kvm_status };
-        let widgets = view_output!();
-        ComponentParts { model, widgets }
-    }
-}
-
-/// A sentence about this computer's KVM, without opening a VM.
-fn kvm_status() -> String {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        Ok(_) if phyllome_vmm::host::has_hardware_virtualization() => tr("kvm-ready"),
-        Ok(_) => tr("kvm-software"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => tr("kvm-missing"),
-        Err(_) => tr("kvm-no-permission"),
-    }
-}
+use std::path::PathBuf;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Before GTK: the graphics probe's child prints its line and leaves.
+    if args.first().map(String::as_str) == Some(graphics::PROBE_FLAG) {
+        graphics::print_probe();
+        return;
+    }
     if let Err(e) = phyllome::register_resources() {
         eprintln!("phyllome: the app's bundled resources are damaged: {e}");
     }
@@ -80,9 +31,23 @@ fn main() {
             relm_app().run::<display::Display>(display::DisplayInit {
                 socket: path.into(),
                 name,
+                thumbnail: None,
             });
         }
-        [] => relm_app().run::<App>(kvm_status()),
+        [flag] if flag == "--help" || flag == "-h" => usage(),
+        [] => relm_app().run::<Library>(LibraryInit {
+            tray: true,
+            ..LibraryInit::default()
+        }),
+        [iso] if !iso.starts_with('-') => {
+            let path = PathBuf::from(iso);
+            let path = std::path::absolute(&path).unwrap_or(path);
+            relm_app().run::<Library>(LibraryInit {
+                install: Some(path),
+                tray: true,
+                ..LibraryInit::default()
+            });
+        }
         _ => usage(),
     }
 }
@@ -97,6 +62,6 @@ fn relm_app<M: std::fmt::Debug + 'static>() -> RelmApp<M> {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: phyllome [--console SOCKET [--name NAME]]");
+    eprintln!("usage: phyllome [INSTALLER.iso] | phyllome --console SOCKET [--name NAME]");
     std::process::exit(2);
 }

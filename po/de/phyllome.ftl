@@ -1,10 +1,8 @@
 # Die Oberfläche von Phyllome, auf Deutsch.
 
 app-name = Phyllome
-welcome-title = Phyllome
 
 ## Was das erste Fenster über diesen Computer sagt
-kvm-ready = Führen Sie Ihr eigenes Betriebssystem in einem Fenster aus. Dieser Computer kann virtuelle Maschinen ausführen.
 kvm-software = Hinter dem KVM dieses Computers steht keine Hardware-Virtualisierung (er ist selbst eine virtuelle Maschine): Gäste würden kriechen.
 kvm-missing = Dieser Computer kann noch keine virtuellen Maschinen ausführen: Schalten Sie die Virtualisierung in den Firmware-Einstellungen ein.
 kvm-no-permission = Keine Berechtigung für /dev/kvm: Treten Sie der Gruppe kvm bei und melden Sie sich neu an.
@@ -23,3 +21,167 @@ display-reconnect = Neu verbinden
 display-fullscreen = Vollbild (F11)
 display-leave-fullscreen = Vollbild verlassen
 display-leave-fullscreen-tooltip = Vollbild verlassen (F11)
+
+## Die Bibliothek
+library-new = Neue virtuelle Maschine (Strg+N)
+library-empty-title = Noch keine virtuellen Maschinen
+library-empty-description = Installieren Sie ein Betriebssystem von seinem Installationsabbild: Es läuft in einem Fenster, mit eigener Festplatte.
+library-empty-create = Virtuelle Maschine erstellen
+library-unavailable = Die Bibliothek kann nicht geöffnet werden
+library-broken = Beschädigte Definition in „{ $folder }“
+library-still-running = Phyllome lässt Ihre virtuellen Maschinen weiterlaufen; Sie finden es im Benachrichtigungsfeld.
+os-unknown = Unbekanntes System
+state-off = Aus
+state-starting = Startet…
+state-running = Läuft
+state-paused = Angehalten
+state-shutting-down = Fährt herunter…
+action-start = Starten
+action-open-display = Bildschirm zeigen
+action-pause = Anhalten
+action-resume = Fortsetzen
+action-shut-down = Herunterfahren
+action-force-off = Ausschalten erzwingen
+action-settings = Einstellungen
+action-delete = Löschen…
+action-more = Weitere Aktionen
+vm-not-running = { $name } läuft nicht.
+vm-broken-cannot-start = Diese Definition ist nicht lesbar und kann daher nicht starten; reparieren oder löschen Sie sie.
+vm-start-failed = { $name } kann nicht starten: { $reason }
+vm-error = { $name }: { $reason }
+vm-stopped-unexpectedly = { $name } hat unerwartet angehalten: { $reason }
+vm-3d-later = 3D-Beschleunigung ist in dieser Version noch nicht enthalten: Diese virtuelle Maschine läuft vorerst mit 2D-Grafik.
+stop-triple-fault = das Gastsystem ist abgestürzt (Triple Fault)
+stop-internal = der Monitor der virtuellen Maschine ist gescheitert ({ $detail })
+delete-title = { $name } löschen?
+delete-body = Ihre Definition wird entfernt. Ihre Festplatten können bleiben, in einem Ordner neben der Bibliothek, oder mit ihr gelöscht werden.
+delete-body-broken = Die beschädigte Definition wird entfernt. Ihre Festplatten können bleiben, in einem Ordner neben der Bibliothek, oder mit ihr gelöscht werden.
+delete-keep-disks = Löschen, Festplatten behalten
+delete-with-disks = Mit Festplatten löschen
+quit-running-title = Virtuelle Maschinen laufen
+quit-running-body = { $count ->
+    [one] Eine virtuelle Maschine läuft. Wenn Sie Phyllome schließen, wird sie beendet.
+   *[other] { $count } virtuelle Maschinen laufen. Wenn Sie Phyllome schließen, werden sie beendet.
+}
+quit-keep-open = Weiterlaufen lassen
+quit-shut-down = Herunterfahren und beenden
+quit-force-off = Ausschalten erzwingen und beenden
+
+## Das Benachrichtigungsfeld
+tray-show-window = Phyllome zeigen
+tray-hide-window = Phyllome verbergen
+tray-running-count = { $count ->
+    [0] Keine virtuelle Maschine läuft
+    [one] Eine virtuelle Maschine läuft
+   *[other] { $count } virtuelle Maschinen laufen
+}
+
+## Der Installationsassistent
+wizard-title = Neue virtuelle Maschine
+wizard-step = Schritt { $step } von 4: { $what }
+wizard-page-source = Installationsprogramm
+wizard-page-resources = Ressourcen
+wizard-page-graphics = Grafik
+wizard-page-summary = Zusammenfassung
+wizard-cancel = Abbrechen
+wizard-back = Zurück
+wizard-next = Weiter
+wizard-create = Erstellen
+wizard-open = Öffnen
+wizard-source-title = Installationsprogramm wählen
+wizard-source-description = Wählen Sie das Installationsabbild (.iso) des zu installierenden Systems, oder ziehen Sie es auf dieses Fenster.
+wizard-choose-image = Installationsabbild wählen…
+wizard-iso-filter = Installationsabbilder
+wizard-all-files = Alle Dateien
+wizard-image-group = Installationsabbild
+wizard-no-image = Kein Abbild gewählt
+wizard-no-image-hint = Installationsprogramme von Debian, Ubuntu, Fedora, Arch Linux und openSUSE starten direkt.
+wizard-reading = Abbild wird gelesen…
+wizard-boots-directly = startet direkt
+wizard-cannot-boot-yet = { $os } kann noch nicht starten: Phyllome startet Installationsprogramme über den Linux-Kernel darin, und dieses Abbild enthält keinen, den es kennt. Firmware-Unterstützung kommt in einer späteren Version; nutzen Sie bis dahin die erweiterte Wahl mit einem Kernel.
+wizard-image-unusable = Diese Datei kann nicht verwendet werden
+wizard-not-iso = „{ $file }“ ist kein Installationsabbild: Es hat kein ISO-9660-Volume. Wählen Sie die heruntergeladene .iso-Datei.
+wizard-iso-unreadable = { $file } kann nicht gelesen werden ({ $reason }). Prüfen Sie, ob die Datei noch da ist und Sie sie lesen dürfen.
+wizard-iso-damaged = Das Abbild ist beschädigt ({ $reason }). Laden Sie es erneut herunter.
+wizard-advanced = Erweitert: einen Kernel starten
+wizard-advanced-description = Ein Linux-Kernel, eine optionale Initrd und eine Befehlszeile statt eines Installationsabbilds.
+wizard-kernel = Kernel
+wizard-initrd = Initrd (optional)
+wizard-cmdline = Befehlszeile
+wizard-kernel-missing = { $file } existiert nicht; geben Sie den vollständigen Pfad der Datei an.
+wizard-default-name = Virtuelle Maschine
+wizard-resources-title = Ressourcen
+wizard-resources-description = Vorgeschlagen für dieses System und diesen Computer. Die Festplatte belegt erst Platz, wenn das System sie füllt.
+wizard-name = Name
+wizard-name-empty = Geben Sie der virtuellen Maschine einen Namen.
+wizard-name-taken = Eine virtuelle Maschine namens „{ $name }“ gibt es schon; wählen Sie einen anderen Namen.
+wizard-cpus = Prozessoren
+wizard-cpus-host = Dieser Computer hat { $count }
+wizard-memory = Arbeitsspeicher
+wizard-memory-unit = MiB
+wizard-disk = Festplattengröße
+wizard-disk-unit = GiB, höchstens (wächst bei Bedarf)
+wizard-disk-format = Festplattenformat
+wizard-format-qcow2 = qcow2 (wächst bei Bedarf)
+wizard-format-raw = roh (am einfachsten, dünn belegt)
+wizard-graphics-title = Grafik
+wizard-graphics-description = Mit 3D-Beschleunigung zeichnet das System mit dem OpenGL dieses Computers.
+wizard-3d = 3D-Beschleunigung
+wizard-3d-probing = Es wird geprüft, was dieser Computer zeichnen kann…
+wizard-3d-available = Verfügbar, gezeichnet von { $renderer }
+wizard-3d-available-software = Verfügbar, auf dem Prozessor gezeichnet von { $renderer }: Das funktioniert, langsamer als mit einer Grafikkarte
+wizard-summary-title = Zusammenfassung
+wizard-summary-description = Erstellen legt die Festplatte an, speichert die virtuelle Maschine und startet das Installationsprogramm.
+wizard-creating = Virtuelle Maschine wird erstellt
+wizard-step-kernel = Kernel des Installationsprogramms wird kopiert…
+wizard-step-initrd = Initrd des Installationsprogramms wird kopiert…
+wizard-step-disk = Festplatte wird angelegt…
+wizard-create-failed = Die virtuelle Maschine wurde nicht erstellt: { $reason }
+summary-os = System
+summary-installer = Installationsabbild (schreibgeschützt eingebunden)
+summary-kernel = Kernel
+summary-name = Name
+summary-cpus = Prozessoren
+summary-memory = Arbeitsspeicher
+summary-disk = Festplatte
+summary-disk-qcow2 = { $gib } GiB, qcow2
+summary-disk-raw = { $gib } GiB, roh
+summary-graphics = Grafik
+summary-3d-on = 3D-Beschleunigung
+summary-3d-off = 2D
+size-mib = { $mib } MiB
+
+## Was die 3D-Prüfung gefunden hat
+graphics-disabled = OpenGL ist in dieser Sitzung ausgeschaltet (GDK_DEBUG=gl-disable), daher ist die 3D-Beschleunigung aus.
+graphics-no-egl = Dieser Computer hat keine OpenGL-Bibliothek (libEGL): Installieren Sie Mesa für 3D-Beschleunigung. ({ $detail })
+graphics-no-display = OpenGL kann hier ohne Bildschirm nicht zeichnen: Installieren Sie Mesas EGL-Treiber für 3D-Beschleunigung. ({ $detail })
+graphics-no-context = Der OpenGL-Treiber kann keinen Zeichenkontext anlegen, daher ist die 3D-Beschleunigung aus. ({ $detail })
+graphics-probe-crashed = Der OpenGL-Treiber ist bei der Prüfung abgestürzt ({ $how }), daher ist die 3D-Beschleunigung aus.
+graphics-probe-failed = OpenGL konnte nicht geprüft werden, daher ist die 3D-Beschleunigung aus.
+
+## Fehler
+error-too-many-cpus = Dieser Computer hat { $host } Prozessoren; geben Sie der virtuellen Maschine höchstens { $host }.
+error-no-cpu = Geben Sie der virtuellen Maschine mindestens einen Prozessor.
+error-too-much-memory = Dieser Computer hat { $host } MiB Arbeitsspeicher; geben Sie der virtuellen Maschine höchstens { $max } MiB, damit dem Desktop genug bleibt.
+error-too-little-memory = { $min } MiB Arbeitsspeicher sind das Mindeste, womit ein Installationsprogramm läuft.
+error-disk-too-large = Die Festplatte könnte auf { $want } GiB wachsen, dort sind aber nur { $free } GiB frei; wählen Sie eine kleinere Festplatte oder schaffen Sie Platz.
+error-disk-too-small = Eine Festplatte mit weniger als { $min } GiB kann kein Betriebssystem aufnehmen.
+error-store-io = { $path } kann nicht gelesen oder geschrieben werden ({ $reason }). Prüfen Sie, ob der Datenträger voll ist und Sie dort schreiben dürfen.
+error-store-broken = Die Definition { $path } ist nicht lesbar ({ $reason }); sie wurde unverändert gelassen. Reparieren oder entfernen Sie sie zuerst.
+error-store-gone = Der Ordner dieser virtuellen Maschine, { $path }, ist verschwunden; er wurde außerhalb von Phyllome entfernt.
+
+## Die Einstellungen einer virtuellen Maschine
+settings-title = Einstellungen von { $name }
+settings-general = Allgemein
+settings-next-start = Änderungen gelten ab dem nächsten Start der virtuellen Maschine.
+settings-disks = Festplatten
+settings-add-disk = Festplatte hinzufügen…
+settings-remove-disk = Diese Festplatte lösen (die Datei bleibt)
+settings-eject = Auswerfen
+settings-disk-readonly = { $path } (schreibgeschützt)
+settings-graphics = Grafik
+settings-boot = Start
+settings-boot-description = Was die virtuelle Maschine startet: ein Linux-Kernel, seine Initrd und seine Befehlszeile.
+settings-kernel-needed = Die virtuelle Maschine braucht einen Kernel, um zu starten.
+settings-invalid = Diese Änderung wurde nicht gespeichert: { $reason }
+settings-saved = Gespeichert.

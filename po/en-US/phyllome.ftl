@@ -2,10 +2,8 @@
 # follows key for key.
 
 app-name = Phyllome
-welcome-title = Phyllome
 
-## What the first window says about this computer
-kvm-ready = Run your own operating system in a window. This computer can run virtual machines.
+## What the library says about this computer's KVM
 kvm-software = This computer's KVM has no hardware virtualization behind it (it is itself a virtual machine): guests would crawl.
 kvm-missing = This computer cannot run virtual machines yet: enable virtualization in its firmware settings.
 kvm-no-permission = No permission to use /dev/kvm: add yourself to the kvm group, then log in again.
@@ -24,3 +22,167 @@ display-reconnect = Reconnect
 display-fullscreen = Fullscreen (F11)
 display-leave-fullscreen = Leave Fullscreen
 display-leave-fullscreen-tooltip = Leave fullscreen (F11)
+
+## The library window
+library-new = New Virtual Machine (Ctrl+N)
+library-empty-title = No Virtual Machines Yet
+library-empty-description = Install an operating system from its installer image: it runs in a window, with its own disk.
+library-empty-create = Create a Virtual Machine
+library-unavailable = The Library Cannot Be Opened
+library-broken = Damaged definition in “{ $folder }”
+library-still-running = Phyllome keeps your virtual machines running; find it in the tray.
+os-unknown = Unknown system
+state-off = Off
+state-starting = Starting…
+state-running = Running
+state-paused = Paused
+state-shutting-down = Shutting down…
+action-start = Start
+action-open-display = Show the Display
+action-pause = Pause
+action-resume = Resume
+action-shut-down = Shut Down
+action-force-off = Force Off
+action-settings = Settings
+action-delete = Delete…
+action-more = More Actions
+vm-not-running = { $name } is not running.
+vm-broken-cannot-start = This definition cannot be read, so it cannot start; fix or delete it.
+vm-start-failed = { $name } cannot start: { $reason }
+vm-error = { $name }: { $reason }
+vm-stopped-unexpectedly = { $name } stopped unexpectedly: { $reason }
+vm-3d-later = 3D acceleration is not in this version yet: this virtual machine runs with 2D graphics for now.
+stop-triple-fault = the guest crashed (triple fault)
+stop-internal = the virtual machine monitor failed ({ $detail })
+delete-title = Delete { $name }?
+delete-body = Its definition is removed. Its disks can stay, in a folder beside the library, or be deleted with it.
+delete-body-broken = The damaged definition is removed. Its disks can stay, in a folder beside the library, or be deleted with it.
+delete-keep-disks = Delete, Keep Disks
+delete-with-disks = Delete With Disks
+quit-running-title = Virtual Machines Are Running
+quit-running-body = { $count ->
+    [one] One virtual machine is running. Closing Phyllome stops it.
+   *[other] { $count } virtual machines are running. Closing Phyllome stops them.
+}
+quit-keep-open = Keep Running
+quit-shut-down = Shut Down and Quit
+quit-force-off = Force Off and Quit
+
+## The tray
+tray-show-window = Show Phyllome
+tray-hide-window = Hide Phyllome
+tray-running-count = { $count ->
+    [0] No virtual machine is running
+    [one] One virtual machine is running
+   *[other] { $count } virtual machines are running
+}
+
+## The install wizard
+wizard-title = New Virtual Machine
+wizard-step = Step { $step } of 4: { $what }
+wizard-page-source = Installer
+wizard-page-resources = Resources
+wizard-page-graphics = Graphics
+wizard-page-summary = Summary
+wizard-cancel = Cancel
+wizard-back = Back
+wizard-next = Next
+wizard-create = Create
+wizard-open = Open
+wizard-source-title = Choose an Installer
+wizard-source-description = Pick the installer image (.iso) of the system to install, or drop it on this window.
+wizard-choose-image = Choose Installer Image…
+wizard-iso-filter = Installer images
+wizard-all-files = All files
+wizard-image-group = Installer image
+wizard-no-image = No image chosen
+wizard-no-image-hint = Debian, Ubuntu, Fedora, Arch Linux and openSUSE installers start directly.
+wizard-reading = Reading the image…
+wizard-boots-directly = starts directly
+wizard-cannot-boot-yet = { $os } cannot start yet: Phyllome starts installers from the Linux kernel inside them, and this image has none it knows. Its firmware support comes in a later version; until then, use the Advanced choice with a kernel.
+wizard-image-unusable = This file cannot be used
+wizard-not-iso = “{ $file }” is not an installer image: it has no ISO 9660 volume. Choose the .iso file you downloaded.
+wizard-iso-unreadable = { $file } cannot be read ({ $reason }). Check that it is still there and that you may read it.
+wizard-iso-damaged = The image is damaged ({ $reason }). Download it again.
+wizard-advanced = Advanced: Start a Kernel
+wizard-advanced-description = A Linux kernel, an optional initrd and a command line, instead of an installer image.
+wizard-kernel = Kernel
+wizard-initrd = Initrd (optional)
+wizard-cmdline = Command line
+wizard-kernel-missing = { $file } does not exist; give the full path of the file.
+wizard-default-name = Virtual machine
+wizard-resources-title = Resources
+wizard-resources-description = Suggested for this system and this computer. The disk takes space only as the system fills it.
+wizard-name = Name
+wizard-name-empty = Give the virtual machine a name.
+wizard-name-taken = A virtual machine named “{ $name }” exists already; choose another name.
+wizard-cpus = Processors
+wizard-cpus-host = This computer has { $count }
+wizard-memory = Memory
+wizard-memory-unit = MiB
+wizard-disk = Disk size
+wizard-disk-unit = GiB, at most (it grows as it is used)
+wizard-disk-format = Disk format
+wizard-format-qcow2 = qcow2 (grows as used)
+wizard-format-raw = raw (simplest, sparse)
+wizard-graphics-title = Graphics
+wizard-graphics-description = With 3D acceleration the system draws with this computer's OpenGL.
+wizard-3d = 3D acceleration
+wizard-3d-probing = Checking what this computer can draw…
+wizard-3d-available = Available, drawn by { $renderer }
+wizard-3d-available-software = Available, drawn on the processor by { $renderer }: it works, more slowly than with a graphics card
+wizard-summary-title = Summary
+wizard-summary-description = Create makes the disk, saves the virtual machine and starts the installer.
+wizard-creating = Creating the Virtual Machine
+wizard-step-kernel = Copying the installer's kernel…
+wizard-step-initrd = Copying the installer's initrd…
+wizard-step-disk = Making the disk…
+wizard-create-failed = The virtual machine was not created: { $reason }
+summary-os = System
+summary-installer = Installer image (attached read-only)
+summary-kernel = Kernel
+summary-name = Name
+summary-cpus = Processors
+summary-memory = Memory
+summary-disk = Disk
+summary-disk-qcow2 = { $gib } GiB, qcow2
+summary-disk-raw = { $gib } GiB, raw
+summary-graphics = Graphics
+summary-3d-on = 3D acceleration
+summary-3d-off = 2D
+size-mib = { $mib } MiB
+
+## What the 3D probe found
+graphics-disabled = OpenGL is turned off in this session (GDK_DEBUG=gl-disable), so 3D acceleration is off.
+graphics-no-egl = This computer has no OpenGL library (libEGL): install Mesa to get 3D acceleration. ({ $detail })
+graphics-no-display = OpenGL cannot draw without a screen here: install Mesa's EGL driver to get 3D acceleration. ({ $detail })
+graphics-no-context = The OpenGL driver cannot create a drawing context, so 3D acceleration is off. ({ $detail })
+graphics-probe-crashed = The OpenGL driver crashed while being tested ({ $how }), so 3D acceleration is off.
+graphics-probe-failed = OpenGL could not be tested, so 3D acceleration is off.
+
+## Errors
+error-too-many-cpus = This computer has { $host } processors; give the virtual machine at most { $host }.
+error-no-cpu = Give the virtual machine at least one processor.
+error-too-much-memory = This computer has { $host } MiB of memory; give the virtual machine at most { $max } MiB so the desktop keeps enough.
+error-too-little-memory = { $min } MiB of memory is the least an installer runs in.
+error-disk-too-large = The disk could grow to { $want } GiB, but only { $free } GiB is free there; choose a smaller disk or free some space.
+error-disk-too-small = A disk of less than { $min } GiB cannot hold an operating system.
+error-store-io = { $path } cannot be read or written ({ $reason }). Check that the disk is not full and that you may write there.
+error-store-broken = The definition { $path } cannot be read ({ $reason }); it was left as it is. Fix or remove it first.
+error-store-gone = The folder of this virtual machine, { $path }, is gone; it was removed outside Phyllome.
+
+## A VM's settings
+settings-title = { $name } Settings
+settings-general = General
+settings-next-start = Changes take effect the next time the virtual machine starts.
+settings-disks = Disks
+settings-add-disk = Add Disk…
+settings-remove-disk = Detach this disk (the file stays)
+settings-eject = Eject
+settings-disk-readonly = { $path } (read-only)
+settings-graphics = Graphics
+settings-boot = Boot
+settings-boot-description = What the virtual machine starts: a Linux kernel, its initrd and its command line.
+settings-kernel-needed = The virtual machine needs a kernel to start.
+settings-invalid = This change was not saved: { $reason }
+settings-saved = Saved.

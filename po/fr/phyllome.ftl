@@ -1,10 +1,8 @@
 # L'interface de Phyllome, en français.
 
 app-name = Phyllome
-welcome-title = Phyllome
 
 ## Ce que la première fenêtre dit de cet ordinateur
-kvm-ready = Faites tourner votre propre système d'exploitation dans une fenêtre. Cet ordinateur peut exécuter des machines virtuelles.
 kvm-software = Le KVM de cet ordinateur n'a pas de virtualisation matérielle derrière lui (c'est lui-même une machine virtuelle) : les invités se traîneraient.
 kvm-missing = Cet ordinateur ne peut pas encore exécuter de machines virtuelles : activez la virtualisation dans les réglages de son micrologiciel.
 kvm-no-permission = Pas de permission pour utiliser /dev/kvm : ajoutez-vous au groupe kvm, puis reconnectez-vous.
@@ -23,3 +21,167 @@ display-reconnect = Se reconnecter
 display-fullscreen = Plein écran (F11)
 display-leave-fullscreen = Quitter le plein écran
 display-leave-fullscreen-tooltip = Quitter le plein écran (F11)
+
+## La bibliothèque
+library-new = Nouvelle machine virtuelle (Ctrl+N)
+library-empty-title = Aucune machine virtuelle
+library-empty-description = Installez un système d'exploitation à partir de son image d'installation : il tourne dans une fenêtre, avec son propre disque.
+library-empty-create = Créer une machine virtuelle
+library-unavailable = La bibliothèque ne peut pas être ouverte
+library-broken = Définition endommagée dans « { $folder } »
+library-still-running = Phyllome laisse tourner vos machines virtuelles ; retrouvez-le dans la zone de notification.
+os-unknown = Système inconnu
+state-off = Éteinte
+state-starting = Démarrage…
+state-running = En marche
+state-paused = En pause
+state-shutting-down = Extinction…
+action-start = Démarrer
+action-open-display = Afficher l'écran
+action-pause = Mettre en pause
+action-resume = Reprendre
+action-shut-down = Éteindre
+action-force-off = Forcer l'arrêt
+action-settings = Paramètres
+action-delete = Supprimer…
+action-more = Plus d'actions
+vm-not-running = { $name } ne tourne pas.
+vm-broken-cannot-start = Cette définition est illisible et ne peut donc pas démarrer ; réparez-la ou supprimez-la.
+vm-start-failed = { $name } ne peut pas démarrer : { $reason }
+vm-error = { $name } : { $reason }
+vm-stopped-unexpectedly = { $name } s'est arrêtée de façon inattendue : { $reason }
+vm-3d-later = L'accélération 3D n'est pas encore dans cette version : cette machine virtuelle utilise pour l'instant un affichage 2D.
+stop-triple-fault = le système invité a planté (triple faute)
+stop-internal = le moniteur de machine virtuelle a échoué ({ $detail })
+delete-title = Supprimer { $name } ?
+delete-body = Sa définition est supprimée. Ses disques peuvent rester, dans un dossier à côté de la bibliothèque, ou être supprimés avec elle.
+delete-body-broken = La définition endommagée est supprimée. Ses disques peuvent rester, dans un dossier à côté de la bibliothèque, ou être supprimés avec elle.
+delete-keep-disks = Supprimer, garder les disques
+delete-with-disks = Supprimer avec les disques
+quit-running-title = Des machines virtuelles tournent
+quit-running-body = { $count ->
+    [one] Une machine virtuelle tourne. Fermer Phyllome l'arrête.
+   *[other] { $count } machines virtuelles tournent. Fermer Phyllome les arrête.
+}
+quit-keep-open = Les laisser tourner
+quit-shut-down = Éteindre et quitter
+quit-force-off = Forcer l'arrêt et quitter
+
+## La zone de notification
+tray-show-window = Afficher Phyllome
+tray-hide-window = Masquer Phyllome
+tray-running-count = { $count ->
+    [0] Aucune machine virtuelle ne tourne
+    [one] Une machine virtuelle tourne
+   *[other] { $count } machines virtuelles tournent
+}
+
+## L'assistant d'installation
+wizard-title = Nouvelle machine virtuelle
+wizard-step = Étape { $step } sur 4 : { $what }
+wizard-page-source = Installateur
+wizard-page-resources = Ressources
+wizard-page-graphics = Graphismes
+wizard-page-summary = Récapitulatif
+wizard-cancel = Annuler
+wizard-back = Précédent
+wizard-next = Suivant
+wizard-create = Créer
+wizard-open = Ouvrir
+wizard-source-title = Choisir un installateur
+wizard-source-description = Choisissez l'image d'installation (.iso) du système à installer, ou déposez-la sur cette fenêtre.
+wizard-choose-image = Choisir une image d'installation…
+wizard-iso-filter = Images d'installation
+wizard-all-files = Tous les fichiers
+wizard-image-group = Image d'installation
+wizard-no-image = Aucune image choisie
+wizard-no-image-hint = Les installateurs de Debian, Ubuntu, Fedora, Arch Linux et openSUSE démarrent directement.
+wizard-reading = Lecture de l'image…
+wizard-boots-directly = démarre directement
+wizard-cannot-boot-yet = { $os } ne peut pas encore démarrer : Phyllome démarre les installateurs à partir du noyau Linux qu'ils contiennent, et cette image n'en a aucun qu'il connaisse. La prise en charge du micrologiciel viendra dans une version ultérieure ; d'ici là, utilisez le choix avancé avec un noyau.
+wizard-image-unusable = Ce fichier ne peut pas être utilisé
+wizard-not-iso = « { $file } » n'est pas une image d'installation : il n'a pas de volume ISO 9660. Choisissez le fichier .iso que vous avez téléchargé.
+wizard-iso-unreadable = { $file } ne peut pas être lu ({ $reason }). Vérifiez qu'il est toujours là et que vous avez le droit de le lire.
+wizard-iso-damaged = L'image est endommagée ({ $reason }). Téléchargez-la à nouveau.
+wizard-advanced = Avancé : démarrer un noyau
+wizard-advanced-description = Un noyau Linux, un initrd facultatif et une ligne de commande, au lieu d'une image d'installation.
+wizard-kernel = Noyau
+wizard-initrd = Initrd (facultatif)
+wizard-cmdline = Ligne de commande
+wizard-kernel-missing = { $file } n'existe pas ; donnez le chemin complet du fichier.
+wizard-default-name = Machine virtuelle
+wizard-resources-title = Ressources
+wizard-resources-description = Suggérées pour ce système et cet ordinateur. Le disque n'occupe de place qu'à mesure que le système le remplit.
+wizard-name = Nom
+wizard-name-empty = Donnez un nom à la machine virtuelle.
+wizard-name-taken = Une machine virtuelle nommée « { $name } » existe déjà ; choisissez un autre nom.
+wizard-cpus = Processeurs
+wizard-cpus-host = Cet ordinateur en a { $count }
+wizard-memory = Mémoire
+wizard-memory-unit = Mio
+wizard-disk = Taille du disque
+wizard-disk-unit = Gio, au plus (il grandit à l'usage)
+wizard-disk-format = Format du disque
+wizard-format-qcow2 = qcow2 (grandit à l'usage)
+wizard-format-raw = brut (le plus simple, creux)
+wizard-graphics-title = Graphismes
+wizard-graphics-description = Avec l'accélération 3D, le système dessine avec l'OpenGL de cet ordinateur.
+wizard-3d = Accélération 3D
+wizard-3d-probing = Vérification de ce que cet ordinateur sait dessiner…
+wizard-3d-available = Disponible, rendue par { $renderer }
+wizard-3d-available-software = Disponible, rendue sur le processeur par { $renderer } : cela fonctionne, plus lentement qu'avec une carte graphique
+wizard-summary-title = Récapitulatif
+wizard-summary-description = Créer fabrique le disque, enregistre la machine virtuelle et démarre l'installateur.
+wizard-creating = Création de la machine virtuelle
+wizard-step-kernel = Copie du noyau de l'installateur…
+wizard-step-initrd = Copie de l'initrd de l'installateur…
+wizard-step-disk = Création du disque…
+wizard-create-failed = La machine virtuelle n'a pas été créée : { $reason }
+summary-os = Système
+summary-installer = Image d'installation (attachée en lecture seule)
+summary-kernel = Noyau
+summary-name = Nom
+summary-cpus = Processeurs
+summary-memory = Mémoire
+summary-disk = Disque
+summary-disk-qcow2 = { $gib } Gio, qcow2
+summary-disk-raw = { $gib } Gio, brut
+summary-graphics = Graphismes
+summary-3d-on = Accélération 3D
+summary-3d-off = 2D
+size-mib = { $mib } Mio
+
+## Ce que le test 3D a trouvé
+graphics-disabled = OpenGL est désactivé dans cette session (GDK_DEBUG=gl-disable), l'accélération 3D est donc désactivée.
+graphics-no-egl = Cet ordinateur n'a pas de bibliothèque OpenGL (libEGL) : installez Mesa pour obtenir l'accélération 3D. ({ $detail })
+graphics-no-display = OpenGL ne peut pas dessiner sans écran ici : installez le pilote EGL de Mesa pour obtenir l'accélération 3D. ({ $detail })
+graphics-no-context = Le pilote OpenGL ne peut pas créer de contexte de dessin, l'accélération 3D est donc désactivée. ({ $detail })
+graphics-probe-crashed = Le pilote OpenGL a planté pendant le test ({ $how }), l'accélération 3D est donc désactivée.
+graphics-probe-failed = OpenGL n'a pas pu être testé, l'accélération 3D est donc désactivée.
+
+## Erreurs
+error-too-many-cpus = Cet ordinateur a { $host } processeurs ; donnez-en au plus { $host } à la machine virtuelle.
+error-no-cpu = Donnez au moins un processeur à la machine virtuelle.
+error-too-much-memory = Cet ordinateur a { $host } Mio de mémoire ; donnez au plus { $max } Mio à la machine virtuelle pour que le bureau en garde assez.
+error-too-little-memory = { $min } Mio de mémoire est le minimum pour faire tourner un installateur.
+error-disk-too-large = Le disque pourrait atteindre { $want } Gio, mais seuls { $free } Gio sont libres à cet endroit ; choisissez un disque plus petit ou libérez de la place.
+error-disk-too-small = Un disque de moins de { $min } Gio ne peut pas contenir de système d'exploitation.
+error-store-io = { $path } ne peut pas être lu ou écrit ({ $reason }). Vérifiez que le disque n'est pas plein et que vous avez le droit d'y écrire.
+error-store-broken = La définition { $path } est illisible ({ $reason }) ; elle a été laissée telle quelle. Réparez-la ou supprimez-la d'abord.
+error-store-gone = Le dossier de cette machine virtuelle, { $path }, a disparu ; il a été supprimé en dehors de Phyllome.
+
+## Les paramètres d'une machine virtuelle
+settings-title = Paramètres de { $name }
+settings-general = Général
+settings-next-start = Les changements prennent effet au prochain démarrage de la machine virtuelle.
+settings-disks = Disques
+settings-add-disk = Ajouter un disque…
+settings-remove-disk = Détacher ce disque (le fichier reste)
+settings-eject = Éjecter
+settings-disk-readonly = { $path } (lecture seule)
+settings-graphics = Graphismes
+settings-boot = Démarrage
+settings-boot-description = Ce que la machine virtuelle démarre : un noyau Linux, son initrd et sa ligne de commande.
+settings-kernel-needed = La machine virtuelle a besoin d'un noyau pour démarrer.
+settings-invalid = Ce changement n'a pas été enregistré : { $reason }
+settings-saved = Enregistré.

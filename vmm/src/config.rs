@@ -288,6 +288,49 @@ pub struct VmConfig {
     /// Other in-process virtio devices.
     #[serde(default)]
     pub devices: DevicesConfig,
+    /// What the VM is, for the people and programs that list it (the VMM ignores it).
+    #[serde(default, skip_serializing_if = "AboutConfig::is_empty")]
+    pub about: AboutConfig,
+}
+
+/// Descriptive facts about a VM, kept with its definition: the VMM does not use them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AboutConfig {
+    /// The operating system, as shown to the user ("Debian GNU/Linux 12").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// The installer image it was created from, while that is still attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<PathBuf>,
+}
+
+impl AboutConfig {
+    /// Nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.os.is_none() && self.installer.is_none()
+    }
+}
+
+/// How the virtio-gpu draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Renderer {
+    /// 2D only: the guest draws in its own memory (the default).
+    #[default]
+    #[serde(rename = "2d")]
+    TwoD,
+    /// OpenGL through virglrenderer.
+    Virgl,
+    /// Vulkan through virglrenderer's venus.
+    Venus,
+}
+
+impl Renderer {
+    /// Whether this is the 2D default.
+    pub fn is_2d(&self) -> bool {
+        *self == Self::TwoD
+    }
 }
 
 /// In-process virtio devices besides disks.
@@ -322,6 +365,10 @@ pub struct GpuConfig {
     /// The Unix socket a viewer (the app) attaches to (see [`crate::console_conn`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_socket: Option<PathBuf>,
+    /// 2D, or 3D acceleration through virglrenderer. This build renders 2D; a 3D choice is
+    /// kept so the VM gets it once the 3D renderer lands, and runs in 2D until then.
+    #[serde(default, skip_serializing_if = "Renderer::is_2d")]
+    pub renderer: Renderer,
 }
 
 impl FromStr for GpuConfig {
@@ -336,6 +383,7 @@ impl FromStr for GpuConfig {
             height: h.parse().map_err(|_| bad())?,
             dump_scanout: None,
             display_socket: None,
+            renderer: Renderer::TwoD,
         })
     }
 }
@@ -420,6 +468,7 @@ impl VmConfig {
             disks: Vec::new(),
             vhost_user: Vec::new(),
             devices: DevicesConfig::default(),
+            about: AboutConfig::default(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod console_conn;
 pub mod devices;
 pub mod exit;
+pub mod graphics_probe;
 pub mod host;
 pub mod irq_routing;
 pub mod memory;

@@ -658,6 +658,12 @@ impl Vm {
         let mut display_server = None;
         let gpu = match &config.devices.gpu {
             Some(g) => {
+                if !g.renderer.is_2d() {
+                    log::warn!(
+                        "{}: 3D acceleration is not in this build yet; the display runs in 2D",
+                        config.name
+                    );
+                }
                 let mut sinks: Vec<Box<dyn DisplaySink>> = Vec::new();
                 if let Some(path) = &g.dump_scanout {
                     sinks.push(Box::new(PngDump::new(path.clone())));

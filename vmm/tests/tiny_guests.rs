@@ -346,6 +346,7 @@ fn a_display_viewer_drives_the_vm_through_the_console_connection() {
         height: 480,
         dump_scanout: None,
         display_socket: Some(socket.clone()),
+        renderer: phyllome_vmm::config::Renderer::TwoD,
     });
     let handle = Vm::start(c).unwrap();
     let mut viewer = ConsoleClient::connect(&socket).unwrap();

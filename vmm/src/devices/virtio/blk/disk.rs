@@ -179,6 +179,31 @@ impl From<RawDisk> for Disk {
     }
 }
 
+/// Makes a new, empty disk image of `size` bytes at `path`, which must not exist: a sparse
+/// raw file (it takes space only as the guest writes) or a qcow2 image. A half-made image
+/// is removed.
+pub fn create_image(path: &Path, size: u64, format: ImageFormat) -> Result<(), DiskError> {
+    match format {
+        ImageFormat::Qcow2 => super::qcow2::Qcow2Disk::create(path, size),
+        ImageFormat::Raw => {
+            let create_err = |source| DiskError::Create {
+                path: path.to_owned(),
+                source,
+            };
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(create_err)?;
+            if let Err(e) = file.set_len(size).and_then(|()| file.sync_all()) {
+                let _ = std::fs::remove_file(path);
+                return Err(create_err(e));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Opens `path` for reading (and writing unless `readonly`) and takes the advisory lock.
 fn open_locked(path: &Path, readonly: bool) -> Result<File, DiskError> {
     let open_err = |source| DiskError::Open {
@@ -321,6 +346,32 @@ impl RawDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_images_are_sparse_of_their_size_and_never_replace_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("a.img");
+        create_image(&raw, 8 << 30, ImageFormat::Raw).unwrap();
+        let meta = std::fs::metadata(&raw).unwrap();
+        assert_eq!(meta.len(), 8 << 30);
+        assert!(
+            std::os::unix::fs::MetadataExt::blocks(&meta) < 64,
+            "not sparse"
+        );
+        let q = dir.path().join("a.qcow2");
+        create_image(&q, 8 << 30, ImageFormat::Qcow2).unwrap();
+        let opened = Disk::open(&q, false, None).unwrap();
+        assert_eq!(opened.size(), 8 << 30);
+        assert!(std::fs::metadata(&q).unwrap().len() < 1 << 20);
+        std::fs::write(dir.path().join("b.img"), b"mine").unwrap();
+        for format in [ImageFormat::Raw, ImageFormat::Qcow2] {
+            assert!(matches!(
+                create_image(&dir.path().join("b.img"), 1 << 30, format),
+                Err(DiskError::Create { .. })
+            ));
+        }
+        assert_eq!(std::fs::read(dir.path().join("b.img")).unwrap(), b"mine");
+    }
 
     fn image(bytes: u64) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();

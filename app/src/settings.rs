@@ -1,0 +1,431 @@
+//! A VM's settings window: resources, disks (add, remove, eject the installer), graphics
+//! and boot source. Each change is checked and saved at once (atomically, by the store); a
+//! change that would not start is refused with the reason, and the definition on disk stays
+//! as it was. Changes to a running VM apply at its next start, as the window says.
+
+use crate::graphics::Graphics3d;
+use crate::i18n::{tr, tr_args};
+use crate::store::Store;
+use phyllome_vmm::config::{DiskConfig, Renderer};
+use phyllome_vmm::VmConfig;
+use relm4::adw::prelude::*;
+use relm4::gtk::glib;
+use relm4::prelude::*;
+use std::path::PathBuf;
+
+/// What the window opens on.
+#[derive(Debug)]
+pub struct SettingsInit {
+    /// The library.
+    pub store: Store,
+    /// The VM's folder.
+    pub dir: PathBuf,
+    /// Its definition.
+    pub config: VmConfig,
+    /// It runs now (changes apply at the next start).
+    pub running: bool,
+    /// The 3D probe's answer, if known.
+    pub graphics: Option<Graphics3d>,
+    /// The library window.
+    pub parent: Option<gtk::Window>,
+}
+
+/// Messages to the window.
+#[derive(Debug)]
+pub enum SettingsMsg {
+    /// The name's apply button.
+    Name(String),
+    /// vCPUs.
+    Cpus(u32),
+    /// Memory, MiB.
+    Memory(u64),
+    /// Remove the disk at this index.
+    RemoveDisk(usize),
+    /// Detach the installer image.
+    EjectInstaller,
+    /// Open the file chooser for a disk.
+    ChooseDisk,
+    /// Attach this image.
+    AddDisk(PathBuf),
+    /// The 3D switch.
+    ThreeD(bool),
+    /// The boot entries' apply buttons.
+    Boot,
+}
+
+/// What the window tells the library.
+#[derive(Debug)]
+pub enum SettingsOutput {
+    /// The definition changed on disk.
+    Saved,
+}
+
+/// The settings window.
+#[derive(Debug)]
+pub struct Settings {
+    store: Store,
+    dir: PathBuf,
+    config: VmConfig,
+    window: adw::PreferencesWindow,
+    disks: adw::PreferencesGroup,
+    disk_rows: Vec<adw::ActionRow>,
+    kernel: adw::EntryRow,
+    initrd: adw::EntryRow,
+    cmdline: adw::EntryRow,
+    chooser: Option<gtk::FileChooserNative>,
+}
+
+impl Settings {
+    /// Checks and saves `changed`; on failure says why and keeps the old definition.
+    fn apply(&mut self, changed: VmConfig, sender: &ComponentSender<Self>) -> bool {
+        let result = changed
+            .validate()
+            .map_err(|e| tr_args("settings-invalid", &[("reason", &e.to_string())]))
+            .and_then(|()| {
+                self.store
+                    .save(&self.dir, &changed)
+                    .map_err(|e| crate::messages::store_error(&e))
+            });
+        match result {
+            Ok(()) => {
+                self.config = changed;
+                let _ = sender.output(SettingsOutput::Saved);
+                true
+            }
+            Err(why) => {
+                self.window
+                    .add_toast(adw::Toast::new(&glib::markup_escape_text(&why)));
+                false
+            }
+        }
+    }
+
+    fn show_disks(&mut self, sender: &ComponentSender<Self>) {
+        for row in self.disk_rows.drain(..) {
+            self.disks.remove(&row);
+        }
+        for (i, disk) in self.config.disks.iter().enumerate() {
+            let row = adw::ActionRow::new();
+            row.set_title(&glib::markup_escape_text(
+                &disk.path.file_name().unwrap_or_default().to_string_lossy(),
+            ));
+            let mut subtitle = disk.path.display().to_string();
+            if disk.readonly {
+                subtitle = tr_args("settings-disk-readonly", &[("path", &subtitle)]);
+            }
+            row.set_subtitle(&glib::markup_escape_text(&subtitle));
+            let installer = self.config.about.installer.as_ref() == Some(&disk.path);
+            let button = if installer {
+                let b = gtk::Button::with_label(&tr("settings-eject"));
+                let s = sender.input_sender().clone();
+                b.connect_clicked(move |_| s.emit(SettingsMsg::EjectInstaller));
+                b
+            } else {
+                let b = gtk::Button::from_icon_name("user-trash-symbolic");
+                b.set_tooltip_text(Some(&tr("settings-remove-disk")));
+                let s = sender.input_sender().clone();
+                b.connect_clicked(move |_| s.emit(SettingsMsg::RemoveDisk(i)));
+                b
+            };
+            button.set_valign(gtk::Align::Center);
+            button.add_css_class("flat");
+            row.add_suffix(&button);
+            self.disks.add(&row);
+            self.disk_rows.push(row);
+        }
+    }
+}
+
+fn spin(min: f64, max: f64, step: f64, value: f64) -> gtk::SpinButton {
+    let s = gtk::SpinButton::with_range(min, max, step);
+    s.set_value(value);
+    s.set_valign(gtk::Align::Center);
+    s.set_numeric(true);
+    s
+}
+
+fn entry(title: &str, text: &str) -> adw::EntryRow {
+    let e = adw::EntryRow::new();
+    e.set_title(title);
+    e.set_text(text);
+    e.set_show_apply_button(true);
+    e
+}
+
+impl SimpleComponent for Settings {
+    type Init = SettingsInit;
+    type Input = SettingsMsg;
+    type Output = SettingsOutput;
+    type Root = adw::PreferencesWindow;
+    type Widgets = ();
+
+    fn init_root() -> Self::Root {
+        adw::PreferencesWindow::new()
+    }
+
+    #[allow(clippy::too_many_lines, reason = "builds the pages, top to bottom")]
+    fn init(
+        init: SettingsInit,
+        window: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let c = &init.config;
+        window.set_title(Some(&tr_args("settings-title", &[("name", &c.name)])));
+        window.set_transient_for(init.parent.as_ref());
+        window.set_modal(true);
+        window.set_default_size(600, 560);
+
+        // General.
+        let general = adw::PreferencesPage::new();
+        general.set_title(&tr("settings-general"));
+        general.set_icon_name(Some("emblem-system-symbolic"));
+        let res = adw::PreferencesGroup::new();
+        res.set_title(&tr("wizard-resources-title"));
+        if init.running {
+            res.set_description(Some(&tr("settings-next-start")));
+        }
+        let name = entry(&tr("wizard-name"), &c.name);
+        let s = sender.input_sender().clone();
+        name.connect_apply(move |e| s.emit(SettingsMsg::Name(e.text().to_string())));
+        res.add(&name);
+        let host = crate::resources::probe_host(&init.dir).ok();
+        let cpus = spin(
+            1.0,
+            f64::from(host.map_or(64, |h| h.cpus.max(1))),
+            1.0,
+            f64::from(c.machine.cpus),
+        );
+        let s = sender.input_sender().clone();
+        cpus.connect_value_changed(move |v| {
+            s.emit(SettingsMsg::Cpus(
+                u32::try_from(v.value_as_int()).unwrap_or(1),
+            ));
+        });
+        let row = adw::ActionRow::new();
+        row.set_title(&tr("wizard-cpus"));
+        row.add_suffix(&cpus);
+        res.add(&row);
+        #[allow(clippy::cast_precision_loss, reason = "MiB counts are small")]
+        let memory = spin(
+            256.0,
+            host.map_or(65536.0, |h| (h.memory >> 20).max(256) as f64),
+            256.0,
+            c.machine.memory_mib as f64,
+        );
+        let s = sender.input_sender().clone();
+        memory.connect_value_changed(move |v| {
+            s.emit(SettingsMsg::Memory(
+                u64::try_from(v.value_as_int()).unwrap_or(256),
+            ));
+        });
+        let row = adw::ActionRow::new();
+        row.set_title(&tr("wizard-memory"));
+        row.set_subtitle(&tr("wizard-memory-unit"));
+        row.add_suffix(&memory);
+        res.add(&row);
+        general.add(&res);
+        window.add(&general);
+
+        // Disks.
+        let disks_page = adw::PreferencesPage::new();
+        disks_page.set_title(&tr("settings-disks"));
+        disks_page.set_icon_name(Some("drive-harddisk-symbolic"));
+        let disks = adw::PreferencesGroup::new();
+        disks.set_title(&tr("settings-disks"));
+        let add = gtk::Button::with_label(&tr("settings-add-disk"));
+        add.add_css_class("flat");
+        let s = sender.input_sender().clone();
+        add.connect_clicked(move |_| s.emit(SettingsMsg::ChooseDisk));
+        disks.set_header_suffix(Some(&add));
+        disks_page.add(&disks);
+        window.add(&disks_page);
+
+        // Graphics.
+        let gfx_page = adw::PreferencesPage::new();
+        gfx_page.set_title(&tr("settings-graphics"));
+        gfx_page.set_icon_name(Some("video-display-symbolic"));
+        let gfx = adw::PreferencesGroup::new();
+        gfx.set_title(&tr("wizard-graphics-title"));
+        let three_d_row = adw::ActionRow::new();
+        three_d_row.set_title(&tr("wizard-3d"));
+        let three_d = gtk::Switch::new();
+        three_d.set_valign(gtk::Align::Center);
+        let on = c.devices.gpu.as_ref().is_some_and(|g| !g.renderer.is_2d());
+        three_d.set_active(on);
+        match &init.graphics {
+            Some(Graphics3d::Available { renderer, .. }) => {
+                three_d_row.set_subtitle(&glib::markup_escape_text(&tr_args(
+                    "wizard-3d-available",
+                    &[("renderer", renderer)],
+                )));
+            }
+            Some(Graphics3d::Unavailable(why)) => {
+                three_d_row.set_subtitle(&glib::markup_escape_text(why));
+                // Turning it off stays possible; turning it on does not.
+                three_d.set_sensitive(on);
+            }
+            None => three_d_row.set_subtitle(&tr("wizard-3d-probing")),
+        }
+        let s = sender.input_sender().clone();
+        three_d.connect_active_notify(move |sw| s.emit(SettingsMsg::ThreeD(sw.is_active())));
+        three_d_row.add_suffix(&three_d);
+        three_d_row.set_activatable_widget(Some(&three_d));
+        gfx.add(&three_d_row);
+        gfx_page.add(&gfx);
+        window.add(&gfx_page);
+
+        // Boot.
+        let boot_page = adw::PreferencesPage::new();
+        boot_page.set_title(&tr("settings-boot"));
+        boot_page.set_icon_name(Some("system-run-symbolic"));
+        let boot = adw::PreferencesGroup::new();
+        boot.set_title(&tr("settings-boot"));
+        boot.set_description(Some(&tr("settings-boot-description")));
+        let kernel = entry(&tr("wizard-kernel"), &c.boot.kernel.display().to_string());
+        let initrd = entry(
+            &tr("wizard-initrd"),
+            &c.boot
+                .initrd
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
+        let cmdline = entry(
+            &tr("wizard-cmdline"),
+            c.boot.cmdline.as_deref().unwrap_or_default(),
+        );
+        for e in [&kernel, &initrd, &cmdline] {
+            let s = sender.input_sender().clone();
+            e.connect_apply(move |_| s.emit(SettingsMsg::Boot));
+            boot.add(e);
+        }
+        boot_page.add(&boot);
+        window.add(&boot_page);
+
+        let mut model = Settings {
+            store: init.store,
+            dir: init.dir,
+            config: init.config,
+            window: window.clone(),
+            disks,
+            disk_rows: Vec::new(),
+            kernel,
+            initrd,
+            cmdline,
+            chooser: None,
+        };
+        model.show_disks(&sender);
+        window.present();
+        ComponentParts { model, widgets: () }
+    }
+
+    fn update(&mut self, msg: SettingsMsg, sender: ComponentSender<Self>) {
+        let mut c = self.config.clone();
+        match msg {
+            SettingsMsg::Name(name) => {
+                let name = name.trim().to_owned();
+                let taken = self.store.list().unwrap_or_default().iter().any(|e| {
+                    matches!(e, crate::store::Entry::Vm { dir, config }
+                        if *dir != self.dir && config.name.trim().eq_ignore_ascii_case(&name))
+                });
+                let problem = if name.is_empty() {
+                    Some(tr("wizard-name-empty"))
+                } else if taken {
+                    Some(tr_args("wizard-name-taken", &[("name", &name)]))
+                } else {
+                    None
+                };
+                if let Some(why) = problem {
+                    self.window.add_toast(adw::Toast::new(&why));
+                    return;
+                }
+                c.name = name;
+                self.apply(c, &sender);
+            }
+            SettingsMsg::Cpus(n) => {
+                c.machine.cpus = n;
+                self.apply(c, &sender);
+            }
+            SettingsMsg::Memory(m) => {
+                c.machine.memory_mib = m;
+                self.apply(c, &sender);
+            }
+            SettingsMsg::RemoveDisk(i) => {
+                if i < c.disks.len() {
+                    // The image file stays: removing a disk only detaches it.
+                    c.disks.remove(i);
+                    if self.apply(c, &sender) {
+                        self.show_disks(&sender);
+                    }
+                }
+            }
+            SettingsMsg::EjectInstaller => {
+                if let Some(iso) = c.about.installer.take() {
+                    c.disks.retain(|d| d.path != iso);
+                    if self.apply(c, &sender) {
+                        self.show_disks(&sender);
+                    }
+                }
+            }
+            SettingsMsg::ChooseDisk => {
+                let chooser = gtk::FileChooserNative::new(
+                    Some(&tr("settings-add-disk")),
+                    Some(&self.window),
+                    gtk::FileChooserAction::Open,
+                    Some(&tr("wizard-open")),
+                    Some(&tr("wizard-cancel")),
+                );
+                chooser.set_modal(true);
+                let s = sender.input_sender().clone();
+                chooser.connect_response(move |d, r| {
+                    if r == gtk::ResponseType::Accept {
+                        if let Some(p) = d.file().and_then(|f| f.path()) {
+                            s.emit(SettingsMsg::AddDisk(p));
+                        }
+                    }
+                });
+                chooser.show();
+                self.chooser = Some(chooser);
+            }
+            SettingsMsg::AddDisk(path) => {
+                let iso = path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("iso"));
+                c.disks.push(DiskConfig {
+                    path,
+                    readonly: iso,
+                    format: None,
+                    queues: 1,
+                });
+                if self.apply(c, &sender) {
+                    self.show_disks(&sender);
+                }
+            }
+            SettingsMsg::ThreeD(on) => {
+                if let Some(g) = c.devices.gpu.as_mut() {
+                    g.renderer = if on { Renderer::Virgl } else { Renderer::TwoD };
+                    self.apply(c, &sender);
+                }
+            }
+            SettingsMsg::Boot => {
+                let path = |t: glib::GString| {
+                    let t = t.trim().to_owned();
+                    (!t.is_empty()).then(|| PathBuf::from(t))
+                };
+                let Some(kernel) = path(self.kernel.text()) else {
+                    self.window
+                        .add_toast(adw::Toast::new(&tr("settings-kernel-needed")));
+                    return;
+                };
+                c.boot.kernel = kernel;
+                c.boot.initrd = path(self.initrd.text());
+                let cmd = self.cmdline.text().trim().to_owned();
+                c.boot.cmdline = (!cmd.is_empty()).then_some(cmd);
+                if self.apply(c, &sender) {
+                    self.window
+                        .add_toast(adw::Toast::new(&tr("settings-saved")));
+                }
+            }
+        }
+    }
+}
