@@ -102,7 +102,11 @@ impl Translator {
     pub fn get_args(&self, key: &str, args: &[(&str, &str)]) -> String {
         let mut fluent_args = FluentArgs::new();
         for (name, value) in args {
-            fluent_args.set(*name, *value);
+            // Whole numbers go in as numbers, so that plural variants ([one], [other]) apply.
+            match value.parse::<i64>() {
+                Ok(n) => fluent_args.set(*name, n),
+                Err(_) => fluent_args.set(*name, *value),
+            }
         }
         for bundle in [&self.bundle, &self.fallback] {
             if let Some(pattern) = bundle.get_message(key).and_then(|m| m.value()) {
@@ -254,6 +258,17 @@ mod tests {
         assert_eq!(
             fr.get_args("display-window-title", &[("name", "Debian")]),
             "Debian – Phyllome"
+        );
+        let en = Translator::for_locale("C.UTF-8");
+        assert!(en
+            .get_args("quit-running-body", &[("count", "1")])
+            .starts_with("One virtual machine is"));
+        assert!(en
+            .get_args("quit-running-body", &[("count", "3")])
+            .starts_with("3 virtual machines are"));
+        assert_eq!(
+            fr.get_args("tray-running-count", &[("count", "1")]),
+            "Une machine virtuelle tourne"
         );
         let de = Translator::for_locale("de_DE.UTF-8");
         assert_eq!(de.get("display-lost"), "Die Anzeige ging verloren");

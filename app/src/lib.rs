@@ -2,6 +2,7 @@
 //! install wizard, the settings, the display window and the pieces they are made of, the
 //! tray, translations, and the VM library's store.
 
+pub mod a11y;
 pub mod display;
 pub mod frames;
 pub mod graphics;

@@ -145,9 +145,11 @@ fn state_text(state: Option<RunState>) -> String {
     })
 }
 
+/// A flat icon button, named for screen readers by its tooltip.
 fn icon_button(icon: &str, tooltip: &str) -> gtk::Button {
     let b = gtk::Button::from_icon_name(icon);
     b.set_tooltip_text(Some(tooltip));
+    crate::a11y::set_label(&b, tooltip);
     b.set_valign(gtk::Align::Center);
     b.add_css_class("flat");
     b
@@ -263,16 +265,26 @@ impl Library {
                                 icon_button("media-playback-start-symbolic", &tr("action-start"));
                             b.connect_clicked(move |_| s.emit(LibraryMsg::Start(d.clone())));
                             row.add_suffix(&b);
-                            row.set_activatable_widget(Some(&b));
                         }
                         Some(_) => {
                             let b =
                                 icon_button("video-display-symbolic", &tr("action-open-display"));
                             b.connect_clicked(move |_| s.emit(LibraryMsg::OpenDisplay(d.clone())));
                             row.add_suffix(&b);
-                            row.set_activatable_widget(Some(&b));
                         }
                     }
+                    // Activating the row (a click, Enter) starts the VM or shows its
+                    // display, as the button does; the button keeps its own name.
+                    row.set_activatable(true);
+                    let s = sender.input_sender().clone();
+                    let d = dir.clone();
+                    row.connect_activated(move |_| {
+                        s.emit(if state.is_none() {
+                            LibraryMsg::Start(d.clone())
+                        } else {
+                            LibraryMsg::OpenDisplay(d.clone())
+                        });
+                    });
                     // The rest in a menu, with the row's own actions.
                     let actions = gio::SimpleActionGroup::new();
                     let add = |name: &str, enabled: bool, msg: fn(PathBuf) -> LibraryMsg| {
@@ -318,6 +330,7 @@ impl Library {
                     let more = gtk::MenuButton::new();
                     more.set_icon_name("view-more-symbolic");
                     more.set_tooltip_text(Some(&tr("action-more")));
+                    crate::a11y::set_label(&more, &tr("action-more"));
                     more.set_valign(gtk::Align::Center);
                     more.add_css_class("flat");
                     more.set_menu_model(Some(&menu));
@@ -393,9 +406,6 @@ impl Library {
             ));
             self.reload();
             return;
-        }
-        if let Some(problem) = &self.kvm_problem {
-            self.toast(problem);
         }
         if config
             .devices
@@ -578,6 +588,7 @@ impl SimpleComponent for Library {
         let header = adw::HeaderBar::new();
         let add = gtk::Button::from_icon_name("list-add-symbolic");
         add.set_tooltip_text(Some(&tr("library-new")));
+        crate::a11y::set_label(&add, &tr("library-new"));
         let s = sender.input_sender().clone();
         add.connect_clicked(move |_| s.emit(LibraryMsg::NewVm(None)));
         header.pack_start(&add);

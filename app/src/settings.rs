@@ -123,6 +123,7 @@ impl Settings {
             } else {
                 let b = gtk::Button::from_icon_name("user-trash-symbolic");
                 b.set_tooltip_text(Some(&tr("settings-remove-disk")));
+                crate::a11y::set_label(&b, &tr("settings-remove-disk"));
                 let s = sender.input_sender().clone();
                 b.connect_clicked(move |_| s.emit(SettingsMsg::RemoveDisk(i)));
                 b

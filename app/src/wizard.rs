@@ -357,6 +357,11 @@ impl Wizard {
     /// Shows what the source page knows.
     fn show_source(&self) {
         let row = &self.w.iso_row;
+        if matches!(self.iso, IsoState::Bad(_)) {
+            self.w.iso_icon.add_css_class("error");
+        } else {
+            self.w.iso_icon.remove_css_class("error");
+        }
         match &self.iso {
             IsoState::None => {
                 row.set_title(&tr("wizard-no-image"));

@@ -3,6 +3,7 @@
 
 pub mod desktop;
 pub mod gpu_guest;
+pub mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
