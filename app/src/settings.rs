@@ -6,7 +6,7 @@
 use crate::graphics::Graphics3d;
 use crate::i18n::{tr, tr_args};
 use crate::store::Store;
-use phyllome_vmm::config::{DiskConfig, Renderer};
+use phyllome_vmm::config::{DiskConfig, GpuConfig, Renderer};
 use phyllome_vmm::VmConfig;
 use relm4::adw::prelude::*;
 use relm4::gtk::glib;
@@ -202,6 +202,7 @@ impl SimpleComponent for Settings {
                 u32::try_from(v.value_as_int()).unwrap_or(1),
             ));
         });
+        crate::a11y::set_label(&cpus, &tr("wizard-cpus"));
         let row = adw::ActionRow::new();
         row.set_title(&tr("wizard-cpus"));
         row.add_suffix(&cpus);
@@ -219,6 +220,7 @@ impl SimpleComponent for Settings {
                 u64::try_from(v.value_as_int()).unwrap_or(256),
             ));
         });
+        crate::a11y::set_label(&memory, &tr("wizard-memory"));
         let row = adw::ActionRow::new();
         row.set_title(&tr("wizard-memory"));
         row.set_subtitle(&tr("wizard-memory-unit"));
@@ -403,10 +405,15 @@ impl SimpleComponent for Settings {
                 }
             }
             SettingsMsg::ThreeD(on) => {
-                if let Some(g) = c.devices.gpu.as_mut() {
-                    g.renderer = if on { Renderer::Virgl } else { Renderer::TwoD };
-                    self.apply(c, &sender);
-                }
+                let g = c.devices.gpu.get_or_insert(GpuConfig {
+                    width: crate::runner::DEFAULT_DISPLAY.0,
+                    height: crate::runner::DEFAULT_DISPLAY.1,
+                    dump_scanout: None,
+                    display_socket: None,
+                    renderer: Renderer::TwoD,
+                });
+                g.renderer = if on { Renderer::Virgl } else { Renderer::TwoD };
+                self.apply(c, &sender);
             }
             SettingsMsg::Boot => {
                 let path = |t: glib::GString| {

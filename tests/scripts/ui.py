@@ -60,6 +60,35 @@ def tree():
     return out
 
 
+def act(acc):
+    """Does the object's first action; whether it had one."""
+    try:
+        acc.queryAction().doAction(0)
+        return True
+    except Exception:
+        return False
+
+
+def press(want, window):
+    """Presses the button (or menu item, switch, tab) named `want`; whether one was."""
+    nodes = tree()
+    roles = ("push button", "toggle button", "menu item", "check box", "page tab")
+    for acc, role, name, _, frame in nodes:
+        if (window is None or frame == window) and role in roles and name == want:
+            # A menu button is a button holding a button: the inner one acts.
+            if act(acc):
+                return True
+    # A button whose name GTK left empty: its label, and the button above it.
+    for acc, role, name, _, frame in nodes:
+        if (window is None or frame == window) and role == "label" and name == want:
+            parent = acc.parent
+            while parent is not None and parent.getRoleName() not in roles:
+                parent = parent.parent
+            if parent is not None and act(parent):
+                return True
+    return False
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "tree":
@@ -68,24 +97,14 @@ def main():
     elif cmd == "press":
         want = sys.argv[2]
         window = sys.argv[3] if len(sys.argv) > 3 else None
-        for acc, role, name, _, frame in tree():
-            if window is not None and frame != window:
-                continue
-            if role in ("push button", "toggle button", "menu item") and name == want:
-                action = acc.queryAction()
-                action.doAction(0)
+        # Menus and dialogs open a moment after the click that asks for them.
+        deadline = time.time() + 5
+        while True:
+            if press(want, window):
                 return 0
-        # A button whose name GTK left empty: its label, and the button above it.
-        for acc, role, name, _, frame in tree():
-            if window is not None and frame != window:
-                continue
-            if role == "label" and name == want:
-                parent = acc.parent
-                while parent is not None and parent.getRoleName() != "push button":
-                    parent = parent.parent
-                if parent is not None:
-                    parent.queryAction().doAction(0)
-                    return 0
+            if time.time() > deadline:
+                break
+            time.sleep(0.3)
         print(f"no showing button named {want!r}", file=sys.stderr)
         return 1
     elif cmd == "wait":

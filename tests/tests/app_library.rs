@@ -398,3 +398,99 @@ fn the_tray_menu_reaches_the_app_and_keeps_vms_running_when_the_window_closes() 
     let _ = watcher.kill();
     let _ = watcher.wait();
 }
+
+#[test]
+fn settings_eject_the_installer_and_turn_3d_on_and_delete_keeps_the_disk_when_asked() {
+    let s = Session::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = tmp.path().join("spin.elf");
+    tiny_guest("spin", &kernel);
+    let iso = tmp.path().join("installer.iso");
+    debian_like_iso(&iso, &kernel);
+    let dir = define(&s, "inst", "Installer VM", &kernel);
+    let mut c = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0x5a; 1 << 20]).unwrap();
+    c.disks = vec![
+        phyllome_vmm::config::DiskConfig {
+            path: disk.clone(),
+            readonly: false,
+            format: None,
+            queues: 1,
+        },
+        phyllome_vmm::config::DiskConfig {
+            path: iso.clone(),
+            readonly: true,
+            format: None,
+            queues: 1,
+        },
+    ];
+    c.about.installer = Some(iso.clone());
+    std::fs::write(dir.join("vm.toml"), c.to_toml()).unwrap();
+
+    let _app = s.app(&[], &[], &log("settings.log"));
+    s.focus("Phyllome");
+    assert!(s.wait_text("Installer VM", 30));
+    s.press("More Actions");
+    s.press("Settings");
+    s.focus("Installer VM Settings");
+    s.screenshot("settings-general.png");
+    s.press("Disks");
+    assert!(s.wait_text("installer.iso", 10));
+    s.screenshot("settings-disks.png");
+    s.press("Eject");
+    assert!(wait_until(10, || {
+        let c = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
+        c.disks.len() == 1 && c.about.installer.is_none()
+    }));
+    let c = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
+    assert_eq!(c.disks[0].path, disk, "the wrong disk went");
+    assert!(iso.exists(), "ejecting deleted the image");
+
+    s.press("Graphics");
+    assert!(
+        s.wait_text("Available, drawn by", 20),
+        "the 3D probe did not answer"
+    );
+    s.press("3D acceleration");
+    assert!(wait_until(10, || {
+        VmConfig::from_file(&dir.join("vm.toml"))
+            .unwrap()
+            .devices
+            .gpu
+            .is_some_and(|g| g.renderer == phyllome_vmm::config::Renderer::Virgl)
+    }));
+    s.screenshot("settings-graphics.png");
+    s.press_in("Close", "Installer VM Settings");
+    assert!(wait_until(10, || !s.window_shown("Installer VM Settings")));
+
+    // Delete, keeping the disk: the library forgets the VM, the disk stays.
+    s.focus("Phyllome");
+    s.press("More Actions");
+    s.press("Delete…");
+    assert!(s.wait_text("Delete Installer VM?", 10));
+    s.screenshot("library-delete.png");
+    s.press("Delete, Keep Disks");
+    assert!(s.wait_text("No Virtual Machines Yet", 10));
+    assert!(!dir.exists());
+    let kept = s.library().join(".kept-inst/disk.img");
+    assert_eq!(std::fs::read(&kept).unwrap(), vec![0x5a; 1 << 20]);
+}
+
+#[test]
+fn a_vm_whose_folder_vanished_says_so_and_nothing_crashes() {
+    let s = Session::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = tmp.path().join("spin.elf");
+    tiny_guest("spin", &kernel);
+    let dir = define(&s, "gone", "Gone VM", &kernel);
+    let mut app = s.app(&[], &[], &log("gone.log"));
+    s.focus("Phyllome");
+    assert!(s.wait_text("Gone VM", 30));
+    std::fs::remove_dir_all(&dir).unwrap();
+    s.press("Start");
+    assert!(s.wait_text("is gone; it was removed outside Phyllome", 10));
+    s.screenshot("library-folder-gone.png");
+    assert!(s.wait_text("No Virtual Machines Yet", 10));
+    assert!(app.0.try_wait().unwrap().is_none(), "the app crashed");
+}
