@@ -42,6 +42,8 @@ pub fn xvfb_sized(geometry: &str) -> (Kill, String) {
             geometry,
             "-nolisten",
             "tcp",
+            // Tests start apps one after another: no server reset when the last leaves.
+            "-noreset",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
