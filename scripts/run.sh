@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up everything on a fresh Debian 12 machine and boots the demo VM: Debian's kernel
-# with a busybox shell on the serial console, in this terminal, and (on a desktop with
-# hardware virtualization) on its display, in Phyllome's window. On a computer without
+# Sets up everything on a fresh Debian 12 machine and runs the demo VM: Debian's kernel
+# with a busybox shell. On a desktop with hardware virtualization it opens Phyllome, whose
+# library holds the demo VM (its display in Phyllome's window); without a desktop, the
+# shell is on the serial console, in this terminal. On a computer without
 # hardware virtualization (vmx/svm), the demo runs nested inside QEMU's emulator: slower,
 # but it works anywhere. Type `poweroff -f` in the guest to stop it.
 set -euo pipefail
@@ -16,15 +17,43 @@ assets=$(scripts/guest-assets.sh)
 kernel=$assets/kernels/generic/vmlinuz
 initrd=$assets/demo-initrd.cpio
 if grep -qE '^flags.* (vmx|svm)( |$)' /proc/cpuinfo; then
-  # With a desktop, the demo also gets a display (virtio-gpu, keyboard and tablet) shown
-  # in Phyllome's window, with a second shell on it.
+  # With a desktop, the demo is a VM in Phyllome's library (added once, its kernel and
+  # initrd copied beside its definition), started from the app: its screen (virtio-gpu,
+  # keyboard and tablet) opens in Phyllome's display window, with a shell on it.
   if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-    sock="${XDG_RUNTIME_DIR:-/tmp}/phyllome-demo-$$.sock"
-    (for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-     exec target/release/phyllome --console "$sock" --name "Phyllome demo") &
-    exec target/release/phyllome-vmm run --kernel "$kernel" --initrd "$initrd" --cpus 2 --memory 512 \
-      --cmdline "console=tty0 console=ttyS0 reboot=k panic=-1 quiet" \
-      --gpu 1280x800 --input --display-socket "$sock"
+    demo="${XDG_DATA_HOME:-$HOME/.local/share}/phyllome/vms/phyllome-demo"
+    if [ ! -e "$demo/vm.toml" ]; then
+      mkdir -p "$demo"
+      cp "$kernel" "$demo/kernel"
+      cp "$initrd" "$demo/initrd"
+      cat >"$demo/vm.toml.tmp" <<TOML
+version = 1
+name = "Phyllome demo"
+
+[machine]
+cpus = 2
+memory_mib = 512
+
+[boot]
+kernel = "$demo/kernel"
+initrd = "$demo/initrd"
+cmdline = "console=tty0 console=ttyS0 reboot=k panic=-1 quiet"
+
+[devices]
+rng = true
+input = true
+
+[devices.gpu]
+width = 1280
+height = 800
+
+[about]
+os = "Linux demo (busybox)"
+TOML
+      mv "$demo/vm.toml.tmp" "$demo/vm.toml"
+    fi
+    echo "Phyllome opens with the demo VM in its library: press its Start button." >&2
+    exec target/release/phyllome
   fi
   exec target/release/phyllome-vmm run --kernel "$kernel" --initrd "$initrd" --cpus 2 --memory 512
 fi
