@@ -46,16 +46,6 @@ impl Session {
     /// A 1280x800 screen and a private session bus.
     pub fn new() -> Self {
         let (x, display) = xvfb_sized("1280x800x24");
-        let mut daemon = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon is installed (scripts/install-deps.sh)");
-        let mut address = String::new();
-        BufReader::new(daemon.stdout.take().unwrap())
-            .read_line(&mut address)
-            .unwrap();
         let home = tempfile::tempdir().unwrap();
         for d in ["data", "state", "config", "cache", "runtime"] {
             std::fs::create_dir_all(home.path().join(d)).unwrap();
@@ -65,6 +55,21 @@ impl Session {
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )
         .unwrap();
+        // The services the bus starts (the accessibility bus among them) inherit its
+        // environment: give them this session's display and runtime folder, or sessions
+        // running side by side would share one accessibility bus socket.
+        let mut daemon = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .env("DISPLAY", &display)
+            .env("XDG_RUNTIME_DIR", home.path().join("runtime"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon is installed (scripts/install-deps.sh)");
+        let mut address = String::new();
+        BufReader::new(daemon.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
         Self {
             display,
             bus: address.trim().to_owned(),
