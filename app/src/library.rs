@@ -830,6 +830,14 @@ impl SimpleComponent for Library {
                 }
                 TrayAction::ForceOff(d) => self.send(&d, VmCommand::ForceOff),
                 TrayAction::HostPresent(present) => self.tray_host = present,
+                TrayAction::Quit => {
+                    if self.running.is_empty() {
+                        self.quit();
+                    } else {
+                        self.window.present();
+                        self.confirm_quit(&sender);
+                    }
+                }
             },
             LibraryMsg::CloseRequested => {
                 if self.running.is_empty() {

@@ -19,6 +19,8 @@ pub enum TrayAction {
     ShutDown(PathBuf),
     /// Force it off.
     ForceOff(PathBuf),
+    /// Quit the app (asking first when VMs run).
+    Quit,
     /// A tray host took the icon (`true`) or there is none (`false`).
     HostPresent(bool),
 }
@@ -92,6 +94,8 @@ pub fn entries(tray: &Tray) -> Vec<Option<(String, Option<TrayAction>)>> {
             Some(TrayAction::ForceOff(d)),
         )));
     }
+    out.push(None);
+    out.push(Some((tr("tray-quit"), Some(TrayAction::Quit))));
     out
 }
 
@@ -207,8 +211,9 @@ mod tests {
     fn the_menu_lists_each_running_vm_with_its_actions() {
         let mut tray = Tray::new(|_| {});
         let e = entries(&tray);
-        assert_eq!(e.len(), 1);
+        assert_eq!(e.len(), 3);
         assert_eq!(e[0].as_ref().unwrap().1, Some(TrayAction::ToggleWindow));
+        assert_eq!(e[2].as_ref().unwrap().1, Some(TrayAction::Quit));
         tray.vms = vec![
             TrayVm {
                 dir: "/vms/a".into(),
@@ -233,9 +238,10 @@ mod tests {
                 TrayAction::Resume("/vms/b".into()),
                 TrayAction::ShutDown("/vms/b".into()),
                 TrayAction::ForceOff("/vms/b".into()),
+                TrayAction::Quit,
             ]
         );
-        assert_eq!(e.iter().filter(|x| x.is_none()).count(), 2);
+        assert_eq!(e.iter().filter(|x| x.is_none()).count(), 3);
         let names: Vec<_> = e
             .iter()
             .flatten()

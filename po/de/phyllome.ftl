@@ -70,6 +70,7 @@ quit-force-off = Ausschalten erzwingen und beenden
 ## Das Benachrichtigungsfeld
 tray-show-window = Phyllome zeigen
 tray-hide-window = Phyllome verbergen
+tray-quit = Beenden
 tray-running-count = { $count ->
     [0] Keine virtuelle Maschine läuft
     [one] Eine virtuelle Maschine läuft

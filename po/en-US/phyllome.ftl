@@ -71,6 +71,7 @@ quit-force-off = Force Off and Quit
 ## The tray
 tray-show-window = Show Phyllome
 tray-hide-window = Hide Phyllome
+tray-quit = Quit
 tray-running-count = { $count ->
     [0] No virtual machine is running
     [one] One virtual machine is running

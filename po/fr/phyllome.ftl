@@ -70,6 +70,7 @@ quit-force-off = Forcer l'arrêt et quitter
 ## La zone de notification
 tray-show-window = Afficher Phyllome
 tray-hide-window = Masquer Phyllome
+tray-quit = Quitter
 tray-running-count = { $count ->
     [0] Aucune machine virtuelle ne tourne
     [one] Une machine virtuelle tourne
