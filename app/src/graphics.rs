@@ -34,6 +34,7 @@ pub fn print_probe() {
             one_line(&found.renderer)
         ),
         Err(GraphicsProbeError::DisabledByUser) => "disabled\t".to_owned(),
+        Err(GraphicsProbeError::NotBuilt) => "not-built\t".to_owned(),
         Err(GraphicsProbeError::NoEgl(d)) => format!("no-egl\t{}", one_line(&d)),
         Err(GraphicsProbeError::NoDisplay(d)) => format!("no-display\t{}", one_line(&d)),
         Err(GraphicsProbeError::NoContext(d)) => format!("no-context\t{}", one_line(&d)),
@@ -56,6 +57,7 @@ pub fn parse_probe(line: &str) -> Graphics3d {
             renderer: fields.next().unwrap_or_default().to_owned(),
         },
         "disabled" => Graphics3d::Unavailable(tr("graphics-disabled")),
+        "not-built" => Graphics3d::Unavailable(tr("graphics-not-built")),
         "no-egl" => Graphics3d::Unavailable(tr_args("graphics-no-egl", &[("detail", detail)])),
         "no-display" => {
             Graphics3d::Unavailable(tr_args("graphics-no-display", &[("detail", detail)]))

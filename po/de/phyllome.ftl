@@ -154,6 +154,7 @@ size-mib = { $mib } MiB
 
 ## Was die 3D-Prüfung gefunden hat
 graphics-disabled = OpenGL ist in dieser Sitzung ausgeschaltet (GDK_DEBUG=gl-disable), daher ist die 3D-Beschleunigung aus.
+graphics-not-built = Diese Version von Phyllome hat keinen 3D-Renderer (ohne virglrenderer gebaut), daher ist die 3D-Beschleunigung aus.
 graphics-no-egl = Dieser Computer hat keine OpenGL-Bibliothek (libEGL): Installieren Sie Mesa für 3D-Beschleunigung. ({ $detail })
 graphics-no-display = OpenGL kann hier ohne Bildschirm nicht zeichnen: Installieren Sie Mesas EGL-Treiber für 3D-Beschleunigung. ({ $detail })
 graphics-no-context = Der OpenGL-Treiber kann keinen Zeichenkontext anlegen, daher ist die 3D-Beschleunigung aus. ({ $detail })

@@ -155,6 +155,7 @@ size-mib = { $mib } MiB
 
 ## What the 3D probe found
 graphics-disabled = OpenGL is turned off in this session (GDK_DEBUG=gl-disable), so 3D acceleration is off.
+graphics-not-built = This build of Phyllome has no 3D renderer (it was built without virglrenderer), so 3D acceleration is off.
 graphics-no-egl = This computer has no OpenGL library (libEGL): install Mesa to get 3D acceleration. ({ $detail })
 graphics-no-display = OpenGL cannot draw without a screen here: install Mesa's EGL driver to get 3D acceleration. ({ $detail })
 graphics-no-context = The OpenGL driver cannot create a drawing context, so 3D acceleration is off. ({ $detail })

@@ -154,6 +154,7 @@ size-mib = { $mib } Mio
 
 ## Ce que le test 3D a trouvé
 graphics-disabled = OpenGL est désactivé dans cette session (GDK_DEBUG=gl-disable), l'accélération 3D est donc désactivée.
+graphics-not-built = Cette version de Phyllome n'a pas de moteur de rendu 3D (compilée sans virglrenderer), l'accélération 3D est donc désactivée.
 graphics-no-egl = Cet ordinateur n'a pas de bibliothèque OpenGL (libEGL) : installez Mesa pour obtenir l'accélération 3D. ({ $detail })
 graphics-no-display = OpenGL ne peut pas dessiner sans écran ici : installez le pilote EGL de Mesa pour obtenir l'accélération 3D. ({ $detail })
 graphics-no-context = Le pilote OpenGL ne peut pas créer de contexte de dessin, l'accélération 3D est donc désactivée. ({ $detail })

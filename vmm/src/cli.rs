@@ -66,7 +66,7 @@ pub enum DeviceCommand {
         #[arg(long, default_value = "stdio")]
         output: crate::devices::virtio::console::endpoint::ConsoleEndpoint,
     },
-    /// A virtio-gpu display (2D), with an optional virtio keyboard and tablet, for
+    /// A virtio-gpu display (2D or 3D), with an optional virtio keyboard and tablet, for
     /// frontends such as QEMU's `vhost-user-gpu-pci` and `vhost-user-input-pci`.
     Gpu {
         /// The GPU's vhost-user socket to listen on.
@@ -84,6 +84,9 @@ pub enum DeviceCommand {
         /// Write the latest flushed frame to this PNG file (throttled).
         #[arg(long)]
         dump_scanout: Option<PathBuf>,
+        /// How it draws: 2d, virgl (OpenGL through virglrenderer) or venus (Vulkan).
+        #[arg(long, default_value = "2d")]
+        renderer: crate::config::Renderer,
     },
     /// A virtio-rng entropy source.
     Rng {

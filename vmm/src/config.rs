@@ -326,6 +326,21 @@ pub enum Renderer {
     Venus,
 }
 
+impl FromStr for Renderer {
+    type Err = String;
+    /// `2d`, `virgl` or `venus`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "2d" => Ok(Self::TwoD),
+            "virgl" => Ok(Self::Virgl),
+            "venus" => Ok(Self::Venus),
+            _ => Err(format!(
+                "'{s}' is not a renderer; use 2d, virgl (OpenGL) or venus (Vulkan)"
+            )),
+        }
+    }
+}
+
 impl Renderer {
     /// Whether this is the 2D default.
     pub fn is_2d(&self) -> bool {

@@ -18,6 +18,9 @@ const GL_RENDERER: u32 = 0x1F01;
 /// Why 3D acceleration cannot be offered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphicsProbeError {
+    /// This build has no 3D renderer.
+    #[error("This build of Phyllome has no 3D renderer (built without virglrenderer).")]
+    NotBuilt,
     /// The user (or a test) turned OpenGL off for GTK, which we honour too.
     #[error("OpenGL is turned off in this session (GDK_DEBUG=gl-disable).")]
     DisabledByUser,
@@ -50,6 +53,9 @@ impl GraphicsSupport {
     }
 }
 
+/// Whether this build can render 3D at all (the `virgl` feature, virglrenderer).
+pub const BUILT_WITH_3D: bool = cfg!(feature = "virgl");
+
 /// Whether `GDK_DEBUG` (a comma- or space-separated list) turns GL off.
 pub fn gl_disabled_by(gdk_debug: &str) -> bool {
     gdk_debug
@@ -67,6 +73,9 @@ fn has_render_node() -> bool {
 
 /// Probes OpenGL ES through EGL, headless. Does not touch any window system.
 pub fn probe() -> Result<GraphicsSupport, GraphicsProbeError> {
+    if !BUILT_WITH_3D {
+        return Err(GraphicsProbeError::NotBuilt);
+    }
     if std::env::var("GDK_DEBUG").is_ok_and(|v| gl_disabled_by(&v)) {
         return Err(GraphicsProbeError::DisabledByUser);
     }
@@ -184,6 +193,7 @@ mod tests {
     /// Mesa is installed on the test machines (install-deps.sh): the probe must find its
     /// surfaceless EGL and name a renderer.
     #[test]
+    #[cfg(feature = "virgl")]
     fn mesa_renders_headless_here() {
         if std::env::var("GDK_DEBUG").is_ok_and(|v| gl_disabled_by(&v)) {
             return;

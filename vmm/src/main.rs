@@ -94,6 +94,7 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
             input_socket,
             console,
             dump_scanout,
+            renderer,
         } => {
             let options = vhost_user::GpuServeOptions {
                 socket,
@@ -102,6 +103,7 @@ fn serve_device(device: DeviceCommand) -> ExitCode {
                 input_socket,
                 console,
                 dump_scanout,
+                renderer,
             };
             return match vhost_user::serve_gpu(&options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -658,12 +658,6 @@ impl Vm {
         let mut display_server = None;
         let gpu = match &config.devices.gpu {
             Some(g) => {
-                if !g.renderer.is_2d() {
-                    log::warn!(
-                        "{}: 3D acceleration is not in this build yet; the display runs in 2D",
-                        config.name
-                    );
-                }
                 let mut sinks: Vec<Box<dyn DisplaySink>> = Vec::new();
                 if let Some(path) = &g.dump_scanout {
                     sinks.push(Box::new(PngDump::new(path.clone())));
@@ -680,8 +674,9 @@ impl Vm {
                     display_server = Some(server);
                     sinks.push(Box::new(sink));
                 }
-                let gpu = Gpu::new(&[(g.width, g.height)], Box::new(Tee(sinks)))
-                    .map_err(os("GPU device"))?;
+                let gpu =
+                    Gpu::with_renderer(&[(g.width, g.height)], Box::new(Tee(sinks)), g.renderer)
+                        .map_err(os("GPU device"))?;
                 Some(Arc::new(Mutex::new(gpu)))
             }
             None => None,

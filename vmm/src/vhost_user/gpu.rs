@@ -36,6 +36,8 @@ pub struct GpuServeOptions {
     pub console: Option<PathBuf>,
     /// Write the latest flushed frame here as a PNG (throttled).
     pub dump_scanout: Option<PathBuf>,
+    /// 2D, or 3D through virglrenderer.
+    pub renderer: crate::config::Renderer,
 }
 
 /// Why `device gpu` could not run.
@@ -171,8 +173,12 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
         _server = Some(server);
         sinks.push(Box::new(sink));
     }
-    let gpu = Gpu::new(&[(options.width, options.height)], Box::new(Tee(sinks)))
-        .map_err(create("GPU"))?;
+    let gpu = Gpu::with_renderer(
+        &[(options.width, options.height)],
+        Box::new(Tee(sinks)),
+        options.renderer,
+    )
+    .map_err(create("GPU"))?;
     let gpu = Arc::new(Mutex::new(gpu));
     *lock(&slot) = Some(gpu.clone());
     let core = SharedGpu::new(gpu).map_err(create("GPU"))?;
@@ -197,6 +203,7 @@ mod tests {
             input_socket: None,
             console: None,
             dump_scanout: None,
+            renderer: crate::config::Renderer::TwoD,
         };
         let err = serve_gpu(&options(0, 600, "/tmp/x.sock")).unwrap_err();
         assert!(

@@ -6,8 +6,10 @@
 //! rectangles, backing inside guest memory, total resource memory) and fails alone with
 //! the matching error response.
 //!
-//! Shaped for 3D: resource bookkeeping is by id in one table, so that rutabaga_gfx can own
-//! resources behind the same commands later.
+//! 3D (with the `virgl` feature and a 3D [`Renderer`]): contexts, 3D resources, transfers,
+//! submissions and capsets go to [`virgl::Renderer3d`]; 2D resources stay here, in one id
+//! space with the 3D ones, and a scanout may show either kind. Without 3D, 3D requests fail
+//! with `ERR_UNSPEC`.
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -18,10 +20,13 @@ pub mod display;
 pub mod dump;
 pub mod edid;
 pub mod protocol;
+#[cfg(feature = "virgl")]
+pub mod virgl;
 
 use super::{
     Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
+use crate::config::Renderer;
 use crate::console_conn::buffer::SharedBuffer;
 use crate::memory::GuestMemory;
 use display::{Cursor, DisplaySink, Frame};
@@ -210,6 +215,10 @@ enum Response {
     NoData,
     DisplayInfo(Box<RespDisplayInfo>),
     Edid(Box<RespEdid>),
+    #[cfg_attr(not(feature = "virgl"), allow(dead_code))]
+    CapsetInfo(RespCapsetInfo),
+    #[cfg_attr(not(feature = "virgl"), allow(dead_code))]
+    Capset(Vec<u8>),
 }
 
 /// The 2D GPU device.
@@ -222,6 +231,9 @@ pub struct Gpu {
     events_read: u32,
     /// Signalled when `events_read` gains an event (the transport interrupts the driver).
     config_changed: vmm_sys_util::eventfd::EventFd,
+    /// The 3D side, when the renderer is 3D.
+    #[cfg(feature = "virgl")]
+    three_d: Option<virgl::Renderer3d>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -257,7 +269,65 @@ impl Gpu {
             sink,
             events_read: 0,
             config_changed: vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)?,
+            #[cfg(feature = "virgl")]
+            three_d: None,
         })
+    }
+
+    /// Like [`Gpu::new`], drawing with `renderer`: 2D, or 3D through virglrenderer (which
+    /// must start here, or this fails saying why).
+    pub fn with_renderer(
+        sizes: &[(u32, u32)],
+        sink: Box<dyn DisplaySink>,
+        renderer: Renderer,
+    ) -> std::io::Result<Self> {
+        #[cfg_attr(not(feature = "virgl"), allow(unused_mut))]
+        let mut gpu = Self::new(sizes, sink)?;
+        if renderer.is_2d() {
+            return Ok(gpu);
+        }
+        #[cfg(feature = "virgl")]
+        {
+            gpu.three_d = Some(virgl::Renderer3d::new(renderer).map_err(std::io::Error::other)?);
+            Ok(gpu)
+        }
+        #[cfg(not(feature = "virgl"))]
+        Err(std::io::Error::other(
+            "this build of Phyllome has no 3D renderer (built without the `virgl` feature); choose 2D graphics",
+        ))
+    }
+
+    /// Whether 3D requests are served.
+    pub fn is_3d(&self) -> bool {
+        #[cfg(feature = "virgl")]
+        {
+            self.three_d.is_some()
+        }
+        #[cfg(not(feature = "virgl"))]
+        false
+    }
+
+    /// Whether `id` names a 3D resource.
+    fn is_3d_resource(&self, id: u32) -> bool {
+        #[cfg(feature = "virgl")]
+        {
+            self.three_d.as_ref().is_some_and(|t| t.has(id))
+        }
+        #[cfg(not(feature = "virgl"))]
+        {
+            let _ = id;
+            false
+        }
+    }
+
+    /// Host memory all resources take (2D here, 3D estimated).
+    fn all_resource_bytes(&self) -> u64 {
+        #[cfg(feature = "virgl")]
+        {
+            self.resource_bytes + self.three_d.as_ref().map_or(0, virgl::Renderer3d::bytes)
+        }
+        #[cfg(not(feature = "virgl"))]
+        self.resource_bytes
     }
 
     /// Caps the host memory resources may take.
@@ -315,7 +385,10 @@ impl Gpu {
     }
 
     fn create_2d(&mut self, c: ResourceCreate2d) -> CmdResult {
-        if c.resource_id == 0 || self.resources.contains_key(&c.resource_id) {
+        if c.resource_id == 0
+            || self.resources.contains_key(&c.resource_id)
+            || self.is_3d_resource(c.resource_id)
+        {
             return Err(RESP_ERR_INVALID_RESOURCE_ID);
         }
         if !format_supported(c.format)
@@ -327,7 +400,7 @@ impl Gpu {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
         let bytes = u64::from(c.width) * u64::from(c.height) * u64::from(BYTES_PER_PIXEL);
-        if self.resource_bytes + bytes > self.resource_limit {
+        if self.all_resource_bytes() + bytes > self.resource_limit {
             return Err(RESP_ERR_OUT_OF_MEMORY);
         }
         let mut heap = Vec::new();
@@ -350,18 +423,29 @@ impl Gpu {
     }
 
     fn unref(&mut self, id: u32) -> CmdResult {
+        #[cfg(feature = "virgl")]
+        if let Some(t) = self.three_d.as_mut().filter(|t| t.has(id)) {
+            t.unref(id)?;
+            self.scanout_gone(id);
+            return Ok(Response::NoData);
+        }
         let r = self
             .resources
             .remove(&id)
             .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
         self.resource_bytes -= r.pixels.len() as u64;
+        self.scanout_gone(id);
+        Ok(Response::NoData)
+    }
+
+    /// Turns off the scanouts that showed resource `id`.
+    fn scanout_gone(&mut self, id: u32) {
         for (i, s) in self.scanouts.iter_mut().enumerate() {
             if s.resource == id {
                 s.resource = 0;
                 self.sink.disabled(i as u32);
             }
         }
-        Ok(Response::NoData)
     }
 
     fn attach_backing(
@@ -382,6 +466,11 @@ impl Gpu {
             }
             backing.push((e.addr, e.length));
         }
+        #[cfg(feature = "virgl")]
+        if let Some(t) = self.three_d.as_mut().filter(|t| t.has(a.resource_id)) {
+            t.attach_backing(mem, a.resource_id, &backing)?;
+            return Ok(Response::NoData);
+        }
         let r = self
             .resources
             .get_mut(&a.resource_id)
@@ -391,6 +480,11 @@ impl Gpu {
     }
 
     fn detach_backing(&mut self, id: u32) -> CmdResult {
+        #[cfg(feature = "virgl")]
+        if let Some(t) = self.three_d.as_mut().filter(|t| t.has(id)) {
+            t.detach_backing(id)?;
+            return Ok(Response::NoData);
+        }
         let r = self
             .resources
             .get_mut(&id)
@@ -409,6 +503,17 @@ impl Gpu {
             self.sink.disabled(s.scanout_id);
             return Ok(Response::NoData);
         }
+        #[cfg(feature = "virgl")]
+        if let Some(t) = self.three_d.as_mut().filter(|t| t.has(s.resource_id)) {
+            let (w, h, _) = t.scanout_buffer(s.resource_id)?;
+            if s.r.width == 0 || s.r.height == 0 || !s.r.inside(w, h) {
+                return Err(RESP_ERR_INVALID_PARAMETER);
+            }
+            let scanout = &mut self.scanouts[index];
+            scanout.resource = s.resource_id;
+            scanout.rect = s.r;
+            return Ok(Response::NoData);
+        }
         let r = self
             .resources
             .get_mut(&s.resource_id)
@@ -425,6 +530,28 @@ impl Gpu {
     }
 
     fn transfer_to_host(&mut self, mem: &GuestMemory, t: TransferToHost2d) -> CmdResult {
+        #[cfg(feature = "virgl")]
+        if let Some(three_d) = self.three_d.as_mut().filter(|x| x.has(t.resource_id)) {
+            three_d.transfer_to_host(
+                0,
+                &Transfer3d {
+                    b: Box3d {
+                        x: t.r.x,
+                        y: t.r.y,
+                        z: 0,
+                        w: t.r.width,
+                        h: t.r.height,
+                        d: 1,
+                    },
+                    offset: t.offset,
+                    resource_id: t.resource_id,
+                    level: 0,
+                    stride: 0,
+                    layer_stride: 0,
+                },
+            )?;
+            return Ok(Response::NoData);
+        }
         let r = self
             .resources
             .get_mut(&t.resource_id)
@@ -467,6 +594,10 @@ impl Gpu {
     }
 
     fn flush(&mut self, f: ResourceFlush) -> CmdResult {
+        #[cfg(feature = "virgl")]
+        if self.is_3d_resource(f.resource_id) {
+            return self.flush_3d(f);
+        }
         let r = self
             .resources
             .get(&f.resource_id)
@@ -558,7 +689,138 @@ impl Gpu {
             CMD_SET_SCANOUT => self.set_scanout(body(reader)?),
             CMD_TRANSFER_TO_HOST_2D => self.transfer_to_host(mem, body(reader)?),
             CMD_RESOURCE_FLUSH => self.flush(body(reader)?),
+            #[cfg(feature = "virgl")]
+            CMD_GET_CAPSET_INFO
+            | CMD_GET_CAPSET
+            | CMD_CTX_CREATE
+            | CMD_CTX_DESTROY
+            | CMD_CTX_ATTACH_RESOURCE
+            | CMD_CTX_DETACH_RESOURCE
+            | CMD_RESOURCE_CREATE_3D
+            | CMD_TRANSFER_TO_HOST_3D
+            | CMD_TRANSFER_FROM_HOST_3D
+            | CMD_SUBMIT_3D => self.control_3d(hdr, reader),
+            // Also every 3D command on a 2D device.
             _ => Err(RESP_ERR_UNSPEC),
+        }
+    }
+}
+
+#[cfg(feature = "virgl")]
+impl Gpu {
+    /// The 3D commands; `ERR_UNSPEC` on a 2D device.
+    fn control_3d(&mut self, hdr: &CtrlHdr, reader: &mut Reader<'_, ()>) -> CmdResult {
+        fn body<T: vm_memory::ByteValued>(reader: &mut Reader<'_, ()>) -> Result<T, u32> {
+            reader.read_obj().map_err(|_| RESP_ERR_INVALID_PARAMETER)
+        }
+        let budget = self
+            .resource_limit
+            .saturating_sub(self.all_resource_bytes());
+        let used_2d =
+            |id: u32, resources: &HashMap<u32, Resource>| id == 0 || resources.contains_key(&id);
+        let Some(t) = self.three_d.as_mut() else {
+            return Err(RESP_ERR_UNSPEC);
+        };
+        match hdr.kind {
+            CMD_GET_CAPSET_INFO => {
+                let q: GetCapsetInfo = body(reader)?;
+                t.capset_info(q.capset_index).map(Response::CapsetInfo)
+            }
+            CMD_GET_CAPSET => {
+                let q: GetCapset = body(reader)?;
+                t.capset(q.capset_id, q.capset_version)
+                    .map(Response::Capset)
+            }
+            CMD_CTX_CREATE => t
+                .ctx_create(hdr.ctx_id, &body(reader)?)
+                .map(|()| Response::NoData),
+            CMD_CTX_DESTROY => t.ctx_destroy(hdr.ctx_id).map(|()| Response::NoData),
+            CMD_CTX_ATTACH_RESOURCE => {
+                let r: ResourceOnly = body(reader)?;
+                t.attach(hdr.ctx_id, r.resource_id)
+                    .map(|()| Response::NoData)
+            }
+            CMD_CTX_DETACH_RESOURCE => {
+                let r: ResourceOnly = body(reader)?;
+                t.detach(hdr.ctx_id, r.resource_id)
+                    .map(|()| Response::NoData)
+            }
+            CMD_RESOURCE_CREATE_3D => {
+                let c: ResourceCreate3d = body(reader)?;
+                if used_2d(c.resource_id, &self.resources) || t.has(c.resource_id) {
+                    return Err(RESP_ERR_INVALID_RESOURCE_ID);
+                }
+                t.create(&c, budget).map(|()| Response::NoData)
+            }
+            CMD_TRANSFER_TO_HOST_3D => t
+                .transfer_to_host(hdr.ctx_id, &body(reader)?)
+                .map(|()| Response::NoData),
+            CMD_TRANSFER_FROM_HOST_3D => t
+                .transfer_from_host(hdr.ctx_id, &body(reader)?)
+                .map(|()| Response::NoData),
+            CMD_SUBMIT_3D => {
+                let c: CmdSubmit = body(reader)?;
+                // The commands must be in the request, whole: never past its descriptors.
+                if c.size > virgl::MAX_SUBMIT || c.size as usize > reader.available_bytes() {
+                    return Err(RESP_ERR_INVALID_PARAMETER);
+                }
+                let mut commands = vec![0u8; c.size as usize];
+                std::io::Read::read_exact(reader, &mut commands)
+                    .map_err(|_| RESP_ERR_INVALID_PARAMETER)?;
+                t.submit(hdr.ctx_id, commands).map(|()| Response::NoData)
+            }
+            _ => Err(RESP_ERR_UNSPEC),
+        }
+    }
+
+    /// A flush of a 3D resource: the shown part is read back from the renderer into the
+    /// scanout's shared buffer, then handed to the display.
+    fn flush_3d(&mut self, f: ResourceFlush) -> CmdResult {
+        let Some(t) = self.three_d.as_mut() else {
+            return Err(RESP_ERR_UNSPEC);
+        };
+        let (width, height, format) = t.scanout_buffer(f.resource_id)?;
+        if !f.r.inside(width, height) {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        for (i, s) in self.scanouts.iter().enumerate() {
+            if s.resource != f.resource_id {
+                continue;
+            }
+            let (x0, y0) = (f.r.x.max(s.rect.x), f.r.y.max(s.rect.y));
+            let x1 = (f.r.x + f.r.width).min(s.rect.x + s.rect.width);
+            let y1 = (f.r.y + f.r.height).min(s.rect.y + s.rect.height);
+            if x0 >= x1 || y0 >= y1 {
+                continue;
+            }
+            let damage = Rect {
+                x: x0,
+                y: y0,
+                width: x1 - x0,
+                height: y1 - y0,
+            };
+            let buffer = t.read_back(f.resource_id, damage)?;
+            let stride = width * BYTES_PER_PIXEL;
+            let offset = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
+            self.sink.frame(&Frame {
+                scanout: i as u32,
+                width: s.rect.width,
+                height: s.rect.height,
+                stride,
+                format,
+                buffer,
+                offset,
+                damage: (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
+            });
+        }
+        Ok(Response::NoData)
+    }
+
+    /// Waits for the fence a successful request asked for.
+    fn fence_3d(&mut self, hdr: &CtrlHdr) -> Result<(), u32> {
+        match self.three_d.as_mut() {
+            Some(t) if hdr.flags & FLAG_FENCE != 0 => t.fence(hdr),
+            _ => Ok(()),
         }
     }
 }
@@ -590,6 +852,11 @@ fn respond(writer: &mut Writer<'_, ()>, req: &CtrlHdr, result: CmdResult) -> u32
             RESP_OK_EDID,
             vm_memory::ByteValued::as_slice(&*e)[24..].to_vec(),
         ),
+        Ok(Response::CapsetInfo(c)) => (
+            RESP_OK_CAPSET_INFO,
+            vm_memory::ByteValued::as_slice(&c).to_vec(),
+        ),
+        Ok(Response::Capset(data)) => (RESP_OK_CAPSET, data),
         Err(code) => (code, Vec::new()),
     };
     let mut hdr = CtrlHdr {
@@ -623,7 +890,16 @@ impl DeviceCore for Gpu {
         QUEUE_SIZE
     }
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX | VIRTIO_RING_F_INDIRECT_DESC | F_EDID
+        let three_d = if self.is_3d() {
+            F_VIRGL | F_CONTEXT_INIT
+        } else {
+            0
+        };
+        VIRTIO_F_VERSION_1
+            | VIRTIO_RING_F_EVENT_IDX
+            | VIRTIO_RING_F_INDIRECT_DESC
+            | F_EDID
+            | three_d
     }
     /// `struct virtio_gpu_config`: events_read, events_clear, num_scanouts, num_capsets.
     fn config(&self) -> Vec<u8> {
@@ -631,7 +907,14 @@ impl DeviceCore for Gpu {
         c.extend_from_slice(&self.events_read.to_le_bytes());
         c.extend_from_slice(&0u32.to_le_bytes());
         c.extend_from_slice(&(self.scanouts.len() as u32).to_le_bytes());
-        c.extend_from_slice(&0u32.to_le_bytes());
+        #[cfg(feature = "virgl")]
+        let capsets = self
+            .three_d
+            .as_ref()
+            .map_or(0, virgl::Renderer3d::num_capsets);
+        #[cfg(not(feature = "virgl"))]
+        let capsets = 0u32;
+        c.extend_from_slice(&capsets.to_le_bytes());
         c
     }
 
@@ -652,6 +935,10 @@ impl DeviceCore for Gpu {
     fn reset(&mut self) {
         self.resources.clear();
         self.resource_bytes = 0;
+        #[cfg(feature = "virgl")]
+        if let Some(t) = self.three_d.as_mut() {
+            t.reset();
+        }
         for (i, s) in self.scanouts.iter_mut().enumerate() {
             if s.resource != 0 {
                 s.resource = 0;
@@ -690,6 +977,9 @@ impl DeviceCore for Gpu {
             return 0;
         }
         let result = self.control(mem, &hdr, &mut reader);
+        // A fenced request is answered once its work is done.
+        #[cfg(feature = "virgl")]
+        let result = result.and_then(|r| self.fence_3d(&hdr).map(|()| r));
         respond(&mut writer, &hdr, result)
     }
 }

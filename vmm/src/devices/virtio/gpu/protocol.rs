@@ -21,24 +21,43 @@ pub const CMD_RESOURCE_DETACH_BACKING: u32 = 0x0107;
 pub const CMD_GET_CAPSET_INFO: u32 = 0x0108;
 pub const CMD_GET_CAPSET: u32 = 0x0109;
 pub const CMD_GET_EDID: u32 = 0x010a;
+
+// 3D commands (VIRTIO_GPU_F_VIRGL).
+pub const CMD_CTX_CREATE: u32 = 0x0200;
+pub const CMD_CTX_DESTROY: u32 = 0x0201;
+pub const CMD_CTX_ATTACH_RESOURCE: u32 = 0x0202;
+pub const CMD_CTX_DETACH_RESOURCE: u32 = 0x0203;
+pub const CMD_RESOURCE_CREATE_3D: u32 = 0x0204;
+pub const CMD_TRANSFER_TO_HOST_3D: u32 = 0x0205;
+pub const CMD_TRANSFER_FROM_HOST_3D: u32 = 0x0206;
+pub const CMD_SUBMIT_3D: u32 = 0x0207;
 // Cursor commands.
 pub const CMD_UPDATE_CURSOR: u32 = 0x0300;
 pub const CMD_MOVE_CURSOR: u32 = 0x0301;
 // Success responses.
 pub const RESP_OK_NODATA: u32 = 0x1100;
 pub const RESP_OK_DISPLAY_INFO: u32 = 0x1101;
+pub const RESP_OK_CAPSET_INFO: u32 = 0x1102;
+pub const RESP_OK_CAPSET: u32 = 0x1103;
 pub const RESP_OK_EDID: u32 = 0x1104;
 // Error responses.
 pub const RESP_ERR_UNSPEC: u32 = 0x1200;
 pub const RESP_ERR_OUT_OF_MEMORY: u32 = 0x1201;
 pub const RESP_ERR_INVALID_SCANOUT_ID: u32 = 0x1202;
 pub const RESP_ERR_INVALID_RESOURCE_ID: u32 = 0x1203;
+pub const RESP_ERR_INVALID_CONTEXT_ID: u32 = 0x1204;
 pub const RESP_ERR_INVALID_PARAMETER: u32 = 0x1205;
 
 /// The request asks for a fence: the response must echo its id.
 pub const FLAG_FENCE: u32 = 1;
 /// Feature bit: the device answers `GET_EDID`.
 pub const F_EDID: u64 = 1 << 1;
+/// 3D (virgl) commands.
+pub const F_VIRGL: u64 = 1 << 0;
+/// Context types chosen at CTX_CREATE (`context_init`).
+pub const F_CONTEXT_INIT: u64 = 1 << 4;
+/// The context type in `context_init`.
+pub const CONTEXT_INIT_CAPSET_ID_MASK: u32 = 0xff;
 /// Configuration event: the display configuration changed.
 pub const EVENT_DISPLAY: u32 = 1;
 /// Scanouts the protocol can describe.
@@ -218,11 +237,122 @@ pub struct UpdateCursor {
     pub padding: u32,
 }
 
+/// `struct virtio_gpu_ctx_create` (after the header).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct CtxCreate {
+    pub nlen: u32,
+    pub context_init: u32,
+    pub debug_name: [u8; 64],
+}
+
+impl Default for CtxCreate {
+    fn default() -> Self {
+        Self {
+            nlen: 0,
+            context_init: 0,
+            debug_name: [0; 64],
+        }
+    }
+}
+
+/// `struct virtio_gpu_box`.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Box3d {
+    pub x: u32,
+    pub y: u32,
+    pub z: u32,
+    pub w: u32,
+    pub h: u32,
+    pub d: u32,
+}
+
+/// `struct virtio_gpu_resource_create_3d` (after the header).
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct ResourceCreate3d {
+    pub resource_id: u32,
+    pub target: u32,
+    pub format: u32,
+    pub bind: u32,
+    pub width: u32,
+    pub height: u32,
+    pub depth: u32,
+    pub array_size: u32,
+    pub last_level: u32,
+    pub nr_samples: u32,
+    pub flags: u32,
+    pub padding: u32,
+}
+
+/// `struct virtio_gpu_transfer_host_3d` (after the header).
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct Transfer3d {
+    pub b: Box3d,
+    pub offset: u64,
+    pub resource_id: u32,
+    pub level: u32,
+    pub stride: u32,
+    pub layer_stride: u32,
+}
+
+/// `struct virtio_gpu_cmd_submit` (after the header); `size` bytes of commands follow.
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct CmdSubmit {
+    pub size: u32,
+    pub padding: u32,
+}
+
+/// `struct virtio_gpu_get_capset_info` (after the header).
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct GetCapsetInfo {
+    pub capset_index: u32,
+    pub padding: u32,
+}
+
+/// `struct virtio_gpu_resp_capset_info` (after the header).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct RespCapsetInfo {
+    pub capset_id: u32,
+    pub capset_max_version: u32,
+    pub capset_max_size: u32,
+    pub padding: u32,
+}
+
+/// `struct virtio_gpu_get_capset` (after the header).
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct GetCapset {
+    pub capset_id: u32,
+    pub capset_version: u32,
+}
+
 // SAFETY (all below): `repr(C)` structures of integers and integer arrays whose fields are
 // laid out without implicit padding (explicit `padding` fields fill every gap), so every
 // byte pattern is a valid value and the bytes fully describe the value.
 // SAFETY: see above.
 unsafe impl ByteValued for CtrlHdr {}
+// SAFETY: see above.
+unsafe impl ByteValued for CtxCreate {}
+// SAFETY: see above.
+unsafe impl ByteValued for Box3d {}
+// SAFETY: see above.
+unsafe impl ByteValued for ResourceCreate3d {}
+// SAFETY: see above.
+unsafe impl ByteValued for Transfer3d {}
+// SAFETY: see above.
+unsafe impl ByteValued for CmdSubmit {}
+// SAFETY: see above.
+unsafe impl ByteValued for GetCapsetInfo {}
+// SAFETY: see above.
+unsafe impl ByteValued for RespCapsetInfo {}
+// SAFETY: see above.
+unsafe impl ByteValued for GetCapset {}
 // SAFETY: see above.
 unsafe impl ByteValued for Rect {}
 // SAFETY: see above.
@@ -267,6 +397,11 @@ mod tests {
         assert_eq!(size_of::<MemEntry>(), 16);
         assert_eq!(size_of::<RespEdid>(), 24 + 8 + 1024);
         assert_eq!(size_of::<UpdateCursor>(), 32);
+        assert_eq!(size_of::<CtxCreate>(), 72);
+        assert_eq!(size_of::<ResourceCreate3d>(), 48);
+        assert_eq!(size_of::<Transfer3d>(), 48);
+        assert_eq!(size_of::<CmdSubmit>(), 8);
+        assert_eq!(size_of::<RespCapsetInfo>(), 16);
     }
 
     #[test]

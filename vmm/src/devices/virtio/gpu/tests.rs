@@ -638,3 +638,22 @@ fn a_device_reset_forgets_resources_and_scanouts() {
     assert_eq!(r.seen(), vec![Seen::Disabled(0)]);
     assert_eq!(r.create(1, 16, 16), RESP_OK_NODATA, "the id is free again");
 }
+
+#[test]
+fn a_2d_device_refuses_3d_requests_and_offers_no_capsets() {
+    let mut rig = rig();
+    assert_eq!(rig.gpu.features() & F_VIRGL, 0);
+    assert_eq!(&rig.gpu.config()[12..16], &0u32.to_le_bytes());
+    assert_eq!(
+        rig.cmd(CMD_CTX_CREATE, CtxCreate::default()),
+        RESP_ERR_UNSPEC
+    );
+    assert_eq!(
+        rig.cmd(CMD_GET_CAPSET_INFO, GetCapsetInfo::default()),
+        RESP_ERR_UNSPEC
+    );
+    assert_eq!(rig.create(1, 64, 64), RESP_OK_NODATA);
+}
+
+#[cfg(feature = "virgl")]
+mod three_d;
