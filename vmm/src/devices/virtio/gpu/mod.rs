@@ -977,6 +977,10 @@ impl DeviceCore for Gpu {
             return 0;
         }
         let result = self.control(mem, &hdr, &mut reader);
+        if let Err(code) = result {
+            // A guest can repeat a bad request forever: only at debug level.
+            log::debug!("virtio-gpu: request {:#x} failed with {code:#x}", hdr.kind);
+        }
         // A fenced request is answered once its work is done.
         #[cfg(feature = "virgl")]
         let result = result.and_then(|r| self.fence_3d(&hdr).map(|()| r));

@@ -120,6 +120,34 @@ impl Drop for Renderer3d {
     }
 }
 
+/// Gallium's `PIPE_BUFFER` target: `width` is a size in bytes.
+const PIPE_BUFFER: u32 = 0;
+/// Largest buffer resource.
+const MAX_BUFFER: u32 = 1 << 30;
+
+/// An estimate of the host memory a 3D resource takes, or None when its description is
+/// out of bounds: textures up to 16384 texels a side (4 bytes a texel, a third more for
+/// mipmaps), buffers up to 1 GiB.
+fn resource_bytes(c: &ResourceCreate3d) -> Option<u64> {
+    if c.width == 0 || c.last_level > 15 || c.nr_samples > 16 || c.array_size > 2048 {
+        return None;
+    }
+    if c.target == PIPE_BUFFER {
+        return (c.width <= MAX_BUFFER && c.height <= 1 && c.depth <= 1 && c.array_size <= 1)
+            .then_some(u64::from(c.width));
+    }
+    let max = super::MAX_DIMENSION;
+    if c.width > max || c.height > max || c.depth > max {
+        return None;
+    }
+    let texels = u64::from(c.width)
+        * u64::from(c.height.max(1))
+        * u64::from(c.depth.max(1))
+        * u64::from(c.array_size.max(1))
+        * u64::from(c.nr_samples.max(1));
+    Some(texels * 4 * 4 / 3)
+}
+
 /// The capsets a renderer offers.
 fn capset_mask(renderer: Renderer) -> u64 {
     let virgl = (1 << RUTABAGA_CAPSET_VIRGL) | (1 << RUTABAGA_CAPSET_VIRGL2);
@@ -292,23 +320,7 @@ impl Renderer3d {
 
     /// `RESOURCE_CREATE_3D`; `budget` is what the device's memory cap leaves.
     pub fn create(&mut self, c: &ResourceCreate3d, budget: u64) -> Result<(), u32> {
-        if c.width == 0
-            || c.width > super::MAX_DIMENSION
-            || c.height > super::MAX_DIMENSION
-            || c.depth > super::MAX_DIMENSION
-            || c.array_size > 2048
-            || c.last_level > 15
-            || c.nr_samples > 16
-        {
-            return Err(RESP_ERR_INVALID_PARAMETER);
-        }
-        // An estimate of what the host keeps for it: 4 bytes per texel of the base level
-        // (mipmaps add a third at most), at least one byte for buffers.
-        let texels = u64::from(c.width)
-            * u64::from(c.height.max(1))
-            * u64::from(c.depth.max(1))
-            * u64::from(c.array_size.max(1));
-        let bytes = texels * 4 * 4 / 3;
+        let bytes = resource_bytes(c).ok_or(RESP_ERR_INVALID_PARAMETER)?;
         if bytes > budget {
             return Err(RESP_ERR_OUT_OF_MEMORY);
         }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the 3D test guest into the guest-asset cache and prints the cache folder:
+#
+#   gl-rootfs.ext4   Debian 12 (debootstrap, minbase) with Mesa (its virgl driver), kmscube,
+#                    glmark2-es2-drm and our GLES check (tests/guest/gles-check.c), whose
+#                    /sbin/phyllome-gl-test runs the checks and powers off
+#   gl-initrd.cpio   busybox: loads virtio-pci, virtio-blk, ext4 and virtio-gpu, mounts
+#                    /dev/vda and switches to it
+#
+# About 500 MB and a minute or two the first time (packages from the machine's Debian
+# mirror); rebuilt when this script or the check program changes. Needs root (debootstrap).
+set -euo pipefail
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$SCRIPTS")
+CACHE=$("$SCRIPTS/guest-assets.sh")
+cd "$CACHE"
+log() { echo "gl-guest: $*" >&2; }
+for tool in debootstrap mke2fs gcc; do
+  command -v "$tool" >/dev/null || { log "missing $tool: run scripts/install-deps.sh"; exit 1; }
+done
+BUSYBOX=$(command -v busybox || echo /bin/busybox)
+
+stamp=$(cat "$SCRIPTS/gl-guest.sh" "$ROOT/tests/guest/gles-check.c" | sha256sum | cut -d' ' -f1)
+if [ "$(cat gl.stamp 2>/dev/null)" != "$stamp" ]; then
+  rm -f gl-rootfs.ext4 gl-initrd.cpio
+fi
+
+if [ ! -f gl-rootfs.ext4 ]; then
+  mirror=$(grep -rhs '^URIs:.*debian$' /etc/apt/sources.list.d/ | head -n1 | awk '{print $2}')
+  [ -n "$mirror" ] || mirror=$(grep -hs '^deb .*debian ' /etc/apt/sources.list | head -n1 | awk '{print $2}')
+  [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+  log "debootstrap from $mirror (a minute or two)"
+  debootstrap --variant=minbase \
+    --include=libgl1-mesa-dri,libegl1,libegl-mesa0,libgles2,libgbm1,mesa-utils,kmscube,glmark2-es2-drm,kmod \
+    bookworm "$dir" "$mirror" >&2
+  rm -rf "$dir"/usr/share/{doc,man,locale,info} "$dir"/var/cache/apt/archives/*.deb
+  gcc -O2 -Wall -o "$dir/usr/local/bin/gles-check" "$ROOT/tests/guest/gles-check.c" -lEGL -lGLESv2 -lgbm
+  cat > "$dir/sbin/phyllome-gl-test" <<'TEST'
+#!/bin/sh
+# The 3D test, run as the guest's first process: our GLES check on the render node, then
+# kmscube on the card (its frames reach the scanout), reported on the serial console.
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sys /sys 2>/dev/null
+mount -t devtmpfs dev /dev 2>/dev/null
+export HOME=/root MESA_LOADER_DRIVER_OVERRIDE=virtio_gpu
+echo "PHYLLOME-GL-GUEST $(uname -r) $(ls /dev/dri | tr '\n' ' ')"
+/usr/local/bin/gles-check 2>&1
+frames=$(sed -n 's/.*phyllome.kmscube=\([0-9]*\).*/\1/p' /proc/cmdline)
+kmscube -D /dev/dri/card0 -c "${frames:-120}" > /tmp/kmscube.log 2>&1
+echo "PHYLLOME-KMSCUBE-EXIT=$?"
+sed 's/^/PHYLLOME-KMSCUBE /' /tmp/kmscube.log | tail -5
+if grep -q phyllome.glmark2 /proc/cmdline; then
+  glmark2-es2-drm --size 800x600 2>&1 | grep -i 'score' | sed 's/^/PHYLLOME-GLMARK2 /'
+fi
+echo PHYLLOME-GL-TEST-DONE
+sync
+echo o > /proc/sysrq-trigger
+TEST
+  chmod +x "$dir/sbin/phyllome-gl-test"
+  log "making the ext4 image"
+  mke2fs -q -t ext4 -d "$dir" gl-rootfs.ext4.tmp 900M
+  mv gl-rootfs.ext4.tmp gl-rootfs.ext4
+fi
+
+if [ ! -f gl-initrd.cpio ]; then
+  root=$(mktemp -d)
+  mkdir -p "$root"/{bin,proc,sys,dev,newroot}
+  cp "$BUSYBOX" "$root/bin/busybox"
+  for a in sh mount insmod switch_root sleep cat echo poweroff; do ln -s busybox "$root/bin/$a"; done
+  mods=kernels/generic/modules
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk crc32c_generic ext4 virtio_gpu > "$root/modules.order"
+  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /lib/modules/$m 2>/dev/null; done
+sleep 1
+mount -t ext4 /dev/vda /newroot || { echo PHYLLOME-GL-NO-ROOT; poweroff -f; }
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot /sbin/phyllome-gl-test
+INIT
+  chmod +x "$root/init"
+  (cd "$root" && find . | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc 2>/dev/null) > gl-initrd.cpio.tmp
+  mv gl-initrd.cpio.tmp gl-initrd.cpio
+  rm -rf "$root"
+fi
+echo "$stamp" > gl.stamp
+echo "$CACHE"
