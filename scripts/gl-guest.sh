@@ -51,8 +51,13 @@ frames=$(sed -n 's/.*phyllome.kmscube=\([0-9]*\).*/\1/p' /proc/cmdline)
 kmscube -D /dev/dri/card0 -c "${frames:-120}" > /tmp/kmscube.log 2>&1
 echo "PHYLLOME-KMSCUBE-EXIT=$?"
 sed 's/^/PHYLLOME-KMSCUBE /' /tmp/kmscube.log | tail -5
+# phyllome.glmark2: a short glmark2 run (six scenes, 5 s each) for the benchmark.
 if grep -q phyllome.glmark2 /proc/cmdline; then
-  glmark2-es2-drm --size 800x600 2>&1 | grep -i 'score' | sed 's/^/PHYLLOME-GLMARK2 /'
+  glmark2-es2-drm --size 800x600 -b build:duration=5 -b texture:duration=5 \
+    -b shading:duration=5 -b bump:duration=5 -b effect2d:duration=5 -b pulsar:duration=5 \
+    > /tmp/glmark2.log 2>&1
+  echo "PHYLLOME-GLMARK2-EXIT=$?"
+  grep -iE 'score|error' /tmp/glmark2.log | tail -5 | sed 's/^/PHYLLOME-GLMARK2 /'
 fi
 echo PHYLLOME-GL-TEST-DONE
 sync

@@ -1,7 +1,7 @@
 //! 3D for the virtio-gpu device: contexts, 3D resources, transfers, command submission and
 //! capability sets, carried out by virglrenderer through `rutabaga_gfx`. The renderer runs
-//! headless (EGL surfaceless, OpenGL ES: a GPU's render node where there is one, llvmpipe
-//! otherwise), and a 3D resource shown on a scanout is read back into a shared buffer for
+//! headless (EGL surfaceless, desktop OpenGL: a GPU's render node where there is one,
+//! llvmpipe otherwise), and a 3D resource shown on a scanout is read back into a shared buffer for
 //! the display, because llvmpipe cannot export dma-bufs (asking crashes inside Mesa).
 //!
 //! Every id and size the guest sends is checked here before virglrenderer sees it: unknown
@@ -580,8 +580,9 @@ impl Renderer3d {
     }
 }
 
-/// Starts the renderer thread: rutabaga with virglrenderer, EGL surfaceless, OpenGL ES,
-/// every capset we may offer (virgl, virgl2, venus).
+/// Starts the renderer thread: rutabaga with virglrenderer, EGL surfaceless, desktop
+/// OpenGL (core profile: the guest then gets OpenGL 4.x; an OpenGL ES host context would
+/// cap it lower), every capset we may offer (virgl, virgl2, venus).
 fn start_engine() -> Result<Engine, String> {
     let retired = Arc::new(Retired::default());
     let r = retired.clone();
@@ -609,7 +610,7 @@ fn start_engine() -> Result<Engine, String> {
                 capset_mask(Renderer::Venus),
             )
             .set_use_egl(true)
-            .set_use_gles(true)
+            .set_use_gles(false)
             .set_use_surfaceless(true)
             .set_use_external_blob(false)
             .set_use_render_server(false)

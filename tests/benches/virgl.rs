@@ -1,0 +1,209 @@
+//! 3D speed, guest to screen: the same Debian guest and Mesa (scripts/gl-guest.sh), under
+//! QEMU/TCG on the same llvmpipe, once with `vhost-user-gpu-pci` on our
+//! `phyllome-vmm device gpu --renderer virgl`, once with QEMU's own `virtio-gpu-gl-pci` and
+//! `-display gtk,gl=on` (on Xvfb), both at 800x600: kmscube's frames per second and a
+//! short glmark2-es2-drm run's score, and the ratio. Then kmscube at 1920x1080 on ours with a
+//! viewer on the console connection: frames that reach the viewer per second.
+//!
+//! `cargo bench -p phyllome-tests --bench virgl` (several minutes; starts its own Xvfb).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    reason = "a benchmark binary printing its figures"
+)]
+
+use phyllome_tests::desktop::{xvfb_sized, Kill};
+use phyllome_tests::{vmm_binary, wait_for_path, workspace};
+use phyllome_vmm::console_conn::client::ConsoleClient;
+use phyllome_vmm::console_conn::client::Received;
+use phyllome_vmm::console_conn::Message;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn gl_assets() -> PathBuf {
+    let out = Command::new(workspace().join("scripts/gl-guest.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// QEMU with the guest, `gpu` as the GPU arguments; waits for the guest to finish (or
+/// `secs`) and returns its serial output.
+fn boot(
+    assets: &Path,
+    dir: &Path,
+    display: &str,
+    gpu: &[String],
+    cmdline: &str,
+    secs: u64,
+) -> String {
+    let serial = dir.join("serial.txt");
+    let _ = std::fs::remove_file(&serial);
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
+        .args(["-nodefaults", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .args(["-object", "memory-backend-memfd,id=mem,size=1024M,share=on"])
+        .args(["-machine", "pc,memory-backend=mem"])
+        .arg("-kernel")
+        .arg(assets.join("kernels/generic/vmlinuz"))
+        .arg("-initrd")
+        .arg(assets.join("gl-initrd.cpio"))
+        .args([
+            "-append",
+            &format!("console=ttyS0 quiet panic=-1 {cmdline}"),
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=raw,snapshot=on",
+            assets.join("gl-rootfs.ext4").display()
+        ))
+        .args(gpu)
+        .env("DISPLAY", display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut qemu = Kill(qemu.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while qemu.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned()
+}
+
+/// kmscube's last "Rendered N frames in T sec (F fps)" figure, and glmark2's score.
+fn figures(serial: &str) -> (f64, f64) {
+    let fps = serial
+        .lines()
+        .filter(|l| l.contains("PHYLLOME-KMSCUBE Rendered"))
+        .filter_map(|l| l.split('(').nth(1)?.split(' ').next()?.parse().ok())
+        .last()
+        .unwrap_or(0.0);
+    let score = serial
+        .lines()
+        .find_map(|l| l.split("Score:").nth(1)?.trim().parse().ok())
+        .unwrap_or(0.0);
+    (fps, score)
+}
+
+/// Our backend for one boot.
+fn our_backend(dir: &Path, size: &str, console: bool) -> (Kill, Vec<String>) {
+    let sock = dir.join("gpu.sock");
+    let _ = std::fs::remove_file(&sock);
+    let mut c = Command::new(vmm_binary());
+    c.args([
+        "device",
+        "gpu",
+        "--renderer",
+        "virgl",
+        "--size",
+        size,
+        "--socket",
+    ])
+    .arg(&sock);
+    if console {
+        let _ = std::fs::remove_file(dir.join("console.sock"));
+        c.arg("--console").arg(dir.join("console.sock"));
+    }
+    let backend = Kill(c.stderr(Stdio::null()).spawn().unwrap());
+    wait_for_path(&sock);
+    (
+        backend,
+        vec![
+            "-display".into(),
+            "none".into(),
+            "-chardev".into(),
+            format!("socket,id=gpu,path={}", sock.display()),
+            "-device".into(),
+            "vhost-user-gpu-pci,chardev=gpu".into(),
+        ],
+    )
+}
+
+fn main() {
+    let assets = gl_assets();
+    let dir = tempfile::tempdir().unwrap();
+    let (_x, display) = xvfb_sized("1920x1080x24");
+    let work = "phyllome.kmscube=1500 phyllome.glmark2";
+
+    let (backend, gpu) = our_backend(dir.path(), "800x600", false);
+    let ours = figures(&boot(&assets, dir.path(), &display, &gpu, work, 900));
+    drop(backend);
+    let qemu_gpu: Vec<String> = [
+        "-display",
+        "gtk,gl=on",
+        "-device",
+        "virtio-gpu-gl-pci,xres=800,yres=600",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    let peer = figures(&boot(&assets, dir.path(), &display, &qemu_gpu, work, 900));
+
+    println!("3D through virgl, Debian 12 guest with Mesa under QEMU/TCG, llvmpipe, 800x600:");
+    println!("| | phyllome device gpu | QEMU virtio-gpu-gl-pci | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| kmscube fps | {:.1} | {:.1} | {:.2}x |",
+        ours.0,
+        peer.0,
+        ours.0 / peer.0.max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "| glmark2-es2-drm score (6 scenes) | {:.0} | {:.0} | {:.2}x |",
+        ours.1,
+        peer.1,
+        ours.1 / peer.1.max(f64::MIN_POSITIVE)
+    );
+
+    // 1920x1080 frames reaching a viewer on the console connection.
+    let (backend, gpu) = our_backend(dir.path(), "1920x1080", true);
+    let console = dir.path().join("console.sock");
+    wait_for_path(&console);
+    let counter = std::thread::spawn(move || {
+        let mut client = ConsoleClient::connect(&console).unwrap();
+        let mut frames: Vec<Instant> = Vec::new();
+        // Each flush of the scanout is an Update; a page flip is a Scanout (then an Update).
+        while let Ok(m) = client.recv() {
+            if let Received::Other(Message::Update { width: 1920, .. }) = m {
+                frames.push(Instant::now());
+            }
+        }
+        frames
+    });
+    let serial = boot(
+        &assets,
+        dir.path(),
+        &display,
+        &gpu,
+        "phyllome.kmscube=600",
+        600,
+    );
+    drop(backend);
+    let frames = counter.join().unwrap();
+    let (fps, _) = figures(&serial);
+    // The viewer's rate over the busiest 5 seconds (kmscube's run).
+    let best = frames
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            frames[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(5))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "1920x1080: kmscube {fps:.1} fps in the guest; {:.1} frames/s reached the console viewer (target: at least 30)",
+        best as f64 / 5.0
+    );
+}
