@@ -85,7 +85,7 @@ fn figures(serial: &str) -> (f64, f64) {
         .lines()
         .filter(|l| l.contains("PHYLLOME-KMSCUBE Rendered"))
         .filter_map(|l| l.split('(').nth(1)?.split(' ').next()?.parse().ok())
-        .last()
+        .next_back()
         .unwrap_or(0.0);
     let score = serial
         .lines()
