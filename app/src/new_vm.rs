@@ -217,7 +217,6 @@ pub fn unique_name(wanted: &str, taken: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::iso::OsFamily;
-    use std::process::Command;
 
     #[test]
     fn names_get_a_number_when_taken() {
@@ -227,34 +226,13 @@ mod tests {
         assert_eq!(unique_name("  ", &[]), "Virtual machine");
     }
 
+    /// A Debian-like installer image whose kernel holds "KERNEL-BYTES" (its initrd holds
+    /// "initrd").
     fn debian_iso(dir: &Path) -> PathBuf {
-        let root = dir.join("root");
-        std::fs::create_dir_all(root.join("install.amd")).unwrap();
-        std::fs::create_dir_all(root.join(".disk")).unwrap();
-        std::fs::write(
-            root.join(".disk/info"),
-            "Debian GNU/Linux 12.8.0 \"Bookworm\"",
-        )
-        .unwrap();
-        std::fs::write(root.join("install.amd/vmlinuz"), "KERNEL-BYTES").unwrap();
-        std::fs::write(root.join("install.amd/initrd.gz"), "INITRD-BYTES").unwrap();
+        let kernel = dir.join("vmlinuz");
+        std::fs::write(&kernel, "KERNEL-BYTES").unwrap();
         let iso = dir.join("debian.iso");
-        let ok = Command::new("xorriso")
-            .args([
-                "-as",
-                "mkisofs",
-                "-quiet",
-                "-R",
-                "-J",
-                "-V",
-                "Debian 12.8.0 amd64 n",
-                "-o",
-            ])
-            .arg(&iso)
-            .arg(&root)
-            .status()
-            .expect("xorriso is installed (scripts/install-deps.sh)");
-        assert!(ok.success());
+        phyllome_tests::ui::debian_like_iso(&iso, &kernel);
         iso
     }
 
@@ -291,7 +269,7 @@ mod tests {
         );
         assert_eq!(
             std::fs::read(dir.join(INSTALLER_INITRD)).unwrap(),
-            b"INITRD-BYTES"
+            b"initrd"
         );
         let disk =
             phyllome_vmm::devices::virtio::blk::Disk::open(&dir.join("disk.qcow2"), true, None)

@@ -15,25 +15,13 @@
 )]
 
 use phyllome_tests::desktop::{xvfb_sized, Kill};
-use phyllome_tests::{vmm_binary, wait_for_path, workspace};
+use phyllome_tests::{gl_guest_assets, vmm_binary, wait_for_path};
 use phyllome_vmm::console_conn::client::ConsoleClient;
 use phyllome_vmm::console_conn::client::Received;
 use phyllome_vmm::console_conn::Message;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn gl_assets() -> PathBuf {
-    let out = Command::new(workspace().join("scripts/gl-guest.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
 
 /// QEMU with the guest, `gpu` as the GPU arguments; waits for the guest to finish (or
 /// `secs`) and returns its serial output.
@@ -129,7 +117,7 @@ fn our_backend(dir: &Path, size: &str, console: bool) -> (Kill, Vec<String>) {
 }
 
 fn main() {
-    let assets = gl_assets();
+    let assets = gl_guest_assets();
     let dir = tempfile::tempdir().unwrap();
     let (_x, display) = xvfb_sized("1920x1080x24");
     let work = "phyllome.kmscube=1500 phyllome.glmark2";

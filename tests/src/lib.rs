@@ -50,6 +50,20 @@ pub fn app_binary() -> PathBuf {
     debug
 }
 
+/// The guest-asset folder with the 3D test guest built in it (`scripts/gl-guest.sh`,
+/// cached): `gl-rootfs.ext4`, `gl-initrd.cpio`, and the kernels.
+pub fn gl_guest_assets() -> PathBuf {
+    let out = Command::new(workspace().join("scripts/gl-guest.sh"))
+        .output()
+        .expect("scripts/gl-guest.sh runs");
+    assert!(
+        out.status.success(),
+        "gl-guest.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// Guest assets built (and cached) by `scripts/guest-assets.sh`.
 #[derive(Debug)]
 pub struct Assets {

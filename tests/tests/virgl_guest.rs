@@ -12,23 +12,9 @@
 )]
 
 use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xvfb, Kill};
-use phyllome_tests::{vmm_binary, wait_for_path, workspace};
-use std::path::PathBuf;
+use phyllome_tests::{gl_guest_assets, vmm_binary, wait_for_path, workspace};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The guest assets' folder, with the 3D guest built (cached).
-fn gl_assets() -> PathBuf {
-    let out = Command::new(workspace().join("scripts/gl-guest.sh"))
-        .output()
-        .expect("scripts/gl-guest.sh runs");
-    assert!(
-        out.status.success(),
-        "gl-guest.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
 
 /// Share of the pixels in the middle of `rgb` (a `w` x `h` image, or its `area`) that are
 /// neither grey (kmscube's background) nor black: the cube's coloured faces.
@@ -51,7 +37,7 @@ fn coloured_share(w: u32, rgb: &[u8], area: (u32, u32, u32, u32)) -> f64 {
 
 #[test]
 fn mesa_renders_through_our_virgl_backend_and_the_cube_reaches_the_display() {
-    let assets = gl_assets();
+    let assets = gl_guest_assets();
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let (_x, display) = xvfb();

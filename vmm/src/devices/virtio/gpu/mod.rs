@@ -210,6 +210,17 @@ struct Scanout {
     rect: Rect,
 }
 
+impl Scanout {
+    /// The part of a flushed rectangle (in resource coordinates) that this scanout shows,
+    /// as left, top, right, bottom; None when it shows none of it.
+    fn flushed(&self, r: &Rect) -> Option<(u32, u32, u32, u32)> {
+        let (x0, y0) = (r.x.max(self.rect.x), r.y.max(self.rect.y));
+        let x1 = (r.x + r.width).min(self.rect.x + self.rect.width);
+        let y1 = (r.y + r.height).min(self.rect.y + self.rect.height);
+        (x0 < x1 && y0 < y1).then_some((x0, y0, x1, y1))
+    }
+}
+
 /// An answer to a control request.
 enum Response {
     NoData,
@@ -609,13 +620,9 @@ impl Gpu {
             if s.resource != f.resource_id {
                 continue;
             }
-            // The flushed part of what this scanout shows, in scanout coordinates.
-            let (x0, y0) = (f.r.x.max(s.rect.x), f.r.y.max(s.rect.y));
-            let x1 = (f.r.x + f.r.width).min(s.rect.x + s.rect.width);
-            let y1 = (f.r.y + f.r.height).min(s.rect.y + s.rect.height);
-            if x0 >= x1 || y0 >= y1 {
+            let Some((x0, y0, x1, y1)) = s.flushed(&f.r) else {
                 continue;
-            }
+            };
             // Scanout resources live in shared buffers (SET_SCANOUT moved them there).
             let Storage::Shared(buffer) = &r.pixels else {
                 continue;
@@ -787,12 +794,9 @@ impl Gpu {
             if s.resource != f.resource_id {
                 continue;
             }
-            let (x0, y0) = (f.r.x.max(s.rect.x), f.r.y.max(s.rect.y));
-            let x1 = (f.r.x + f.r.width).min(s.rect.x + s.rect.width);
-            let y1 = (f.r.y + f.r.height).min(s.rect.y + s.rect.height);
-            if x0 >= x1 || y0 >= y1 {
+            let Some((x0, y0, x1, y1)) = s.flushed(&f.r) else {
                 continue;
-            }
+            };
             let damage = Rect {
                 x: x0,
                 y: y0,
