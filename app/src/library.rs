@@ -593,7 +593,8 @@ impl SimpleComponent for Library {
         add.connect_clicked(move |_| s.emit(LibraryMsg::NewVm(None)));
         header.pack_start(&add);
 
-        let notice = gtk::Label::new(kvm_problem().as_deref());
+        let problem = kvm_problem();
+        let notice = gtk::Label::new(problem.as_deref());
         notice.set_wrap(true);
         notice.add_css_class("library-notice");
         notice.set_xalign(0.0);
@@ -712,7 +713,7 @@ impl SimpleComponent for Library {
             tray,
             tray_host: false,
             quitting: false,
-            kvm_problem: kvm_problem(),
+            kvm_problem: problem,
         };
         model.reload();
         model.rebuild(&sender);

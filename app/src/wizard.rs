@@ -921,14 +921,16 @@ impl SimpleComponent for Wizard {
                 }
             }
             WizardMsg::Next => match self.page {
-                Page::Source if self.source().is_ok() => {
-                    if let Ok(Source::Kernel { .. }) = self.source() {
-                        if self.suggested_for.is_some() {
+                Page::Source => {
+                    if let Ok(source) = self.source() {
+                        // A kernel instead of the image: choosing the image again suggests
+                        // anew.
+                        if matches!(source, Source::Kernel { .. }) {
                             self.suggested_for = None;
                         }
+                        self.page = Page::Resources;
+                        self.w.name.grab_focus();
                     }
-                    self.page = Page::Resources;
-                    self.w.name.grab_focus();
                 }
                 Page::Resources if self.resources().is_ok() => self.page = Page::Graphics,
                 Page::Graphics if self.graphics.is_some() => {

@@ -15,7 +15,7 @@
 )]
 
 use phyllome_tests::desktop::{xvfb_sized, Kill};
-use phyllome_tests::{gl_guest_assets, vmm_binary, wait_for_path};
+use phyllome_tests::{gl_guest_assets, gl_guest_qemu, vmm_binary, wait_for_path};
 use phyllome_vmm::console_conn::client::ConsoleClient;
 use phyllome_vmm::console_conn::client::Received;
 use phyllome_vmm::console_conn::Message;
@@ -35,27 +35,8 @@ fn boot(
 ) -> String {
     let serial = dir.join("serial.txt");
     let _ = std::fs::remove_file(&serial);
-    let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
-        .args(["-nodefaults", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .args(["-object", "memory-backend-memfd,id=mem,size=1024M,share=on"])
-        .args(["-machine", "pc,memory-backend=mem"])
-        .arg("-kernel")
-        .arg(assets.join("kernels/generic/vmlinuz"))
-        .arg("-initrd")
-        .arg(assets.join("gl-initrd.cpio"))
-        .args([
-            "-append",
-            &format!("console=ttyS0 quiet panic=-1 {cmdline}"),
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=virtio,format=raw,snapshot=on",
-            assets.join("gl-rootfs.ext4").display()
-        ))
-        .args(gpu)
+    let mut qemu = gl_guest_qemu(assets, &serial, cmdline);
+    qemu.args(gpu)
         .env("DISPLAY", display)
         .stdout(Stdio::null())
         .stderr(Stdio::null());

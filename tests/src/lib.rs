@@ -64,6 +64,32 @@ pub fn gl_guest_assets() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// QEMU (TCG, 2 vCPUs, 1 GiB of shareable memory for vhost-user) booting the 3D guest in
+/// `assets` with `cmdline` added, its serial port to `serial`; the caller adds the GPU.
+pub fn gl_guest_qemu(assets: &Path, serial: &Path, cmdline: &str) -> Command {
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
+        .args(["-nodefaults", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .args(["-object", "memory-backend-memfd,id=mem,size=1024M,share=on"])
+        .args(["-machine", "pc,memory-backend=mem"])
+        .arg("-kernel")
+        .arg(assets.join("kernels/generic/vmlinuz"))
+        .arg("-initrd")
+        .arg(assets.join("gl-initrd.cpio"))
+        .args([
+            "-append",
+            &format!("console=ttyS0 quiet panic=-1 {cmdline}"),
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=raw,snapshot=on",
+            assets.join("gl-rootfs.ext4").display()
+        ));
+    qemu
+}
+
 /// Guest assets built (and cached) by `scripts/guest-assets.sh`.
 #[derive(Debug)]
 pub struct Assets {

@@ -12,7 +12,7 @@
 )]
 
 use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xvfb, Kill};
-use phyllome_tests::{gl_guest_assets, vmm_binary, wait_for_path, workspace};
+use phyllome_tests::{gl_guest_assets, gl_guest_qemu, vmm_binary, wait_for_path, workspace};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,26 +66,8 @@ fn mesa_renders_through_our_virgl_backend_and_the_cube_reaches_the_display() {
     );
     let window = window_named(&display, "Phyllome").expect("the app's window shows");
     // Not under `timeout`: killing that would leave QEMU running.
-    let qemu = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
-        .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", p("serial.txt").display()))
-        .args(["-object", "memory-backend-memfd,id=mem,size=1024M,share=on"])
-        .args(["-machine", "pc,memory-backend=mem"])
-        .arg("-kernel")
-        .arg(assets.join("kernels/generic/vmlinuz"))
-        .arg("-initrd")
-        .arg(assets.join("gl-initrd.cpio"))
-        .args([
-            "-append",
-            "console=ttyS0 quiet panic=-1 phyllome.kmscube=2000",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=virtio,format=raw,snapshot=on",
-            assets.join("gl-rootfs.ext4").display()
-        ))
+    let qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.kmscube=2000")
+        .args(["-display", "none"])
         .arg("-chardev")
         .arg(format!("socket,id=gpu,path={}", p("gpu.sock").display()))
         .args(["-device", "vhost-user-gpu-pci,chardev=gpu"])

@@ -221,6 +221,19 @@ impl Scanout {
     }
 }
 
+/// The scanouts (index, scanout) that show part of the flushed rectangle of `f`'s
+/// resource, with that part (left, top, right, bottom, in resource coordinates).
+fn showing<'a>(
+    scanouts: &'a [Scanout],
+    f: &'a ResourceFlush,
+) -> impl Iterator<Item = (usize, &'a Scanout, (u32, u32, u32, u32))> + 'a {
+    scanouts
+        .iter()
+        .enumerate()
+        .filter(move |(_, s)| s.resource == f.resource_id)
+        .filter_map(move |(i, s)| Some((i, s, s.flushed(&f.r)?)))
+}
+
 /// An answer to a control request.
 enum Response {
     NoData,
@@ -616,13 +629,7 @@ impl Gpu {
         if !f.r.inside(r.width, r.height) {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
-        for (i, s) in self.scanouts.iter().enumerate() {
-            if s.resource != f.resource_id {
-                continue;
-            }
-            let Some((x0, y0, x1, y1)) = s.flushed(&f.r) else {
-                continue;
-            };
+        for (i, s, (x0, y0, x1, y1)) in showing(&self.scanouts, &f) {
             // Scanout resources live in shared buffers (SET_SCANOUT moved them there).
             let Storage::Shared(buffer) = &r.pixels else {
                 continue;
@@ -790,13 +797,7 @@ impl Gpu {
         if !f.r.inside(width, height) {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
-        for (i, s) in self.scanouts.iter().enumerate() {
-            if s.resource != f.resource_id {
-                continue;
-            }
-            let Some((x0, y0, x1, y1)) = s.flushed(&f.r) else {
-                continue;
-            };
+        for (i, s, (x0, y0, x1, y1)) in showing(&self.scanouts, &f) {
             let damage = Rect {
                 x: x0,
                 y: y0,

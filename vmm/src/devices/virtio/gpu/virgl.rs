@@ -96,8 +96,6 @@ pub struct Renderer3d {
     capsets: Vec<RespCapsetInfo>,
     renderer: Renderer,
     contexts: HashSet<u32>,
-    /// Resources attached to each context.
-    attached: HashMap<u32, HashSet<u32>>,
     resources: HashMap<u32, Resource>,
     retired: Arc<Retired>,
 }
@@ -186,7 +184,6 @@ impl Renderer3d {
                         .collect(),
                     renderer,
                     contexts: HashSet::new(),
-                    attached: HashMap::new(),
                     resources: HashMap::new(),
                     retired: e.retired,
                 })
@@ -267,7 +264,6 @@ impl Renderer3d {
         if !self.contexts.remove(&ctx_id) {
             return Err(RESP_ERR_INVALID_CONTEXT_ID);
         }
-        self.attached.remove(&ctx_id);
         self.run(move |r| r.destroy_context(ctx_id))?
             .map_err(|_| RESP_ERR_UNSPEC)
     }
@@ -292,7 +288,6 @@ impl Renderer3d {
         self.check_res(resource_id)?;
         self.run(move |r| r.context_attach_resource(ctx_id, resource_id))?
             .map_err(|_| RESP_ERR_UNSPEC)?;
-        self.attached.entry(ctx_id).or_default().insert(resource_id);
         Ok(())
     }
 
@@ -302,9 +297,6 @@ impl Renderer3d {
         self.check_res(resource_id)?;
         self.run(move |r| r.context_detach_resource(ctx_id, resource_id))?
             .map_err(|_| RESP_ERR_UNSPEC)?;
-        if let Some(set) = self.attached.get_mut(&ctx_id) {
-            set.remove(&resource_id);
-        }
         Ok(())
     }
 
@@ -355,9 +347,6 @@ impl Renderer3d {
     /// `RESOURCE_UNREF` of a 3D resource.
     pub fn unref(&mut self, resource_id: u32) -> Result<(), u32> {
         self.check_res(resource_id)?;
-        for set in self.attached.values_mut() {
-            set.remove(&resource_id);
-        }
         self.resources.remove(&resource_id);
         self.run(move |r| r.unref_resource(resource_id))?
             .map_err(|_| RESP_ERR_UNSPEC)
@@ -568,7 +557,6 @@ impl Renderer3d {
     pub fn reset(&mut self) {
         let contexts: Vec<u32> = std::mem::take(&mut self.contexts).into_iter().collect();
         let resources: Vec<u32> = std::mem::take(&mut self.resources).into_keys().collect();
-        self.attached.clear();
         let _ = self.run(move |r| {
             for ctx in contexts {
                 let _ = r.destroy_context(ctx);
