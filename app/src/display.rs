@@ -83,6 +83,17 @@ pub enum DisplayInput {
     PointerY(f64),
     /// The window is closing.
     Closing,
+    /// The VM's graphics process stopped (3D): say so, and offer a restart.
+    GraphicsStopped,
+    /// The guest restarted: attach again if the display was gone.
+    Rebooted,
+}
+
+/// What the window asks of its owner.
+#[derive(Debug)]
+pub enum DisplayOutput {
+    /// Restart the VM (its graphics process stopped).
+    Restart,
 }
 
 /// The window's state.
@@ -109,6 +120,8 @@ pub struct Display {
     fullscreen: bool,
     /// The pointer is near the top edge (fullscreen: show the leave control).
     pointer_at_top: bool,
+    /// The graphics process stopped; the restart button shows.
+    graphics_stopped: bool,
 }
 
 impl Display {
@@ -266,7 +279,7 @@ fn is_release_combo(key: gdk::Key, state: gdk::ModifierType) -> bool {
 impl SimpleComponent for Display {
     type Init = DisplayInit;
     type Input = DisplayInput;
-    type Output = ();
+    type Output = DisplayOutput;
 
     view! {
         #[root]
@@ -316,8 +329,19 @@ impl SimpleComponent for Display {
                                 set_halign: gtk::Align::Center,
                                 add_css_class: "pill",
                                 #[watch]
-                                set_visible: model.writer_gone(),
+                                set_visible: model.writer_gone() && !model.graphics_stopped,
                                 connect_clicked => DisplayInput::Reconnect,
+                            },
+                            gtk::Button {
+                                set_label: &tr("display-restart"),
+                                set_halign: gtk::Align::Center,
+                                add_css_class: "pill",
+                                add_css_class: "suggested-action",
+                                #[watch]
+                                set_visible: model.graphics_stopped,
+                                connect_clicked[sender] => move |_| {
+                                    let _ = sender.output(DisplayOutput::Restart);
+                                },
                             },
                         },
                         #[watch]
@@ -374,6 +398,7 @@ impl SimpleComponent for Display {
             held: BTreeSet::new(),
             fullscreen: false,
             pointer_at_top: false,
+            graphics_stopped: false,
         };
         let widgets = view_output!();
 
@@ -487,16 +512,25 @@ impl SimpleComponent for Display {
             }
             DisplayInput::Lost(why) => {
                 self.save_thumbnail();
-                *self
-                    .writer
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                self.held.clear();
-                self.screen.clear();
-                self.has_picture = false;
-                self.picture.set_cursor(None);
-                self.status = Some(tr("display-lost"));
-                self.detail = why;
+                self.forget_connection();
+                // The graphics process's own message says more than a closed connection.
+                if !self.graphics_stopped {
+                    self.status = Some(tr("display-lost"));
+                    self.detail = why;
+                }
+            }
+            DisplayInput::GraphicsStopped => {
+                self.save_thumbnail();
+                self.forget_connection();
+                self.graphics_stopped = true;
+                self.status = Some(tr("display-gpu-stopped"));
+                self.detail = tr("display-gpu-stopped-detail");
+            }
+            DisplayInput::Rebooted => {
+                if self.writer_gone() || self.graphics_stopped {
+                    self.graphics_stopped = false;
+                    sender.input(DisplayInput::Reconnect);
+                }
             }
             DisplayInput::Reconnect => {
                 self.status = Some(tr("display-connecting"));
@@ -607,6 +641,18 @@ impl SimpleComponent for Display {
 }
 
 impl Display {
+    /// Drops the connection and what it showed.
+    fn forget_connection(&mut self) {
+        *self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.held.clear();
+        self.screen.clear();
+        self.has_picture = false;
+        self.picture.set_cursor(None);
+    }
+
     /// Whether the connection is gone (the Reconnect button shows then).
     fn writer_gone(&self) -> bool {
         self.writer

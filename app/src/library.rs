@@ -6,7 +6,7 @@
 //! run inside the app ([`crate::runner`]); the tray ([`crate::tray`]) keeps them reachable
 //! when the window is closed.
 
-use crate::display::{Display, DisplayInit};
+use crate::display::{Display, DisplayInit, DisplayInput, DisplayOutput};
 use crate::graphics::{self, Graphics3d};
 use crate::i18n::{tr, tr_args};
 use crate::runner::{self, RunnerEvent};
@@ -71,6 +71,8 @@ pub enum LibraryMsg {
     ShutDown(PathBuf),
     /// Force it off.
     ForceOff(PathBuf),
+    /// Restart it (reset), from its display window.
+    Restart(PathBuf),
     /// Pause it.
     Pause(PathBuf),
     /// Resume it.
@@ -370,7 +372,7 @@ impl Library {
         self.update_tray();
     }
 
-    fn open_display(&mut self, dir: &Path) {
+    fn open_display(&mut self, dir: &Path, sender: &ComponentSender<Self>) {
         if let Some(c) = self.displays.get(dir) {
             if c.widget().is_visible() {
                 c.widget().present();
@@ -384,7 +386,12 @@ impl Library {
                 name,
                 thumbnail: Some(dir.join(THUMBNAIL)),
             })
-            .detach();
+            .forward(sender.input_sender(), {
+                let dir = dir.to_owned();
+                move |asked| match asked {
+                    DisplayOutput::Restart => LibraryMsg::Restart(dir.clone()),
+                }
+            });
         controller
             .widget()
             .set_application(Some(&relm4::main_application()));
@@ -430,7 +437,7 @@ impl Library {
         });
     }
 
-    fn runner_event(&mut self, dir: PathBuf, event: RunnerEvent) {
+    fn runner_event(&mut self, dir: PathBuf, event: RunnerEvent, sender: &ComponentSender<Self>) {
         let name = self.name_of(&dir);
         match event {
             RunnerEvent::Started(commands) => {
@@ -438,7 +445,7 @@ impl Library {
                     r.commands = Some(commands);
                     r.state = RunState::Running;
                 }
-                self.open_display(&dir);
+                self.open_display(&dir, sender);
             }
             RunnerEvent::Failed(why) => {
                 self.running.remove(&dir);
@@ -451,6 +458,18 @@ impl Library {
             RunnerEvent::Vm(VmEvent::Resumed) => self.set_state(&dir, RunState::Running),
             RunnerEvent::Vm(VmEvent::Error(why)) => {
                 self.toast(&tr_args("vm-error", &[("name", &name), ("reason", &why)]));
+            }
+            RunnerEvent::Vm(VmEvent::GraphicsStopped(why)) => {
+                eprintln!("phyllome: {name}: {why}");
+                self.toast(&tr_args("vm-graphics-stopped", &[("name", &name)]));
+                if let Some(c) = self.displays.get(&dir) {
+                    c.emit(DisplayInput::GraphicsStopped);
+                }
+            }
+            RunnerEvent::Vm(VmEvent::Rebooted) => {
+                if let Some(c) = self.displays.get(&dir) {
+                    c.emit(DisplayInput::Rebooted);
+                }
             }
             RunnerEvent::Vm(VmEvent::Stopped(reason)) => {
                 self.running.remove(&dir);
@@ -766,10 +785,11 @@ impl SimpleComponent for Library {
                 self.set_state(&dir, RunState::ShuttingDown);
             }
             LibraryMsg::ForceOff(dir) => self.send(&dir, VmCommand::ForceOff),
+            LibraryMsg::Restart(dir) => self.send(&dir, VmCommand::Reset),
             LibraryMsg::Pause(dir) => self.send(&dir, VmCommand::Pause),
             LibraryMsg::Resume(dir) => self.send(&dir, VmCommand::Resume),
             LibraryMsg::OpenDisplay(dir) => {
-                self.open_display(&dir);
+                self.open_display(&dir, &sender);
                 return;
             }
             LibraryMsg::Settings(dir) => {
@@ -807,7 +827,7 @@ impl SimpleComponent for Library {
                 }
                 self.reload();
             }
-            LibraryMsg::Runner(dir, event) => self.runner_event(dir, event),
+            LibraryMsg::Runner(dir, event) => self.runner_event(dir, event, &sender),
             LibraryMsg::Graphics(g) => {
                 if let Some(w) = &self.wizard {
                     w.emit(WizardMsg::Graphics(g.clone()));

@@ -1,6 +1,7 @@
 //! Phyllome's desktop app: the VM library (`phyllome`, or `phyllome FILE.iso` to open the
 //! install wizard on an installer image, as GNOME Boxes does), and the display window alone
-//! on a running VM's console connection (`phyllome --console PATH [--name NAME]`).
+//! on a running VM's console connection (`phyllome --console PATH [--name NAME]`). It is
+//! also a 3D VM's graphics process (`phyllome device gpu ...`, started by the VMM).
 
 use phyllome::display;
 use phyllome::graphics;
@@ -10,13 +11,20 @@ use phyllome::library::{Library, LibraryInit};
 use relm4::gtk::prelude::*;
 use relm4::prelude::*;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn main() {
+fn main() -> ExitCode {
+    // Before GTK: a 3D VM's graphics process (the VMM starts this program as
+    // `phyllome device gpu ...`; see phyllome_vmm::gpu_process) serves and leaves.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "device") {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+        return phyllome_vmm::serve::main_with_args(std::env::args_os().skip(2));
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Before GTK: the graphics probe's child prints its line and leaves.
     if args.first().map(String::as_str) == Some(graphics::PROBE_FLAG) {
         graphics::print_probe();
-        return;
+        return ExitCode::SUCCESS;
     }
     if let Err(e) = phyllome::register_resources() {
         eprintln!("phyllome: the app's bundled resources are damaged: {e}");
@@ -50,6 +58,7 @@ fn main() {
         }
         _ => usage(),
     }
+    ExitCode::SUCCESS
 }
 
 /// The GTK application, without our arguments (GTK must not see them).

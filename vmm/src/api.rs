@@ -146,6 +146,10 @@ pub enum VmEvent {
     Error(String),
     /// Bytes the guest wrote to the serial port (when configured to `events`).
     SerialOutput(Vec<u8>),
+    /// A 3D VM's graphics process ended on its own (a fault in the renderer, or killed).
+    /// The VM goes on without a display; a guest reset starts a fresh process. The
+    /// sentence says what happened and what to do.
+    GraphicsStopped(String),
 }
 
 /// The event side shared with the control thread.

@@ -87,6 +87,10 @@ pub enum DeviceCommand {
         /// How it draws: 2d, virgl (OpenGL through virglrenderer) or venus (Vulkan).
         #[arg(long, default_value = "2d")]
         renderer: crate::config::Renderer,
+        /// Run without the system-call filter (for debugging a driver; not for guests you
+        /// do not trust).
+        #[arg(long)]
+        no_sandbox: bool,
     },
     /// A virtio-rng entropy source.
     Rng {

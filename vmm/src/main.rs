@@ -2,13 +2,9 @@
 //! under `--no-reboot`); otherwise 1 with a one-line error on stderr.
 
 use clap::Parser;
-use phyllome_vmm::cli::{Cli, Command, DeviceCommand, DisplayAction};
+use phyllome_vmm::cli::{Cli, Command, DisplayAction};
 use phyllome_vmm::console_conn::client::ConsoleClient;
 use phyllome_vmm::console_conn::Message;
-use phyllome_vmm::devices::virtio::blk::{Block, Disk};
-use phyllome_vmm::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
-use phyllome_vmm::devices::virtio::rng::Rng;
-use phyllome_vmm::vhost_user;
 use phyllome_vmm::{SerialOutput, Vm, VmCommand, VmEvent};
 use std::io::Read;
 use std::process::ExitCode;
@@ -18,7 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Run(args) => args,
-        Command::Device(device) => return serve_device(device),
+        Command::Device(device) => return phyllome_vmm::serve::device(device),
         Command::Display { socket, action } => return display(&socket, action),
     };
     let config = match args.to_config() {
@@ -34,7 +30,7 @@ fn main() -> ExitCode {
         forward_stdin_to_serial(&handle);
     }
     let reason = handle.wait(|event| {
-        if let VmEvent::Error(message) = event {
+        if let VmEvent::Error(message) | VmEvent::GraphicsStopped(message) = event {
             eprintln!("phyllome-vmm: {message}");
         }
     });
@@ -61,86 +57,6 @@ fn display(socket: &std::path::Path, action: DisplayAction) -> ExitCode {
             "Cannot reach the display at {}: {e} Is the VM running with a display socket, and no app attached?",
             socket.display()
         )),
-    }
-}
-
-/// Serves one device over vhost-user; exit status 0 when the frontend disconnects.
-fn serve_device(device: DeviceCommand) -> ExitCode {
-    let result = match device {
-        DeviceCommand::Blk {
-            socket,
-            path,
-            readonly,
-            format,
-            queues,
-        } => {
-            let disk = match Disk::open(&path, readonly, format) {
-                Ok(d) => d,
-                Err(e) => return fail(&e),
-            };
-            let id = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            vhost_user::serve("phyllome-blk", Block::new(disk, &id, queues), &socket)
-        }
-        DeviceCommand::Rng { socket, rate } => {
-            vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)
-        }
-        DeviceCommand::Console { socket, output } => return serve_console(&socket, &output),
-        DeviceCommand::Gpu {
-            socket,
-            size,
-            input_socket,
-            console,
-            dump_scanout,
-            renderer,
-        } => {
-            let options = vhost_user::GpuServeOptions {
-                socket,
-                width: size.width,
-                height: size.height,
-                input_socket,
-                console,
-                dump_scanout,
-                renderer,
-            };
-            return match vhost_user::serve_gpu(&options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e),
-            };
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-/// `device console`: the port leads to stdio, a file or a socket; with a file, what
-/// arrives on stdin is typed into the guest too.
-fn serve_console(socket: &std::path::Path, output: &ConsoleEndpoint) -> ExitCode {
-    let (console, _threads) = match endpoint::open(output) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    if matches!(output, ConsoleEndpoint::File(_)) {
-        let input = console.input();
-        let _ = std::thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || {
-                let mut buf = [0u8; 256];
-                while let Ok(n) = std::io::stdin().read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    input.push(&buf[..n]);
-                }
-            });
-    }
-    match vhost_user::serve("phyllome-console", console, socket) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
     }
 }
 

@@ -37,6 +37,7 @@ use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, Virtio
 use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
 use crate::devices::virtio::DeviceCore;
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
+use crate::gpu_process::{GpuProcess, GpuProcessError};
 use crate::irq_routing::{GsiRouter, RoutingError};
 use crate::memory::{self, MemoryError};
 use crate::serial_sink::{SerialSink, SerialSinkError};
@@ -125,6 +126,9 @@ pub enum VmError {
     /// A vhost-user backend could not be reached.
     #[error(transparent)]
     VhostUser(#[from] FrontendError),
+    /// A 3D VM's graphics process could not be started.
+    #[error(transparent)]
+    GpuProcess(#[from] GpuProcessError),
     /// The PCI bus is full.
     #[error(transparent)]
     Pci(#[from] PciError),
@@ -195,6 +199,8 @@ struct Blueprint {
     input: Option<InputDevices>,
     /// The GPU, kept across reboots (its display sizes are the host's).
     gpu: Option<Arc<Mutex<Gpu>>>,
+    /// A 3D VM's GPU, keyboard and tablet, served by a process of their own.
+    gpu_process: Option<GpuProcess>,
     /// Where a viewer (the app) attaches to the display; held for its listening thread.
     _display_server: Option<ConsoleServer>,
 }
@@ -546,7 +552,8 @@ fn attach_pci(
         dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
     }
-    for engine in &bp.vhost_user {
+    let remote = bp.gpu_process.iter().flat_map(GpuProcess::engines);
+    for engine in bp.vhost_user.iter().chain(remote) {
         let mut dev = VirtioPci::new(
             Box::new(engine.clone()),
             memory.clone(),
@@ -645,7 +652,15 @@ impl Vm {
             }
             None => None,
         };
-        let input = if config.devices.input {
+        // 3D: the renderer, and the input devices beside the display it serves, live in
+        // their own process (crate::gpu_process).
+        let gpu_process = match &config.devices.gpu {
+            Some(g) if !g.renderer.is_2d() => {
+                Some(GpuProcess::start(g, config.devices.input, events.clone())?)
+            }
+            _ => None,
+        };
+        let input = if config.devices.input && gpu_process.is_none() {
             Some(InputDevices::new()?)
         } else {
             None
@@ -657,7 +672,7 @@ impl Vm {
         };
         let mut display_server = None;
         let gpu = match &config.devices.gpu {
-            Some(g) => {
+            Some(g) if gpu_process.is_none() => {
                 let mut sinks: Vec<Box<dyn DisplaySink>> = Vec::new();
                 if let Some(path) = &g.dump_scanout {
                     sinks.push(Box::new(PngDump::new(path.clone())));
@@ -679,11 +694,12 @@ impl Vm {
                         .map_err(os("GPU device"))?;
                 Some(Arc::new(Mutex::new(gpu)))
             }
-            None => None,
+            _ => None,
         };
         let blueprint = Blueprint {
             _display_server: display_server,
             gpu,
+            gpu_process,
             input,
             console,
             config,
@@ -793,6 +809,14 @@ impl Control {
         }
         // Requests the old vCPUs sent on their way out belong to the old machine.
         while self.exit_rx.try_recv().is_some() {}
+        // A graphics process that died comes back with the new machine.
+        if let Some(gpu) = &mut self.blueprint.gpu_process {
+            if let Err(e) = gpu.restart_if_stopped() {
+                self.events.send(VmEvent::Error(format!(
+                    "The VM restarts without its display: {e}"
+                )));
+            }
+        }
         let mut machine = match Machine::build(&self.blueprint) {
             Ok(m) => m,
             Err(e) => return Next::Stop(StopReason::RebootFailed(e.to_string())),
@@ -810,6 +834,9 @@ impl Control {
     /// reading.
     fn input(&self, send: impl FnOnce(&InputDevices) -> bool) {
         let error = match &self.blueprint.input {
+            None if self.blueprint.gpu_process.is_some() => {
+                "This VM's keyboard and tablet are served by its graphics process; send input through its display connection."
+            }
             None => "This VM has no keyboard or tablet (devices.input is off).",
             Some(i) if !send(i) => {
                 "The guest is not reading its keyboard or tablet; input was dropped."

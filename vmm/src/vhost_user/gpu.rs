@@ -38,6 +38,8 @@ pub struct GpuServeOptions {
     pub dump_scanout: Option<PathBuf>,
     /// 2D, or 3D through virglrenderer.
     pub renderer: crate::config::Renderer,
+    /// Confine the process with [`crate::sandbox`] before anything else (the default).
+    pub sandbox: bool,
 }
 
 /// Why `device gpu` could not run.
@@ -60,6 +62,9 @@ pub enum GpuServeError {
     /// Serving over vhost-user failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The system-call filter could not be installed.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 /// The socket path of one input device: `<prefix>.keyboard` or `<prefix>.tablet`.
@@ -133,6 +138,10 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
             )));
         }
     }
+    // First, so every thread (the renderer's, Mesa's) starts confined.
+    if options.sandbox {
+        crate::sandbox::confine_gpu_process()?;
+    }
     let mut senders = None;
     let mut input_threads = Vec::new();
     if let Some(prefix) = &options.input_socket {
@@ -204,6 +213,8 @@ mod tests {
             console: None,
             dump_scanout: None,
             renderer: crate::config::Renderer::TwoD,
+            // Never in the test process: the checks below fail before it would be installed.
+            sandbox: false,
         };
         let err = serve_gpu(&options(0, 600, "/tmp/x.sock")).unwrap_err();
         assert!(
