@@ -80,8 +80,8 @@ pub struct NewVm {
     pub resources: Resources,
     /// The new disk's format.
     pub format: ImageFormat,
-    /// 3D acceleration.
-    pub three_d: bool,
+    /// How it draws: 2D, or 3D with OpenGL (virgl) or OpenGL and Vulkan (venus).
+    pub renderer: Renderer,
 }
 
 impl NewVm {
@@ -148,11 +148,7 @@ impl NewVm {
             height: crate::runner::DEFAULT_DISPLAY.1,
             dump_scanout: None,
             display_socket: None,
-            renderer: if self.three_d {
-                Renderer::Virgl
-            } else {
-                Renderer::TwoD
-            },
+            renderer: self.renderer,
         });
         c.devices.input = true;
         c.devices.rng = true;
@@ -256,7 +252,7 @@ mod tests {
                 disk: 20 << 30,
             },
             format: ImageFormat::Qcow2,
-            three_d: true,
+            renderer: Renderer::Virgl,
         };
         let dir = tmp.path().join("vm");
         std::fs::create_dir(&dir).unwrap();
@@ -315,7 +311,7 @@ mod tests {
                 disk: 1 << 30,
             },
             format: ImageFormat::Raw,
-            three_d: false,
+            renderer: Renderer::TwoD,
         };
         let err = new.build(tmp.path(), |_| {}).unwrap_err();
         assert!(err.to_string().contains("initrd"), "{err}");

@@ -73,6 +73,8 @@ pub struct Settings {
     initrd: adw::EntryRow,
     cmdline: adw::EntryRow,
     chooser: Option<gtk::FileChooserNative>,
+    /// What this computer can draw (the renderer 3D turns on).
+    graphics: Option<Graphics3d>,
 }
 
 impl Settings {
@@ -274,6 +276,12 @@ impl SimpleComponent for Settings {
         three_d_row.add_suffix(&three_d);
         three_d_row.set_activatable_widget(Some(&three_d));
         gfx.add(&three_d_row);
+        if let Some(vulkan) = init.graphics.as_ref().and_then(Graphics3d::vulkan_sentence) {
+            let row = adw::ActionRow::new();
+            row.set_title(&tr("wizard-vulkan"));
+            row.set_subtitle(&glib::markup_escape_text(&vulkan));
+            gfx.add(&row);
+        }
         gfx_page.add(&gfx);
         window.add(&gfx_page);
 
@@ -316,6 +324,7 @@ impl SimpleComponent for Settings {
             initrd,
             cmdline,
             chooser: None,
+            graphics: init.graphics,
         };
         model.show_disks(&sender);
         window.present();
@@ -412,7 +421,11 @@ impl SimpleComponent for Settings {
                     display_socket: None,
                     renderer: Renderer::TwoD,
                 });
-                g.renderer = if on { Renderer::Virgl } else { Renderer::TwoD };
+                g.renderer = match (&self.graphics, on) {
+                    (_, false) => Renderer::TwoD,
+                    (Some(found), true) => found.renderer_when_on(),
+                    (None, true) => Renderer::Virgl,
+                };
                 self.apply(c, &sender);
             }
             SettingsMsg::Boot => {

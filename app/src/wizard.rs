@@ -11,6 +11,7 @@ use crate::iso::{self, Detected};
 use crate::new_vm::{unique_name, NewVm, Source, Step};
 use crate::resources::{self, Host, Resources};
 use crate::store::{Entry, Store};
+use phyllome_vmm::config::Renderer;
 use phyllome_vmm::devices::virtio::blk::ImageFormat;
 use relm4::adw::prelude::*;
 use relm4::gtk::{gdk, gio, glib};
@@ -136,6 +137,7 @@ struct Widgets {
     resources_error: gtk::Label,
     three_d: gtk::Switch,
     three_d_row: adw::ActionRow,
+    vulkan_row: adw::ActionRow,
     summary: gtk::ListBox,
     summary_error: gtk::Label,
     progress: gtk::ProgressBar,
@@ -408,7 +410,11 @@ impl Wizard {
                 row.set_subtitle(&tr("wizard-3d-probing"));
                 switch.set_sensitive(false);
             }
-            Some(Graphics3d::Available { renderer, software }) => {
+            Some(
+                g @ Graphics3d::Available {
+                    renderer, software, ..
+                },
+            ) => {
                 let key = if *software {
                     "wizard-3d-available-software"
                 } else {
@@ -419,6 +425,12 @@ impl Wizard {
                     &[("renderer", renderer)],
                 )));
                 switch.set_sensitive(true);
+                if let Some(vulkan) = g.vulkan_sentence() {
+                    self.w
+                        .vulkan_row
+                        .set_subtitle(&glib::markup_escape_text(&vulkan));
+                    self.w.vulkan_row.set_visible(true);
+                }
             }
             Some(Graphics3d::Unavailable(why)) => {
                 row.set_subtitle(&glib::markup_escape_text(why));
@@ -470,10 +482,10 @@ impl Wizard {
         );
         add(
             tr("summary-graphics"),
-            if plan.three_d {
-                tr("summary-3d-on")
-            } else {
-                tr("summary-3d-off")
+            match plan.renderer {
+                Renderer::TwoD => tr("summary-3d-off"),
+                Renderer::Virgl => tr("summary-3d-on"),
+                Renderer::Venus => tr("summary-3d-on-vulkan"),
             },
         );
     }
@@ -715,6 +727,10 @@ impl SimpleComponent for Wizard {
         three_d_row.add_suffix(&three_d);
         three_d_row.set_activatable_widget(Some(&three_d));
         gfx_group.add(&three_d_row);
+        let vulkan_row = adw::ActionRow::new();
+        vulkan_row.set_title(&tr("wizard-vulkan"));
+        vulkan_row.set_visible(false);
+        gfx_group.add(&vulkan_row);
         let graphics_page = page(&[gfx_group.upcast_ref()]);
 
         // 4. Summary.
@@ -824,6 +840,7 @@ impl SimpleComponent for Wizard {
                 resources_error,
                 three_d,
                 three_d_row,
+                vulkan_row,
                 summary,
                 summary_error,
                 progress,
@@ -940,7 +957,15 @@ impl SimpleComponent for Wizard {
                             source,
                             resources,
                             format: self.format(),
-                            three_d: self.w.three_d.is_active() && self.w.three_d.is_sensitive(),
+                            renderer: match &self.graphics {
+                                Some(g)
+                                    if self.w.three_d.is_active()
+                                        && self.w.three_d.is_sensitive() =>
+                                {
+                                    g.renderer_when_on()
+                                }
+                                _ => Renderer::TwoD,
+                            },
                         };
                         self.show_summary(&plan);
                         self.plan = Some(plan);

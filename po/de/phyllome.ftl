@@ -135,6 +135,7 @@ wizard-3d = 3D-Beschleunigung
 wizard-3d-probing = Es wird geprüft, was dieser Computer zeichnen kann…
 wizard-3d-available = Verfügbar, gezeichnet von { $renderer }
 wizard-3d-available-software = Verfügbar, auf dem Prozessor gezeichnet von { $renderer }: Das funktioniert, langsamer als mit einer Grafikkarte
+wizard-vulkan = Vulkan
 wizard-summary-title = Zusammenfassung
 wizard-summary-description = Erstellen legt die Festplatte an, speichert die virtuelle Maschine und startet das Installationsprogramm.
 wizard-creating = Virtuelle Maschine wird erstellt
@@ -153,6 +154,7 @@ summary-disk-qcow2 = { $gib } GiB, qcow2
 summary-disk-raw = { $gib } GiB, roh
 summary-graphics = Grafik
 summary-3d-on = 3D-Beschleunigung
+summary-3d-on-vulkan = 3D-Beschleunigung, mit OpenGL und Vulkan
 summary-3d-off = 2D
 size-mib = { $mib } MiB
 
@@ -164,6 +166,13 @@ graphics-no-display = OpenGL kann hier ohne Bildschirm nicht zeichnen: Installie
 graphics-no-context = Der OpenGL-Treiber kann keinen Zeichenkontext anlegen, daher ist die 3D-Beschleunigung aus. ({ $detail })
 graphics-probe-crashed = Der OpenGL-Treiber ist bei der Prüfung abgestürzt ({ $how }), daher ist die 3D-Beschleunigung aus.
 graphics-probe-failed = OpenGL konnte nicht geprüft werden, daher ist die 3D-Beschleunigung aus.
+graphics-vulkan-available = Gäste bekommen auch Vulkan (über venus), gezeichnet von { $device }
+graphics-vulkan-no-loader = Gäste bekommen OpenGL, aber kein Vulkan: Dieser Computer hat keine Vulkan-Bibliothek (libvulkan1). ({ $detail })
+graphics-vulkan-no-device = Gäste bekommen OpenGL, aber kein Vulkan: Dieser Computer hat keinen Vulkan-Treiber; installieren Sie den Ihrer Grafikkarte oder den von Mesa (mesa-vulkan-drivers). ({ $detail })
+graphics-vulkan-no-venus = Gäste bekommen OpenGL, aber kein Vulkan: Der virglrenderer dieses Computers wurde ohne venus gebaut.
+graphics-vulkan-too-old = Gäste bekommen OpenGL, aber kein Vulkan: Der virglrenderer dieses Computers ist zu alt (venus braucht Version 1.0 oder neuer).
+graphics-vulkan-failed = Gäste bekommen OpenGL, aber kein Vulkan: Der 3D-Renderer konnte nicht starten. ({ $detail })
+graphics-vulkan-unknown = Gäste bekommen OpenGL, aber kein Vulkan: Vulkan konnte nicht geprüft werden.
 
 ## Fehler
 error-too-many-cpus = Dieser Computer hat { $host } Prozessoren; geben Sie der virtuellen Maschine höchstens { $host }.

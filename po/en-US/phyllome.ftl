@@ -136,6 +136,7 @@ wizard-3d = 3D acceleration
 wizard-3d-probing = Checking what this computer can draw…
 wizard-3d-available = Available, drawn by { $renderer }
 wizard-3d-available-software = Available, drawn on the processor by { $renderer }: it works, more slowly than with a graphics card
+wizard-vulkan = Vulkan
 wizard-summary-title = Summary
 wizard-summary-description = Create makes the disk, saves the virtual machine and starts the installer.
 wizard-creating = Creating the Virtual Machine
@@ -154,6 +155,7 @@ summary-disk-qcow2 = { $gib } GiB, qcow2
 summary-disk-raw = { $gib } GiB, raw
 summary-graphics = Graphics
 summary-3d-on = 3D acceleration
+summary-3d-on-vulkan = 3D acceleration, with OpenGL and Vulkan
 summary-3d-off = 2D
 size-mib = { $mib } MiB
 
@@ -165,6 +167,13 @@ graphics-no-display = OpenGL cannot draw without a screen here: install Mesa's E
 graphics-no-context = The OpenGL driver cannot create a drawing context, so 3D acceleration is off. ({ $detail })
 graphics-probe-crashed = The OpenGL driver crashed while being tested ({ $how }), so 3D acceleration is off.
 graphics-probe-failed = OpenGL could not be tested, so 3D acceleration is off.
+graphics-vulkan-available = Guests get Vulkan too (through venus), drawn by { $device }
+graphics-vulkan-no-loader = Guests get OpenGL but no Vulkan: this computer has no Vulkan library (libvulkan1). ({ $detail })
+graphics-vulkan-no-device = Guests get OpenGL but no Vulkan: this computer has no Vulkan driver; install your graphics card's, or Mesa's (mesa-vulkan-drivers). ({ $detail })
+graphics-vulkan-no-venus = Guests get OpenGL but no Vulkan: this computer's virglrenderer was built without venus.
+graphics-vulkan-too-old = Guests get OpenGL but no Vulkan: this computer's virglrenderer is too old (venus needs version 1.0 or newer).
+graphics-vulkan-failed = Guests get OpenGL but no Vulkan: the 3D renderer could not start. ({ $detail })
+graphics-vulkan-unknown = Guests get OpenGL but no Vulkan: Vulkan could not be tested.
 
 ## Errors
 error-too-many-cpus = This computer has { $host } processors; give the virtual machine at most { $host }.

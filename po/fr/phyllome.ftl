@@ -135,6 +135,7 @@ wizard-3d = Accélération 3D
 wizard-3d-probing = Vérification de ce que cet ordinateur sait dessiner…
 wizard-3d-available = Disponible, rendue par { $renderer }
 wizard-3d-available-software = Disponible, rendue sur le processeur par { $renderer } : cela fonctionne, plus lentement qu'avec une carte graphique
+wizard-vulkan = Vulkan
 wizard-summary-title = Récapitulatif
 wizard-summary-description = Créer fabrique le disque, enregistre la machine virtuelle et démarre l'installateur.
 wizard-creating = Création de la machine virtuelle
@@ -153,6 +154,7 @@ summary-disk-qcow2 = { $gib } Gio, qcow2
 summary-disk-raw = { $gib } Gio, brut
 summary-graphics = Graphismes
 summary-3d-on = Accélération 3D
+summary-3d-on-vulkan = Accélération 3D, avec OpenGL et Vulkan
 summary-3d-off = 2D
 size-mib = { $mib } Mio
 
@@ -164,6 +166,13 @@ graphics-no-display = OpenGL ne peut pas dessiner sans écran ici : installez le
 graphics-no-context = Le pilote OpenGL ne peut pas créer de contexte de dessin, l'accélération 3D est donc désactivée. ({ $detail })
 graphics-probe-crashed = Le pilote OpenGL a planté pendant le test ({ $how }), l'accélération 3D est donc désactivée.
 graphics-probe-failed = OpenGL n'a pas pu être testé, l'accélération 3D est donc désactivée.
+graphics-vulkan-available = Les invités ont aussi Vulkan (par venus), dessiné par { $device }
+graphics-vulkan-no-loader = Les invités ont OpenGL mais pas Vulkan : cet ordinateur n’a pas de bibliothèque Vulkan (libvulkan1). ({ $detail })
+graphics-vulkan-no-device = Les invités ont OpenGL mais pas Vulkan : cet ordinateur n’a pas de pilote Vulkan ; installez celui de votre carte graphique, ou celui de Mesa (mesa-vulkan-drivers). ({ $detail })
+graphics-vulkan-no-venus = Les invités ont OpenGL mais pas Vulkan : le virglrenderer de cet ordinateur a été compilé sans venus.
+graphics-vulkan-too-old = Les invités ont OpenGL mais pas Vulkan : le virglrenderer de cet ordinateur est trop ancien (venus demande la version 1.0 ou plus récente).
+graphics-vulkan-failed = Les invités ont OpenGL mais pas Vulkan : le moteur 3D n’a pas pu démarrer. ({ $detail })
+graphics-vulkan-unknown = Les invités ont OpenGL mais pas Vulkan : Vulkan n’a pas pu être testé.
 
 ## Erreurs
 error-too-many-cpus = Cet ordinateur a { $host } processeurs ; donnez-en au plus { $host } à la machine virtuelle.

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use phyllome_tests::desktop::find;
+use phyllome_tests::processes::{kill_hard, one_gpu_child, seccomp_mode};
 use phyllome_tests::ui::{debian_like_iso, tiny_guest, Session};
 use phyllome_tests::workspace;
 use phyllome_vmm::VmConfig;
@@ -113,6 +114,9 @@ fn the_wizard_creates_a_vm_from_an_installer_image_end_to_end() {
         .find(|n| n.role == "check box" && n.name == "3D acceleration")
         .expect("the 3D switch");
     assert!(switch.states.iter().any(|x| x == "checked"), "{switch:?}");
+    // Vulkan for guests: the device, or what this computer lacks (here: a Vulkan driver, or
+    // a virglrenderer new enough for venus).
+    assert!(s.wait_text("Guests get ", 5), "no word on Vulkan");
     s.screenshot("wizard-3-graphics.png");
     s.keys(&["Return"]);
 
@@ -501,5 +505,58 @@ fn a_vm_whose_folder_vanished_says_so_and_nothing_crashes() {
         .tree()
         .iter()
         .any(|n| n.role == "list item" && n.name == "Gone VM")));
+    assert!(app.0.try_wait().unwrap().is_none(), "the app crashed");
+}
+
+#[test]
+fn a_3d_vms_graphics_process_dying_leaves_the_vm_running_and_restart_brings_it_back() {
+    let s = Session::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = tmp.path().join("spin.elf");
+    tiny_guest("spin", &kernel);
+    let dir = define(&s, "gl", "GL VM", &kernel);
+    let mut c = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
+    c.devices.gpu = Some(phyllome_vmm::config::GpuConfig {
+        width: 1024,
+        height: 768,
+        dump_scanout: None,
+        display_socket: None,
+        renderer: phyllome_vmm::config::Renderer::Virgl,
+    });
+    std::fs::write(dir.join("vm.toml"), c.to_toml()).unwrap();
+    let disk_before = std::fs::read(dir.join("vm.toml")).unwrap();
+    let app = s.app(&[], &[], &log("gpu-death.log"));
+    s.focus("Phyllome");
+    assert!(s.wait_text("GL VM", 30));
+    s.press("Start");
+    assert!(s.wait_text("Tiny test guest · Running", 20));
+    // The display window attaches to the graphics process (the guest never draws).
+    assert!(s.wait_text("Waiting for the guest's display…", 20));
+    let gpu = one_gpu_child(app.0.id(), 20);
+    assert_eq!(seccomp_mode(gpu), "2", "the graphics process is filtered");
+
+    kill_hard(gpu);
+    assert!(s.wait_text("The graphics device stopped", 10));
+    assert!(s.wait_text(
+        "The virtual machine is still running, without its display.",
+        5
+    ));
+    s.screenshot("display-gpu-stopped.png");
+    s.focus("Phyllome");
+    assert!(
+        s.wait_text("Tiny test guest · Running", 5),
+        "the VM stopped"
+    );
+    assert!(app.0.id() > 0);
+
+    s.press_in("Restart", "GL VM – Phyllome");
+    assert!(s.wait_text("Waiting for the guest's display…", 20));
+    let again = one_gpu_child(app.0.id(), 20);
+    assert_ne!(again, gpu);
+    assert_eq!(seccomp_mode(again), "2");
+    s.screenshot("display-gpu-restarted.png");
+    assert!(s.wait_text("Tiny test guest · Running", 5));
+    assert_eq!(std::fs::read(dir.join("vm.toml")).unwrap(), disk_before);
+    let mut app = app;
     assert!(app.0.try_wait().unwrap().is_none(), "the app crashed");
 }

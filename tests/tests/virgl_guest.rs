@@ -3,7 +3,8 @@
 //! `phyllome-vmm device gpu --renderer virgl`. In the guest, our GLES check draws a triangle
 //! on the render node and reads back the right pixels, `GL_RENDERER` names virgl, and
 //! kmscube runs on the card; the dumped scanout and the app's window (on the console
-//! connection, under Xvfb) show the cube. Screenshots are kept in target/screenshots/.
+//! connection, under Xvfb) show the cube, all with the backend under its seccomp filter.
+//! Screenshots are kept in target/screenshots/.
 
 #![allow(
     clippy::unwrap_used,
@@ -60,6 +61,12 @@ fn mesa_renders_through_our_virgl_backend_and_the_cube_reaches_the_display() {
         .unwrap();
     wait_for_path(&p("gpu.sock"));
     wait_for_path(&p("console.sock"));
+    // Everything below runs under the GPU process's system-call filter.
+    assert_eq!(
+        phyllome_tests::processes::seccomp_mode(backend.id()),
+        "2",
+        "device gpu runs filtered"
+    );
     let _app = app(
         &display,
         &["--console".as_ref(), p("console.sock").as_os_str()],

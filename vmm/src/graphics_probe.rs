@@ -5,8 +5,12 @@
 //! surfaceless display, creates a GLES context and makes it current, and reads the GL
 //! renderer's name. Each step that fails becomes a sentence for the user.
 //!
+//! Vulkan for guests (venus) needs more: a Vulkan driver on the host (libvulkan, then a
+//! device) and a virglrenderer whose venus speaks a wire format guests' Mesa knows; the
+//! second probe checks both and says which is missing.
+//!
 //! Mesa can abort the process on a broken driver; callers with something to lose (the
-//! app) run the probe in a child process (`phyllome-vmm probe-graphics`).
+//! app) run the probe in a child process (`phyllome --probe-graphics`).
 
 use khronos_egl as egl;
 
@@ -33,6 +37,29 @@ pub enum GraphicsProbeError {
     /// The display exists but no GLES context could be made.
     #[error("The OpenGL driver cannot create a rendering context ({0}).")]
     NoContext(String),
+}
+
+/// Why guests cannot have Vulkan (venus) here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VulkanProbeError {
+    /// This build has no 3D renderer.
+    #[error("This build of Phyllome has no 3D renderer (built without virglrenderer).")]
+    NotBuilt,
+    /// No libvulkan.
+    #[error("This computer has no Vulkan library ({0}): install libvulkan1 and a Vulkan driver to give guests Vulkan.")]
+    NoLoader(String),
+    /// libvulkan found no device.
+    #[error("This computer has no Vulkan driver ({0}): install your GPU's, or Mesa's (mesa-vulkan-drivers), to give guests Vulkan.")]
+    NoDevice(String),
+    /// virglrenderer was built without venus.
+    #[error("This computer's virglrenderer was built without Vulkan support (venus).")]
+    NoVenus,
+    /// virglrenderer's venus is too old for guests.
+    #[error("This computer's virglrenderer is too old to give guests Vulkan (its venus wire format is {0}; guests need virglrenderer 1.0 or newer).")]
+    RendererTooOld(u32),
+    /// virglrenderer did not start.
+    #[error("{0}")]
+    Renderer(String),
 }
 
 /// What the probe found: the renderer's name (such as "llvmpipe (LLVM 15.0.6, 256 bits)"),
@@ -162,6 +189,66 @@ fn context_renderer(
     renderer
 }
 
+/// Whether guests can have Vulkan through venus: the host's Vulkan device's name, or why
+/// not. Starts virglrenderer in this process (run it where [`probe`] runs: in a child).
+pub fn probe_vulkan() -> Result<String, VulkanProbeError> {
+    if !BUILT_WITH_3D {
+        return Err(VulkanProbeError::NotBuilt);
+    }
+    let device = vulkan_device()?;
+    #[cfg(feature = "virgl")]
+    match crate::devices::virtio::gpu::virgl::venus_wire_format() {
+        Ok(None) => return Err(VulkanProbeError::NoVenus),
+        Ok(Some(0)) => return Err(VulkanProbeError::RendererTooOld(0)),
+        Ok(Some(_)) => {}
+        Err(e) => return Err(VulkanProbeError::Renderer(e.to_string())),
+    }
+    Ok(device)
+}
+
+/// The host's best Vulkan device (a discrete GPU before an integrated one, before the CPU).
+fn vulkan_device() -> Result<String, VulkanProbeError> {
+    use ash::vk;
+    // SAFETY: loads the system's libvulkan.so.1 by name; ash's function table matches the
+    // Vulkan 1.x loader ABI, and `entry` keeps the library loaded while it is used.
+    let entry =
+        unsafe { ash::Entry::load() }.map_err(|e| VulkanProbeError::NoLoader(e.to_string()))?;
+    let app = vk::ApplicationInfo::default().api_version(vk::make_api_version(0, 1, 1, 0));
+    let info = vk::InstanceCreateInfo::default().application_info(&app);
+    // SAFETY: `info` and `app` outlive the call; the instance is destroyed below.
+    let instance = unsafe { entry.create_instance(&info, None) }
+        .map_err(|e| VulkanProbeError::NoDevice(format!("{e:?}")))?;
+    // SAFETY: `instance` is live; the handles it returns are only used while it is.
+    let found = unsafe { instance.enumerate_physical_devices() }.map(|devices| {
+        devices
+            .into_iter()
+            .map(|d| {
+                // SAFETY: `d` came from this instance, which is live.
+                let p = unsafe { instance.get_physical_device_properties(d) };
+                let rank = match p.device_type {
+                    vk::PhysicalDeviceType::DISCRETE_GPU => 0,
+                    vk::PhysicalDeviceType::INTEGRATED_GPU => 1,
+                    vk::PhysicalDeviceType::VIRTUAL_GPU => 2,
+                    vk::PhysicalDeviceType::CPU => 4,
+                    _ => 3,
+                };
+                let name = p
+                    .device_name_as_c_str()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (rank, name)
+            })
+            .min()
+    });
+    // SAFETY: nothing created from the instance outlives it.
+    unsafe { instance.destroy_instance(None) };
+    match found {
+        Ok(Some((_, name))) => Ok(name),
+        Ok(None) => Err(VulkanProbeError::NoDevice("no device".into())),
+        Err(e) => Err(VulkanProbeError::NoDevice(format!("{e:?}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +287,46 @@ mod tests {
         }
         let found = probe().expect("Mesa's surfaceless EGL works on the test machines");
         assert!(!found.renderer.is_empty());
+    }
+
+    /// What the Vulkan probe says matches what this host has: without a Vulkan driver
+    /// (no ICD files), that; with one, Debian 12's virglrenderer (0.10.x) reports venus wire
+    /// format 0, which the probe must call too old.
+    #[test]
+    #[cfg(feature = "virgl")]
+    fn the_vulkan_probe_names_what_this_host_lacks() {
+        let _turn = crate::devices::virtio::gpu::virgl::test_turn();
+        let icds = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|d| d.flatten())
+            .count();
+        let virgl_version = std::process::Command::new("pkg-config")
+            .args(["--modversion", "virglrenderer"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let got = probe_vulkan();
+        if icds == 0 {
+            assert!(
+                matches!(
+                    got,
+                    Err(VulkanProbeError::NoDevice(_) | VulkanProbeError::NoLoader(_))
+                ),
+                "{got:?}"
+            );
+        } else if virgl_version.starts_with("0.") {
+            assert_eq!(got, Err(VulkanProbeError::RendererTooOld(0)));
+        }
+        if virgl_version.starts_with("0.10") {
+            assert_eq!(
+                crate::devices::virtio::gpu::virgl::venus_wire_format().unwrap(),
+                Some(0),
+                "virglrenderer {virgl_version}"
+            );
+        }
+        if let Err(e) = got {
+            assert!(e.to_string().ends_with('.'), "a sentence: {e}");
+        }
     }
 }

@@ -118,6 +118,38 @@ impl Drop for Renderer3d {
     }
 }
 
+/// Unit tests take turns with the process's one renderer (anywhere in the crate).
+#[cfg(test)]
+pub(crate) fn test_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The venus wire format this process's virglrenderer speaks (the first word of its venus
+/// capset), or None when it has no venus capset. 0 means its venus cannot serve guests:
+/// Debian 12's virglrenderer 0.10.4 reports 0; guests' Mesa needs 1 or newer.
+pub fn venus_wire_format() -> Result<Option<u32>, Renderer3dError> {
+    let renderer = Renderer3d::new(Renderer::Venus)?;
+    let Some(info) = renderer
+        .capsets
+        .iter()
+        .find(|c| c.capset_id == RUTABAGA_CAPSET_VENUS)
+        .copied()
+    else {
+        return Ok(None);
+    };
+    let bytes = renderer
+        .capset(info.capset_id, info.capset_max_version)
+        .map_err(|code| {
+            Renderer3dError::Start(format!("the venus capset is unreadable ({code:#x})"))
+        })?;
+    Ok(bytes
+        .get(..4)
+        .and_then(|w| w.try_into().ok())
+        .map(u32::from_le_bytes))
+}
+
 /// Gallium's `PIPE_BUFFER` target: `width` is a size in bytes.
 const PIPE_BUFFER: u32 = 0;
 /// Largest buffer resource.

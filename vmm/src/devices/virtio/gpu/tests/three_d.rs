@@ -6,13 +6,8 @@
 
 use super::*;
 
-/// One renderer at a time in this process.
-static TURN: Mutex<()> = Mutex::new(());
-
 fn rig_3d(renderer: Renderer) -> (std::sync::MutexGuard<'static, ()>, Rig) {
-    let turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let turn = crate::devices::virtio::gpu::virgl::test_turn();
     let seen = Recorder::default();
     let rig = Rig {
         mem: GuestMemory::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap(),
