@@ -19,6 +19,8 @@
 pub mod display;
 pub mod dump;
 pub mod edid;
+#[cfg(feature = "virgl")]
+pub mod host_visible;
 pub mod protocol;
 #[cfg(feature = "virgl")]
 pub mod virgl;
@@ -243,6 +245,8 @@ enum Response {
     CapsetInfo(RespCapsetInfo),
     #[cfg_attr(not(feature = "virgl"), allow(dead_code))]
     Capset(Vec<u8>),
+    #[cfg_attr(not(feature = "virgl"), allow(dead_code))]
+    MapInfo(u32),
 }
 
 /// The 2D GPU device.
@@ -258,6 +262,9 @@ pub struct Gpu {
     /// The 3D side, when the renderer is 3D.
     #[cfg(feature = "virgl")]
     three_d: Option<virgl::Renderer3d>,
+    /// Where mappable blobs appear to the guest; with it, blobs are offered.
+    #[cfg(feature = "virgl")]
+    host_visible: Option<host_visible::HostVisible>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -295,6 +302,8 @@ impl Gpu {
             config_changed: vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)?,
             #[cfg(feature = "virgl")]
             three_d: None,
+            #[cfg(feature = "virgl")]
+            host_visible: None,
         })
     }
 
@@ -319,6 +328,17 @@ impl Gpu {
         Err(std::io::Error::other(
             "this build of Phyllome has no 3D renderer (built without the `virgl` feature); choose 2D graphics",
         ))
+    }
+
+    /// Gives a 3D device its host-visible region: blob resources are offered from now on
+    /// (`VIRTIO_GPU_F_RESOURCE_BLOB`). A 2D device has no use for one and refuses it.
+    #[cfg(feature = "virgl")]
+    pub fn set_host_visible(&mut self, region: host_visible::HostVisible) -> bool {
+        if !self.is_3d() {
+            return false;
+        }
+        self.host_visible = Some(region);
+        true
     }
 
     /// Whether 3D requests are served.
@@ -449,6 +469,10 @@ impl Gpu {
     fn unref(&mut self, id: u32) -> CmdResult {
         #[cfg(feature = "virgl")]
         if let Some(t) = self.three_d.as_mut().filter(|t| t.has(id)) {
+            // A mapped blob leaves the guest's view before its memory goes.
+            if let Some(region) = self.host_visible.as_mut().filter(|r| r.is_mapped(id)) {
+                t.unmap_blob(id, region)?;
+            }
             t.unref(id)?;
             self.scanout_gone(id);
             return Ok(Response::NoData);
@@ -478,18 +502,10 @@ impl Gpu {
         a: AttachBacking,
         reader: &mut Reader<'_, ()>,
     ) -> CmdResult {
-        if a.nr_entries == 0 || a.nr_entries > MAX_BACKING_ENTRIES {
+        if a.nr_entries == 0 {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
-        let mut backing = Vec::with_capacity(a.nr_entries as usize);
-        for _ in 0..a.nr_entries {
-            let e: MemEntry = reader.read_obj().map_err(|_| RESP_ERR_INVALID_PARAMETER)?;
-            // The whole entry must be guest RAM, now and for transfers later.
-            if e.length == 0 || !mem.check_range(GuestAddress(e.addr), e.length as usize) {
-                return Err(RESP_ERR_UNSPEC);
-            }
-            backing.push((e.addr, e.length));
-        }
+        let backing = read_entries(mem, reader, a.nr_entries)?;
         #[cfg(feature = "virgl")]
         if let Some(t) = self.three_d.as_mut().filter(|t| t.has(a.resource_id)) {
             t.attach_backing(mem, a.resource_id, &backing)?;
@@ -714,14 +730,83 @@ impl Gpu {
             | CMD_TRANSFER_TO_HOST_3D
             | CMD_TRANSFER_FROM_HOST_3D
             | CMD_SUBMIT_3D => self.control_3d(hdr, reader),
+            #[cfg(feature = "virgl")]
+            CMD_RESOURCE_CREATE_BLOB | CMD_RESOURCE_MAP_BLOB | CMD_RESOURCE_UNMAP_BLOB => {
+                self.control_blob(mem, hdr, reader)
+            }
             // Also every 3D command on a 2D device.
             _ => Err(RESP_ERR_UNSPEC),
         }
     }
 }
 
+/// `count` memory entries from the request, each wholly guest RAM (now, and for transfers
+/// later).
+fn read_entries(
+    mem: &GuestMemory,
+    reader: &mut Reader<'_, ()>,
+    count: u32,
+) -> Result<Vec<(u64, u32)>, u32> {
+    if count > MAX_BACKING_ENTRIES {
+        return Err(RESP_ERR_INVALID_PARAMETER);
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let e: MemEntry = reader.read_obj().map_err(|_| RESP_ERR_INVALID_PARAMETER)?;
+        if e.length == 0 || !mem.check_range(GuestAddress(e.addr), e.length as usize) {
+            return Err(RESP_ERR_UNSPEC);
+        }
+        entries.push((e.addr, e.length));
+    }
+    Ok(entries)
+}
+
 #[cfg(feature = "virgl")]
 impl Gpu {
+    /// The blob commands; `ERR_UNSPEC` where blobs are not offered (no host-visible
+    /// region, or a 2D device).
+    fn control_blob(
+        &mut self,
+        mem: &GuestMemory,
+        hdr: &CtrlHdr,
+        reader: &mut Reader<'_, ()>,
+    ) -> CmdResult {
+        let budget = self
+            .resource_limit
+            .saturating_sub(self.all_resource_bytes());
+        let (Some(t), Some(region)) = (self.three_d.as_mut(), self.host_visible.as_mut()) else {
+            return Err(RESP_ERR_UNSPEC);
+        };
+        fn read<T: vm_memory::ByteValued>(reader: &mut Reader<'_, ()>) -> Result<T, u32> {
+            reader.read_obj().map_err(|_| RESP_ERR_INVALID_PARAMETER)
+        }
+        match hdr.kind {
+            CMD_RESOURCE_CREATE_BLOB => {
+                let c: ResourceCreateBlob = read(reader)?;
+                if c.resource_id == 0
+                    || self.resources.contains_key(&c.resource_id)
+                    || t.has(c.resource_id)
+                {
+                    return Err(RESP_ERR_INVALID_RESOURCE_ID);
+                }
+                let entries = read_entries(mem, reader, c.nr_entries)?;
+                t.create_blob(mem, hdr.ctx_id, &c, &entries, budget, region.size())
+                    .map(|()| Response::NoData)
+            }
+            CMD_RESOURCE_MAP_BLOB => {
+                let m: ResourceMapBlob = read(reader)?;
+                t.map_blob(m.resource_id, m.offset, region)
+                    .map(Response::MapInfo)
+            }
+            CMD_RESOURCE_UNMAP_BLOB => {
+                let r: ResourceOnly = read(reader)?;
+                t.unmap_blob(r.resource_id, region)
+                    .map(|()| Response::NoData)
+            }
+            _ => Err(RESP_ERR_UNSPEC),
+        }
+    }
+
     /// The 3D commands; `ERR_UNSPEC` on a 2D device.
     fn control_3d(&mut self, hdr: &CtrlHdr, reader: &mut Reader<'_, ()>) -> CmdResult {
         fn body<T: vm_memory::ByteValued>(reader: &mut Reader<'_, ()>) -> Result<T, u32> {
@@ -862,6 +947,14 @@ fn respond(writer: &mut Writer<'_, ()>, req: &CtrlHdr, result: CmdResult) -> u32
             vm_memory::ByteValued::as_slice(&c).to_vec(),
         ),
         Ok(Response::Capset(data)) => (RESP_OK_CAPSET, data),
+        Ok(Response::MapInfo(map_info)) => (
+            RESP_OK_MAP_INFO,
+            vm_memory::ByteValued::as_slice(&RespMapInfo {
+                map_info,
+                padding: 0,
+            })
+            .to_vec(),
+        ),
         Err(code) => (code, Vec::new()),
     };
     let mut hdr = CtrlHdr {
@@ -899,6 +992,12 @@ impl DeviceCore for Gpu {
             F_VIRGL | F_CONTEXT_INIT
         } else {
             0
+        };
+        #[cfg(feature = "virgl")]
+        let three_d = if self.is_3d() && self.host_visible.is_some() {
+            three_d | F_RESOURCE_BLOB
+        } else {
+            three_d
         };
         VIRTIO_F_VERSION_1
             | VIRTIO_RING_F_EVENT_IDX
@@ -941,8 +1040,13 @@ impl DeviceCore for Gpu {
         self.resources.clear();
         self.resource_bytes = 0;
         #[cfg(feature = "virgl")]
-        if let Some(t) = self.three_d.as_mut() {
-            t.reset();
+        {
+            if let Some(region) = self.host_visible.as_mut() {
+                region.clear();
+            }
+            if let Some(t) = self.three_d.as_mut() {
+                t.reset();
+            }
         }
         for (i, s) in self.scanouts.iter_mut().enumerate() {
             if s.resource != 0 {

@@ -21,6 +21,7 @@ pub const CMD_RESOURCE_DETACH_BACKING: u32 = 0x0107;
 pub const CMD_GET_CAPSET_INFO: u32 = 0x0108;
 pub const CMD_GET_CAPSET: u32 = 0x0109;
 pub const CMD_GET_EDID: u32 = 0x010a;
+pub const CMD_RESOURCE_CREATE_BLOB: u32 = 0x010c;
 
 // 3D commands (VIRTIO_GPU_F_VIRGL).
 pub const CMD_CTX_CREATE: u32 = 0x0200;
@@ -31,6 +32,8 @@ pub const CMD_RESOURCE_CREATE_3D: u32 = 0x0204;
 pub const CMD_TRANSFER_TO_HOST_3D: u32 = 0x0205;
 pub const CMD_TRANSFER_FROM_HOST_3D: u32 = 0x0206;
 pub const CMD_SUBMIT_3D: u32 = 0x0207;
+pub const CMD_RESOURCE_MAP_BLOB: u32 = 0x0208;
+pub const CMD_RESOURCE_UNMAP_BLOB: u32 = 0x0209;
 // Cursor commands.
 pub const CMD_UPDATE_CURSOR: u32 = 0x0300;
 pub const CMD_MOVE_CURSOR: u32 = 0x0301;
@@ -40,6 +43,7 @@ pub const RESP_OK_DISPLAY_INFO: u32 = 0x1101;
 pub const RESP_OK_CAPSET_INFO: u32 = 0x1102;
 pub const RESP_OK_CAPSET: u32 = 0x1103;
 pub const RESP_OK_EDID: u32 = 0x1104;
+pub const RESP_OK_MAP_INFO: u32 = 0x1106;
 // Error responses.
 pub const RESP_ERR_UNSPEC: u32 = 0x1200;
 pub const RESP_ERR_OUT_OF_MEMORY: u32 = 0x1201;
@@ -56,6 +60,20 @@ pub const F_EDID: u64 = 1 << 1;
 pub const F_VIRGL: u64 = 1 << 0;
 /// Context types chosen at CTX_CREATE (`context_init`).
 pub const F_CONTEXT_INIT: u64 = 1 << 4;
+/// Blob resources (`RESOURCE_CREATE_BLOB`, `RESOURCE_MAP_BLOB`).
+pub const F_RESOURCE_BLOB: u64 = 1 << 3;
+/// Blob memory: guest pages only.
+pub const BLOB_MEM_GUEST: u32 = 1;
+/// Blob memory: the host renderer's.
+pub const BLOB_MEM_HOST3D: u32 = 2;
+/// Blob memory: the host renderer's, backed by guest pages.
+pub const BLOB_MEM_HOST3D_GUEST: u32 = 3;
+/// Blob flag: the guest will map it (through the host-visible region).
+pub const BLOB_FLAG_USE_MAPPABLE: u32 = 1;
+/// Blob flag: shareable with other contexts.
+pub const BLOB_FLAG_USE_SHAREABLE: u32 = 2;
+/// Blob flag: shareable with other devices.
+pub const BLOB_FLAG_USE_CROSS_DEVICE: u32 = 4;
 /// The context type in `context_init`.
 pub const CONTEXT_INIT_CAPSET_ID_MASK: u32 = 0xff;
 /// Configuration event: the display configuration changed.
@@ -198,6 +216,36 @@ pub struct MemEntry {
     pub padding: u32,
 }
 
+/// `struct virtio_gpu_resource_create_blob` (after the header); `nr_entries` memory
+/// entries follow.
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct ResourceCreateBlob {
+    pub resource_id: u32,
+    pub blob_mem: u32,
+    pub blob_flags: u32,
+    pub nr_entries: u32,
+    pub blob_id: u64,
+    pub size: u64,
+}
+
+/// `struct virtio_gpu_resource_map_blob` (after the header).
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+pub struct ResourceMapBlob {
+    pub resource_id: u32,
+    pub padding: u32,
+    pub offset: u64,
+}
+
+/// `struct virtio_gpu_resp_map_info` (after the header).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct RespMapInfo {
+    pub map_info: u32,
+    pub padding: u32,
+}
+
 /// `struct virtio_gpu_get_edid` (after the header).
 #[derive(Clone, Copy, Default, Debug)]
 #[repr(C)]
@@ -337,6 +385,12 @@ pub struct GetCapset {
 // byte pattern is a valid value and the bytes fully describe the value.
 // SAFETY: see above.
 unsafe impl ByteValued for CtrlHdr {}
+// SAFETY: see above.
+unsafe impl ByteValued for ResourceCreateBlob {}
+// SAFETY: see above.
+unsafe impl ByteValued for ResourceMapBlob {}
+// SAFETY: see above.
+unsafe impl ByteValued for RespMapInfo {}
 // SAFETY: see above.
 unsafe impl ByteValued for CtxCreate {}
 // SAFETY: see above.

@@ -18,6 +18,7 @@
 //! clears its contexts and resources and hands the renderer back). That is one 3D VM per
 //! process: the GPU device process, as the design wants.
 
+use super::host_visible::{HostVisible, RegionError};
 use super::protocol::*;
 use crate::config::Renderer;
 use crate::console_conn::buffer::SharedBuffer;
@@ -26,6 +27,7 @@ use rutabaga_gfx::{
     ResourceCreate3D, Rutabaga, RutabagaBuilder, RutabagaComponentType, RutabagaFence,
     RutabagaFenceHandler, RutabagaIovec, Transfer3D, RUTABAGA_CAPSET_VENUS, RUTABAGA_CAPSET_VIRGL,
     RUTABAGA_CAPSET_VIRGL2, RUTABAGA_FLAG_FENCE, RUTABAGA_FLAG_INFO_RING_IDX,
+    RUTABAGA_MAP_CACHE_CACHED,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,6 +79,8 @@ struct Resource {
     bytes: u64,
     /// Where it is read back to while a scanout shows it.
     readback: Option<SharedBuffer>,
+    /// A blob's flags (`BLOB_FLAG_*`); None for a classic 3D resource.
+    blob: Option<u32>,
 }
 
 /// Retired fences, by (context, ring): the latest fence id.
@@ -148,6 +152,22 @@ pub fn venus_wire_format() -> Result<Option<u32>, Renderer3dError> {
         .get(..4)
         .and_then(|w| w.try_into().ok())
         .map(u32::from_le_bytes))
+}
+
+/// Each entry (checked guest RAM) as the host addresses virglrenderer reads and writes.
+fn iovecs(mem: &GuestMemory, entries: &[(u64, u32)]) -> Result<Vec<RutabagaIovec>, u32> {
+    let mut iovecs = Vec::with_capacity(entries.len());
+    for &(addr, len) in entries {
+        // One entry may span two regions (RAM around the MMIO hole): one iovec each.
+        for slice in mem.get_slices(GuestAddress(addr), len as usize) {
+            let slice = slice.map_err(|_| RESP_ERR_UNSPEC)?;
+            iovecs.push(RutabagaIovec {
+                base: slice.ptr_guard_mut().as_ptr().cast(),
+                len: slice.len(),
+            });
+        }
+    }
+    Ok(iovecs)
 }
 
 /// Gallium's `PIPE_BUFFER` target: `width` is a size in bytes.
@@ -371,9 +391,122 @@ impl Renderer3d {
                 format: c.format,
                 bytes,
                 readback: None,
+                blob: None,
             },
         );
         Ok(())
+    }
+
+    /// `RESOURCE_CREATE_BLOB`. `entries` (checked guest RAM) back guest blobs; mappable
+    /// blobs must fit the host-visible region (`region` bytes); `budget` is what the
+    /// device's memory cap leaves.
+    pub fn create_blob(
+        &mut self,
+        mem: &GuestMemory,
+        ctx_id: u32,
+        c: &ResourceCreateBlob,
+        entries: &[(u64, u32)],
+        budget: u64,
+        region: u64,
+    ) -> Result<(), u32> {
+        let known = BLOB_FLAG_USE_MAPPABLE | BLOB_FLAG_USE_SHAREABLE | BLOB_FLAG_USE_CROSS_DEVICE;
+        if c.size == 0 || c.size > u64::from(MAX_BUFFER) || c.blob_flags & !known != 0 {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        let mappable = c.blob_flags & BLOB_FLAG_USE_MAPPABLE != 0;
+        let backed: u64 = entries.iter().map(|e| u64::from(e.1)).sum();
+        match c.blob_mem {
+            // The guest has its own pages: nothing for it to map.
+            BLOB_MEM_GUEST if mappable || backed < c.size => {
+                return Err(RESP_ERR_INVALID_PARAMETER)
+            }
+            BLOB_MEM_GUEST => {}
+            BLOB_MEM_HOST3D => {
+                self.check_ctx(ctx_id)?;
+                if !entries.is_empty() {
+                    return Err(RESP_ERR_INVALID_PARAMETER);
+                }
+            }
+            BLOB_MEM_HOST3D_GUEST => {
+                self.check_ctx(ctx_id)?;
+                if backed < c.size {
+                    return Err(RESP_ERR_INVALID_PARAMETER);
+                }
+            }
+            _ => return Err(RESP_ERR_INVALID_PARAMETER),
+        }
+        if mappable && c.size > region {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        if c.size > budget {
+            return Err(RESP_ERR_OUT_OF_MEMORY);
+        }
+        let iovecs = if entries.is_empty() {
+            None
+        } else {
+            Some(iovecs(mem, entries)?)
+        };
+        let id = c.resource_id;
+        let args = rutabaga_gfx::ResourceCreateBlob {
+            blob_mem: c.blob_mem,
+            blob_flags: c.blob_flags,
+            blob_id: c.blob_id,
+            size: c.size,
+        };
+        self.run(move |r| r.resource_create_blob(ctx_id, id, args, iovecs, None))?
+            .map_err(|_| RESP_ERR_INVALID_PARAMETER)?;
+        self.resources.insert(
+            id,
+            Resource {
+                width: 0,
+                height: 0,
+                format: 0,
+                bytes: c.size,
+                readback: None,
+                blob: Some(c.blob_flags),
+            },
+        );
+        Ok(())
+    }
+
+    /// `RESOURCE_MAP_BLOB`: the renderer's memory of a mappable blob goes at `offset` in
+    /// the host-visible region. Returns the mapping's caching (`map_info`).
+    pub fn map_blob(
+        &mut self,
+        resource_id: u32,
+        offset: u64,
+        region: &mut HostVisible,
+    ) -> Result<u32, u32> {
+        let r = self.check_res(resource_id)?;
+        if r.blob.is_none_or(|f| f & BLOB_FLAG_USE_MAPPABLE == 0) || region.is_mapped(resource_id) {
+            return Err(RESP_ERR_INVALID_PARAMETER);
+        }
+        let (mapping, info) = self
+            .run(move |r| {
+                let m = r.map(resource_id)?;
+                let info = r.map_info(resource_id).unwrap_or(RUTABAGA_MAP_CACHE_CACHED);
+                Ok::<_, rutabaga_gfx::RutabagaError>((m, info))
+            })?
+            .map_err(|_| RESP_ERR_UNSPEC)?;
+        if let Err(e) = region.map(resource_id, offset, mapping.ptr, mapping.size) {
+            let _ = self.run(move |r| r.unmap(resource_id));
+            return Err(match e {
+                RegionError::Mapper(_) => RESP_ERR_UNSPEC,
+                _ => RESP_ERR_INVALID_PARAMETER,
+            });
+        }
+        Ok(info)
+    }
+
+    /// `RESOURCE_UNMAP_BLOB`.
+    pub fn unmap_blob(&mut self, resource_id: u32, region: &mut HostVisible) -> Result<(), u32> {
+        self.check_res(resource_id)?;
+        region.unmap(resource_id).map_err(|e| match e {
+            RegionError::NotMapped(_) => RESP_ERR_INVALID_PARAMETER,
+            _ => RESP_ERR_UNSPEC,
+        })?;
+        self.run(move |r| r.unmap(resource_id))?
+            .map_err(|_| RESP_ERR_UNSPEC)
     }
 
     /// `RESOURCE_UNREF` of a 3D resource.
@@ -393,17 +526,7 @@ impl Renderer3d {
         entries: &[(u64, u32)],
     ) -> Result<(), u32> {
         self.check_res(resource_id)?;
-        let mut iovecs = Vec::with_capacity(entries.len());
-        for &(addr, len) in entries {
-            // One entry may span two regions (RAM around the MMIO hole): one iovec each.
-            for slice in mem.get_slices(GuestAddress(addr), len as usize) {
-                let slice = slice.map_err(|_| RESP_ERR_UNSPEC)?;
-                iovecs.push(RutabagaIovec {
-                    base: slice.ptr_guard_mut().as_ptr().cast(),
-                    len: slice.len(),
-                });
-            }
-        }
+        let iovecs = iovecs(mem, entries)?;
         self.run(move |r| r.attach_backing(resource_id, iovecs))?
             .map_err(|_| RESP_ERR_UNSPEC)
     }

@@ -392,3 +392,337 @@ fn a_second_renderer_in_one_process_is_refused() {
     let second = Gpu::with_renderer(&[(64, 64)], Box::new(Recorder::default()), Renderer::Virgl);
     assert!(second.unwrap_err().to_string().contains("one"));
 }
+
+/// A host-visible region whose mapper records what it is asked to do (and reads the first
+/// byte of each mapping, which must be readable host memory).
+#[derive(Clone, Default)]
+struct RegionLog(Arc<Mutex<Vec<String>>>);
+
+impl host_visible::RegionMapper for RegionLog {
+    fn map(&mut self, offset: u64, host: u64, len: u64) -> Result<(), String> {
+        assert_ne!(host, 0);
+        // SAFETY: `host` is the renderer's live mapping of at least `len` (> 0) bytes.
+        let first = unsafe { std::ptr::read_volatile(host as *const u8) };
+        let _ = first;
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("map {offset:#x}+{len:#x}"));
+        Ok(())
+    }
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("unmap {offset:#x}+{len:#x}"));
+        Ok(())
+    }
+}
+
+/// The host-visible region's size in these tests.
+const REGION: u64 = 1 << 20;
+
+fn blob(id: u32, mem: u32, flags: u32, blob_id: u64, size: u64, entries: &[(u64, u32)]) -> Vec<u8> {
+    let mut body = ResourceCreateBlob {
+        resource_id: id,
+        blob_mem: mem,
+        blob_flags: flags,
+        nr_entries: entries.len() as u32,
+        blob_id,
+        size,
+    }
+    .as_slice()
+    .to_vec();
+    for &(addr, length) in entries {
+        body.extend_from_slice(
+            MemEntry {
+                addr,
+                length,
+                padding: 0,
+            }
+            .as_slice(),
+        );
+    }
+    body
+}
+
+fn map_blob(rig: &mut Rig, id: u32, offset: u64) -> (u32, Vec<u8>) {
+    rig.ctx_cmd(
+        hdr(CMD_RESOURCE_MAP_BLOB),
+        ResourceMapBlob {
+            resource_id: id,
+            padding: 0,
+            offset,
+        }
+        .as_slice(),
+    )
+}
+
+/// virgl's `PIPE_RESOURCE_CREATE`: a `size`-byte persistent, coherent buffer the next
+/// `RESOURCE_CREATE_BLOB` with `blob_id` turns into a host blob.
+fn pipe_buffer_stream(blob_id: u32, size: u32) -> Vec<u8> {
+    const PIPE_RESOURCE_CREATE: u32 = 48;
+    const PIPE_BUFFER: u32 = 0;
+    const FORMAT_R8_UNORM: u32 = 64;
+    const BIND_VERTEX_BUFFER: u32 = 1 << 4;
+    const MAP_PERSISTENT_COHERENT: u32 = (1 << 1) | (1 << 2);
+    let words = [
+        virgl_cmd(PIPE_RESOURCE_CREATE, 0, 11),
+        PIPE_BUFFER,
+        FORMAT_R8_UNORM,
+        BIND_VERTEX_BUFFER,
+        size,
+        1,
+        1,
+        1,
+        0,
+        0,
+        MAP_PERSISTENT_COHERENT,
+        blob_id,
+    ];
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+#[test]
+fn blobs_are_offered_only_with_a_host_visible_region() {
+    let (_turn, mut rig) = rig_3d(Renderer::Venus);
+    assert_eq!(rig.gpu.features() & F_RESOURCE_BLOB, 0);
+    let body = blob(5, BLOB_MEM_GUEST, 0, 0, 4096, &[(0x10_0000, 4096)]);
+    assert_eq!(
+        rig.cmd_bytes(CMD_RESOURCE_CREATE_BLOB, &body),
+        RESP_ERR_UNSPEC
+    );
+    assert!(rig.gpu.set_host_visible(host_visible::HostVisible::new(
+        REGION,
+        Box::new(RegionLog::default())
+    )));
+    assert_ne!(rig.gpu.features() & F_RESOURCE_BLOB, 0);
+    assert_eq!(
+        rig.cmd_bytes(CMD_RESOURCE_CREATE_BLOB, &body),
+        RESP_OK_NODATA
+    );
+    // A 2D device has nowhere to put one.
+    let mut two_d = Gpu::new(&[(640, 480)], Box::new(Recorder::default())).unwrap();
+    assert!(!two_d.set_host_visible(host_visible::HostVisible::new(
+        REGION,
+        Box::new(RegionLog::default())
+    )));
+    assert_eq!(two_d.features() & F_RESOURCE_BLOB, 0);
+}
+
+#[test]
+fn bad_blob_requests_fail_alone_and_the_device_keeps_serving() {
+    let (_turn, mut rig) = rig_3d(Renderer::Virgl);
+    rig.gpu.set_host_visible(host_visible::HostVisible::new(
+        REGION,
+        Box::new(RegionLog::default()),
+    ));
+    assert_eq!(
+        rig.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
+        RESP_OK_NODATA
+    );
+    let ram = (0x10_0000, 8192);
+    let create = |rig: &mut Rig, ctx: u32, body: Vec<u8>| {
+        rig.ctx_cmd(
+            CtrlHdr {
+                kind: CMD_RESOURCE_CREATE_BLOB,
+                ctx_id: ctx,
+                ..CtrlHdr::default()
+            },
+            &body,
+        )
+        .0
+    };
+    for (why, ctx, body, want) in [
+        (
+            "no size",
+            0,
+            blob(5, BLOB_MEM_GUEST, 0, 0, 0, &[ram]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "unknown memory",
+            1,
+            blob(5, 9, 0, 0, 4096, &[]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "unknown flag",
+            0,
+            blob(5, BLOB_MEM_GUEST, 1 << 7, 0, 4096, &[ram]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "guest pages short of its size",
+            0,
+            blob(5, BLOB_MEM_GUEST, 0, 0, 3 * 4096, &[ram]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "guest pages are not mappable",
+            0,
+            blob(5, BLOB_MEM_GUEST, BLOB_FLAG_USE_MAPPABLE, 0, 4096, &[ram]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "pages outside guest RAM",
+            0,
+            blob(5, BLOB_MEM_GUEST, 0, 0, 4096, &[(0x4000_0000, 4096)]),
+            RESP_ERR_UNSPEC,
+        ),
+        (
+            "host blob in no context",
+            7,
+            blob(5, BLOB_MEM_HOST3D, 0, 1, 4096, &[]),
+            RESP_ERR_INVALID_CONTEXT_ID,
+        ),
+        (
+            "host blob with guest pages",
+            1,
+            blob(5, BLOB_MEM_HOST3D, 0, 1, 4096, &[ram]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "mappable, larger than the region",
+            1,
+            blob(
+                5,
+                BLOB_MEM_HOST3D,
+                BLOB_FLAG_USE_MAPPABLE,
+                1,
+                REGION + 4096,
+                &[],
+            ),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "a blob id the context never made",
+            1,
+            blob(5, BLOB_MEM_HOST3D, BLOB_FLAG_USE_MAPPABLE, 77, 4096, &[]),
+            RESP_ERR_INVALID_PARAMETER,
+        ),
+        (
+            "resource id 0",
+            0,
+            blob(0, BLOB_MEM_GUEST, 0, 0, 4096, &[ram]),
+            RESP_ERR_INVALID_RESOURCE_ID,
+        ),
+    ] {
+        assert_eq!(create(&mut rig, ctx, body), want, "{why}");
+    }
+    // More entries than the request holds.
+    let mut short = blob(5, BLOB_MEM_GUEST, 0, 0, 4096, &[ram]);
+    short[12..16].copy_from_slice(&3u32.to_le_bytes());
+    assert_eq!(create(&mut rig, 0, short), RESP_ERR_INVALID_PARAMETER);
+    // A good one, then its id again.
+    assert_eq!(
+        create(&mut rig, 0, blob(5, BLOB_MEM_GUEST, 0, 0, 8192, &[ram])),
+        RESP_OK_NODATA
+    );
+    assert_eq!(
+        create(&mut rig, 0, blob(5, BLOB_MEM_GUEST, 0, 0, 4096, &[ram])),
+        RESP_ERR_INVALID_RESOURCE_ID
+    );
+    // Mapping: only mappable blobs, only known ones; unmapping what is not mapped.
+    assert_eq!(map_blob(&mut rig, 5, 0).0, RESP_ERR_INVALID_PARAMETER);
+    assert_eq!(map_blob(&mut rig, 99, 0).0, RESP_ERR_INVALID_RESOURCE_ID);
+    let unmap = ResourceOnly {
+        resource_id: 5,
+        padding: 0,
+    };
+    assert_eq!(
+        rig.cmd(CMD_RESOURCE_UNMAP_BLOB, unmap),
+        RESP_ERR_INVALID_PARAMETER
+    );
+    // Still serving.
+    assert_eq!(
+        rig.cmd_bytes(CMD_GET_DISPLAY_INFO, &[]),
+        RESP_OK_DISPLAY_INFO
+    );
+    assert_eq!(rig.cmd(CMD_RESOURCE_UNREF, unmap), RESP_OK_NODATA);
+}
+
+#[test]
+fn a_mappable_host_blob_appears_in_the_region_inside_its_bounds() {
+    let (_turn, mut rig) = rig_3d(Renderer::Virgl);
+    let log = RegionLog::default();
+    rig.gpu.set_host_visible(host_visible::HostVisible::new(
+        REGION,
+        Box::new(log.clone()),
+    ));
+    assert_eq!(
+        rig.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
+        RESP_OK_NODATA
+    );
+    let host_blob = |rig: &mut Rig, id: u32, blob_id: u32| {
+        let (kind, _) = submit(rig, 1, &pipe_buffer_stream(blob_id, 65536), None);
+        assert_eq!(kind, RESP_OK_NODATA);
+        rig.ctx_cmd(
+            CtrlHdr {
+                kind: CMD_RESOURCE_CREATE_BLOB,
+                ctx_id: 1,
+                ..CtrlHdr::default()
+            },
+            &blob(
+                id,
+                BLOB_MEM_HOST3D,
+                BLOB_FLAG_USE_MAPPABLE,
+                u64::from(blob_id),
+                65536,
+                &[],
+            ),
+        )
+        .0
+    };
+    assert_eq!(host_blob(&mut rig, 20, 1), RESP_OK_NODATA);
+    assert_eq!(host_blob(&mut rig, 21, 2), RESP_OK_NODATA);
+    let (kind, resp) = map_blob(&mut rig, 20, 0x1000);
+    assert_eq!(kind, RESP_OK_MAP_INFO);
+    let info = RespMapInfo::from_slice(&resp[24..32]).copied().unwrap();
+    assert!(
+        (1..=3).contains(&(info.map_info & 0xf)),
+        "a caching mode: {info:?}"
+    );
+    assert_eq!(
+        map_blob(&mut rig, 20, 0x40000).0,
+        RESP_ERR_INVALID_PARAMETER,
+        "twice"
+    );
+    assert_eq!(
+        map_blob(&mut rig, 21, 0x8000).0,
+        RESP_ERR_INVALID_PARAMETER,
+        "over 20"
+    );
+    assert_eq!(
+        map_blob(&mut rig, 21, REGION - 0x1000).0,
+        RESP_ERR_INVALID_PARAMETER,
+        "past the end"
+    );
+    assert_eq!(
+        map_blob(&mut rig, 21, 0x11001).0,
+        RESP_ERR_INVALID_PARAMETER,
+        "unaligned"
+    );
+    assert_eq!(map_blob(&mut rig, 21, !0xfff).0, RESP_ERR_INVALID_PARAMETER);
+    assert_eq!(map_blob(&mut rig, 21, 0x11000).0, RESP_OK_MAP_INFO);
+    let unmap = ResourceOnly {
+        resource_id: 20,
+        padding: 0,
+    };
+    assert_eq!(rig.cmd(CMD_RESOURCE_UNMAP_BLOB, unmap), RESP_OK_NODATA);
+    // Unref of a mapped blob takes it out of the region first.
+    let unref = ResourceOnly {
+        resource_id: 21,
+        padding: 0,
+    };
+    assert_eq!(rig.cmd(CMD_RESOURCE_UNREF, unref), RESP_OK_NODATA);
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        [
+            "map 0x1000+0x10000",
+            "map 0x11000+0x10000",
+            "unmap 0x1000+0x10000",
+            "unmap 0x11000+0x10000",
+        ]
+    );
+}

@@ -1,0 +1,248 @@
+//! The host-visible shared memory region: the window of guest-physical space (virtio
+//! shared memory region 1, behind a PCI BAR) where mappable blob resources appear, so the
+//! guest's Vulkan (venus) and GL drivers read and write the renderer's memory directly.
+//! This module decides where a guest's request may land (inside the window, page aligned,
+//! over no other mapping) and remembers which resource sits where; putting the host's
+//! pages there is a [`RegionMapper`]'s job (KVM memory slots in the VMM's process, or
+//! vhost-user's SHMEM_MAP from a GPU process).
+
+use std::collections::BTreeMap;
+
+/// Mappings start on page boundaries and take whole pages.
+pub const PAGE: u64 = 4096;
+
+/// The virtio shared memory ID of the host-visible region.
+pub const SHMEM_ID_HOST_VISIBLE: u8 = 1;
+
+/// Puts host memory into the guest's view of the region, and takes it out.
+pub trait RegionMapper: Send {
+    /// Shows `len` bytes of this process's memory at `host` at `offset` in the region.
+    fn map(&mut self, offset: u64, host: u64, len: u64) -> Result<(), String>;
+    /// Takes the `len` bytes at `offset` out again.
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String>;
+}
+
+/// Why a mapping was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionError {
+    /// It would reach past the region.
+    #[error(
+        "A mapping of {len} bytes at {offset:#x} does not fit the {size}-byte host-visible region."
+    )]
+    Outside {
+        /// Where it was asked for.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The region's size.
+        size: u64,
+    },
+    /// The offset is not on a page boundary.
+    #[error("The mapping offset {0:#x} is not on a page boundary.")]
+    Unaligned(u64),
+    /// Another resource's mapping is there.
+    #[error("The mapping would cover resource {0}'s.")]
+    Overlap(u32),
+    /// The resource is mapped already.
+    #[error("Resource {0} is mapped already.")]
+    AlreadyMapped(u32),
+    /// The resource is not mapped.
+    #[error("Resource {0} is not mapped.")]
+    NotMapped(u32),
+    /// The host side failed.
+    #[error("The host could not map it: {0}.")]
+    Mapper(String),
+}
+
+/// One mapping: where, how long, and whose.
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    len: u64,
+    resource: u32,
+}
+
+/// The region: its size, its mapper and what is mapped where (by offset).
+pub struct HostVisible {
+    size: u64,
+    mapper: Box<dyn RegionMapper>,
+    maps: BTreeMap<u64, Mapping>,
+}
+
+impl std::fmt::Debug for HostVisible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostVisible")
+            .field("size", &self.size)
+            .field("mappings", &self.maps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostVisible {
+    /// A region of `size` bytes (a whole number of pages) whose pages `mapper` places.
+    pub fn new(size: u64, mapper: Box<dyn RegionMapper>) -> Self {
+        Self {
+            size: size / PAGE * PAGE,
+            mapper,
+            maps: BTreeMap::new(),
+        }
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether `resource` is mapped.
+    pub fn is_mapped(&self, resource: u32) -> bool {
+        self.maps.values().any(|m| m.resource == resource)
+    }
+
+    /// Maps `len` bytes at `host` for `resource` at `offset`, once checked.
+    pub fn map(
+        &mut self,
+        resource: u32,
+        offset: u64,
+        host: u64,
+        len: u64,
+    ) -> Result<(), RegionError> {
+        if self.is_mapped(resource) {
+            return Err(RegionError::AlreadyMapped(resource));
+        }
+        if offset % PAGE != 0 {
+            return Err(RegionError::Unaligned(offset));
+        }
+        let outside = RegionError::Outside {
+            offset,
+            len,
+            size: self.size,
+        };
+        let pages = len
+            .div_ceil(PAGE)
+            .checked_mul(PAGE)
+            .ok_or(outside.clone())?;
+        let end = offset.checked_add(pages).ok_or(outside.clone())?;
+        if len == 0 || end > self.size {
+            return Err(outside);
+        }
+        // The nearest mapping below must end before us; none may start inside us.
+        if let Some((start, m)) = self.maps.range(..=offset).next_back() {
+            if start + m.len.div_ceil(PAGE) * PAGE > offset {
+                return Err(RegionError::Overlap(m.resource));
+            }
+        }
+        if let Some((_, m)) = self.maps.range(offset..end).next() {
+            return Err(RegionError::Overlap(m.resource));
+        }
+        self.mapper
+            .map(offset, host, pages)
+            .map_err(RegionError::Mapper)?;
+        self.maps.insert(
+            offset,
+            Mapping {
+                len: pages,
+                resource,
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes `resource`'s mapping out.
+    pub fn unmap(&mut self, resource: u32) -> Result<(), RegionError> {
+        let (&offset, m) = self
+            .maps
+            .iter()
+            .find(|(_, m)| m.resource == resource)
+            .ok_or(RegionError::NotMapped(resource))?;
+        let len = m.len;
+        self.maps.remove(&offset);
+        self.mapper.unmap(offset, len).map_err(RegionError::Mapper)
+    }
+
+    /// Takes every mapping out (a device reset).
+    pub fn clear(&mut self) {
+        for (offset, m) in std::mem::take(&mut self.maps) {
+            if let Err(e) = self.mapper.unmap(offset, m.len) {
+                log::warn!(
+                    "cannot unmap resource {} from the host-visible region: {e}",
+                    m.resource
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Records what it was asked to do.
+    #[derive(Clone, Default)]
+    pub(crate) struct Recorder(pub(crate) Arc<Mutex<Vec<String>>>);
+
+    impl RegionMapper for Recorder {
+        fn map(&mut self, offset: u64, host: u64, len: u64) -> Result<(), String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("map {offset:#x}+{len:#x} from {}", host != 0));
+            Ok(())
+        }
+        fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("unmap {offset:#x}+{len:#x}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn mappings_stay_inside_aligned_and_apart() {
+        let seen = Recorder::default();
+        let mut r = HostVisible::new(16 * PAGE, Box::new(seen.clone()));
+        r.map(1, 0, 0x1000, 2 * PAGE).unwrap();
+        // A partial page takes the whole page.
+        r.map(2, 2 * PAGE, 0x9000, 100).unwrap();
+        assert_eq!(r.map(3, PAGE, 0x1, PAGE), Err(RegionError::Overlap(1)));
+        assert_eq!(r.map(3, 2 * PAGE, 0x1, PAGE), Err(RegionError::Overlap(2)));
+        assert_eq!(r.map(3, 0, 0x1, 16 * PAGE), Err(RegionError::Overlap(1)));
+        assert_eq!(r.map(3, 5, 0x1, PAGE), Err(RegionError::Unaligned(5)));
+        assert!(matches!(
+            r.map(3, 15 * PAGE, 0x1, 2 * PAGE),
+            Err(RegionError::Outside { .. })
+        ));
+        assert!(matches!(
+            r.map(3, u64::MAX - PAGE + 1, 0x1, 2 * PAGE),
+            Err(RegionError::Outside { .. })
+        ));
+        assert!(matches!(
+            r.map(3, 4 * PAGE, 0x1, 0),
+            Err(RegionError::Outside { .. })
+        ));
+        assert_eq!(
+            r.map(1, 8 * PAGE, 0x1, PAGE),
+            Err(RegionError::AlreadyMapped(1))
+        );
+        r.map(3, 15 * PAGE, 0x1, PAGE).unwrap();
+        assert_eq!(r.unmap(4), Err(RegionError::NotMapped(4)));
+        r.unmap(1).unwrap();
+        // Its pages are free again.
+        r.map(4, PAGE, 0x1, PAGE).unwrap();
+        r.clear();
+        assert!(!r.is_mapped(2));
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [
+                "map 0x0+0x2000 from true",
+                "map 0x2000+0x1000 from true",
+                "map 0xf000+0x1000 from true",
+                "unmap 0x0+0x2000",
+                "map 0x1000+0x1000 from true",
+                "unmap 0x1000+0x1000",
+                "unmap 0x2000+0x1000",
+                "unmap 0xf000+0x1000",
+            ]
+        );
+    }
+}
