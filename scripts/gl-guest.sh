@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the 3D test guest into the guest-asset cache and prints the cache folder:
 #
-#   gl-rootfs.ext4   Debian 12 (debootstrap, minbase) with Mesa (its virgl driver), kmscube,
-#                    glmark2-es2-drm and our GLES check (tests/guest/gles-check.c), whose
-#                    /sbin/phyllome-gl-test runs the checks and powers off
+#   gl-rootfs.ext4   Debian 12 (debootstrap, minbase) with Mesa (its virgl driver and its
+#                    Vulkan drivers), kmscube, glmark2-es2-drm, vulkaninfo and our GLES check
+#                    (tests/guest/gles-check.c), whose /sbin/phyllome-gl-test runs the
+#                    checks and powers off
 #   gl-initrd.cpio   busybox: loads virtio-pci, virtio-blk, ext4 and virtio-gpu, mounts
 #                    /dev/vda and switches to it
 #
@@ -33,7 +34,7 @@ if [ ! -f gl-rootfs.ext4 ]; then
   trap 'rm -rf "$dir"' EXIT
   log "debootstrap from $mirror (a minute or two)"
   debootstrap --variant=minbase \
-    --include=libgl1-mesa-dri,libegl1,libegl-mesa0,libgles2,libgbm1,mesa-utils,kmscube,glmark2-es2-drm,kmod \
+    --include=libgl1-mesa-dri,libegl1,libegl-mesa0,libgles2,libgbm1,mesa-utils,kmscube,glmark2-es2-drm,kmod,mesa-vulkan-drivers,vulkan-tools \
     bookworm "$dir" "$mirror" >&2
   rm -rf "$dir"/usr/share/{doc,man,locale,info} "$dir"/var/cache/apt/archives/*.deb
   gcc -O2 -Wall -o "$dir/usr/local/bin/gles-check" "$ROOT/tests/guest/gles-check.c" -lEGL -lGLESv2 -lgbm
@@ -46,6 +47,18 @@ mount -t sysfs sys /sys 2>/dev/null
 mount -t devtmpfs dev /dev 2>/dev/null
 export HOME=/root MESA_LOADER_DRIVER_OVERRIDE=virtio_gpu
 echo "PHYLLOME-GL-GUEST $(uname -r) $(ls /dev/dri | tr '\n' ' ')"
+# phyllome.vulkan: what the guest's virtio-gpu driver was offered (its debugfs features),
+# the Vulkan drivers the guest's Mesa has, and the Vulkan devices it finds.
+if grep -q phyllome.vulkan /proc/cmdline; then
+  mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+  sed 's/^/PHYLLOME-GPU-FEATURE /' /sys/kernel/debug/dri/0/virtio-gpu-features
+  echo "PHYLLOME-VULKAN-ICDS $(ls /usr/share/vulkan/icd.d | tr '\n' ' ')"
+  vulkaninfo --summary 2>&1 | grep -E 'deviceName|driverName|ERROR' | sed 's/^/PHYLLOME-VULKAN /'
+  echo PHYLLOME-GL-TEST-DONE
+  sync
+  echo o > /proc/sysrq-trigger
+  sleep 30
+fi
 /usr/local/bin/gles-check 2>&1
 frames=$(sed -n 's/.*phyllome.kmscube=\([0-9]*\).*/\1/p' /proc/cmdline)
 kmscube -D /dev/dri/card0 -c "${frames:-120}" > /tmp/kmscube.log 2>&1
