@@ -880,7 +880,11 @@ impl Control {
                     .gpu
                     .as_ref()
                     .is_some_and(|g| lock(g).request_size(scanout, width, height));
-                if !known {
+                if self.blueprint.gpu_process.is_some() {
+                    self.events.send(VmEvent::Error(
+                        "This VM's display is served by its graphics process; ask for a new size through its display connection.".into(),
+                    ));
+                } else if !known {
                     self.events.send(VmEvent::Error(format!(
                         "This VM has no display {scanout} to resize."
                     )));

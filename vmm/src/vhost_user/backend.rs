@@ -144,6 +144,16 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
         Some((consumer.try_clone().ok()?, notifier.try_clone().ok()?))
     }
 
+    fn stop_vring(&self, queue_index: u32) -> std::io::Result<()> {
+        // A frontend stops the rings when the device stops: the driver reset it, or the
+        // guest rebooted. Like a virtio reset, that ends the device's state (a GPU's
+        // resources and 3D contexts, which a rebooted guest's ids would otherwise meet).
+        if queue_index == 0 {
+            lock(&self.core).reset();
+        }
+        Ok(())
+    }
+
     fn set_event_idx(&self, _enabled: bool) {
         // The vrings carry the setting themselves (the daemon sets it on each queue).
     }

@@ -444,6 +444,72 @@ mod tests {
         assert!(backend.join().unwrap().is_ok());
     }
 
+    /// A guest that reboots meets a clean device: the backend's state (here a GPU's
+    /// resources) ends when the frontend stops the rings, so the new guest's resource ids
+    /// are free again.
+    #[test]
+    fn a_reset_through_vhost_user_clears_the_backends_device_state() {
+        use crate::devices::virtio::gpu::display::NullSink;
+        use crate::devices::virtio::gpu::protocol::{
+            CtrlHdr, ResourceCreate2d, CMD_RESOURCE_CREATE_2D, FORMAT_B8G8R8X8_UNORM,
+            RESP_ERR_INVALID_RESOURCE_ID, RESP_OK_NODATA,
+        };
+        use crate::devices::virtio::gpu::Gpu;
+        use vm_memory::ByteValued;
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("gpu.sock");
+        let gpu = Gpu::new(&[(640, 480)], Box::new(NullSink)).unwrap();
+        let sock = socket.clone();
+        let backend = std::thread::spawn(move || crate::vhost_user::serve("t", gpu, &sock));
+        wait_for(&socket);
+        let ram = crate::memory::create(16 << 20).unwrap();
+        let engine = VhostUserEngine::connect(16, 16, &socket, 256).unwrap();
+        let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
+        let (req, resp) = (0x30_0000u64, 0x31_0000u64);
+        let mut request = CtrlHdr {
+            kind: CMD_RESOURCE_CREATE_2D,
+            ..CtrlHdr::default()
+        }
+        .as_slice()
+        .to_vec();
+        request.extend_from_slice(
+            ResourceCreate2d {
+                resource_id: 1,
+                format: FORMAT_B8G8R8X8_UNORM,
+                width: 64,
+                height: 64,
+            }
+            .as_slice(),
+        );
+        d.mem.write_slice(&request, GuestAddress(req)).unwrap();
+        let mut create = |d: &mut Driver| -> u32 {
+            let n = d.post(0, &[(req, request.len() as u32, false), (resp, 24, true)]);
+            d.wait_ring(0, n);
+            d.mem.read_obj(GuestAddress(resp)).unwrap()
+        };
+        let bring_up = |d: &mut Driver| {
+            assert!(d.negotiate(VIRTIO_F_VERSION_1));
+            d.enable_msix_vectors(2);
+            d.setup_ring(0);
+            d.setup_ring(1);
+            d.w(0x14, 0xf, 1);
+            assert_eq!(d.status() & 0x80, 0, "activation failed");
+        };
+        bring_up(&mut d);
+        assert_eq!(create(&mut d), RESP_OK_NODATA);
+        assert_eq!(create(&mut d), RESP_ERR_INVALID_RESOURCE_ID, "the id is taken");
+        // The guest reboots: its driver resets the device and sets it up again.
+        d.w(0x14, 0, 1);
+        for index in [0u16, 1] {
+            let base = crate::devices::virtio::pci::harness::ring_base(index);
+            d.mem.write_slice(&[0u8; 0x3000], GuestAddress(base)).unwrap();
+        }
+        bring_up(&mut d);
+        assert_eq!(create(&mut d), RESP_OK_NODATA, "resource 1 is free again");
+        drop(d);
+        assert!(backend.join().unwrap().is_ok());
+    }
+
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Capture {
