@@ -482,7 +482,7 @@ mod tests {
             .as_slice(),
         );
         d.mem.write_slice(&request, GuestAddress(req)).unwrap();
-        let mut create = |d: &mut Driver| -> u32 {
+        let create = |d: &mut Driver| -> u32 {
             let n = d.post(0, &[(req, request.len() as u32, false), (resp, 24, true)]);
             d.wait_ring(0, n);
             d.mem.read_obj(GuestAddress(resp)).unwrap()
