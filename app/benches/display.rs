@@ -31,7 +31,8 @@ use relm4::gtk::prelude::*;
 use relm4::gtk::{self, gdk, glib};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const W: u32 = 1920;
@@ -224,6 +225,8 @@ fn main() {
 
     // The app's reader thread, as the display window runs it.
     let sock = socket.clone();
+    let frame_taken = Arc::new(AtomicBool::new(true));
+    let reader_ready = frame_taken.clone();
     std::thread::spawn(move || {
         let mut client = loop {
             if let Ok(c) = ConsoleClient::connect(&sock) {
@@ -231,7 +234,9 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let _ = read_frames(&mut client, &mut |e| events_tx.send(e).unwrap_or(()));
+        let _ = read_frames(&mut client, &reader_ready, &mut |e| {
+            events_tx.send(e).unwrap_or(());
+        });
     });
 
     // The main loop: frames onto the screen; after each paint that showed a new frame,
@@ -247,8 +252,12 @@ fn main() {
                     s.set_frame(p);
                     set_count.set(set_count.get() + 1);
                     last.set(Some(Instant::now()));
+                    frame_taken.store(true, Ordering::Release);
                 }
-                FrameEvent::Patch(x, y, p) => s.add_patch(x, y, p),
+                FrameEvent::Patch(x, y, p) => {
+                    s.add_patch(x, y, p);
+                    frame_taken.store(true, Ordering::Release);
+                }
                 FrameEvent::Cursor(_) => {}
             }
         }

@@ -21,6 +21,7 @@ use relm4::gtk::{gdk, glib};
 use relm4::prelude::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// evdev buttons.
@@ -108,6 +109,9 @@ pub struct Display {
     /// Why, under the status.
     detail: String,
     writer: Arc<Mutex<Option<ConsoleClient>>>,
+    /// The window took the reader's last frame and can take another (see
+    /// [`read_frames`]).
+    frame_taken: Arc<AtomicBool>,
     picture: gtk::Picture,
     window: adw::ApplicationWindow,
     /// The screen area's size, and how many times it changed.
@@ -240,8 +244,10 @@ fn reason(e: &phyllome_vmm::console_conn::ConnError) -> String {
 fn start_reader(
     socket: PathBuf,
     writer: Arc<Mutex<Option<ConsoleClient>>>,
+    frame_taken: Arc<AtomicBool>,
     sender: relm4::Sender<DisplayInput>,
 ) {
+    frame_taken.store(true, Ordering::Release);
     std::thread::spawn(move || {
         let mut client = match ConsoleClient::connect(&socket) {
             Ok(c) => c,
@@ -256,7 +262,7 @@ fn start_reader(
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(w);
         }
         sender.emit(DisplayInput::Connected);
-        let err = read_frames(&mut client, &mut |event| {
+        let err = read_frames(&mut client, &frame_taken, &mut |event| {
             sender.emit(match event {
                 FrameEvent::Frame(p) => DisplayInput::Frame(p),
                 FrameEvent::Patch(x, y, p) => DisplayInput::Patch(x, y, p),
@@ -390,6 +396,7 @@ impl SimpleComponent for Display {
             status: Some(tr("display-connecting")),
             detail: String::new(),
             writer: Arc::new(Mutex::new(None)),
+            frame_taken: Arc::new(AtomicBool::new(true)),
             picture,
             window: root.clone(),
             area: (0, 0),
@@ -477,6 +484,7 @@ impl SimpleComponent for Display {
         start_reader(
             init.socket,
             model.writer.clone(),
+            model.frame_taken.clone(),
             sender.input_sender().clone(),
         );
         ComponentParts { model, widgets }
@@ -488,8 +496,12 @@ impl SimpleComponent for Display {
                 self.screen.set_frame(p);
                 self.has_picture = true;
                 self.status = None;
+                self.frame_taken.store(true, Ordering::Release);
             }
-            DisplayInput::Patch(x, y, p) => self.screen.add_patch(x, y, p),
+            DisplayInput::Patch(x, y, p) => {
+                self.screen.add_patch(x, y, p);
+                self.frame_taken.store(true, Ordering::Release);
+            }
             DisplayInput::Cursor(image) => {
                 // Hidden: the CSS cursor "none".
                 let cursor = match image.and_then(|(p, hx, hy)| Some((p.into_texture()?, hx, hy))) {
@@ -538,6 +550,7 @@ impl SimpleComponent for Display {
                 start_reader(
                     self.socket.clone(),
                     self.writer.clone(),
+                    self.frame_taken.clone(),
                     sender.input_sender().clone(),
                 );
             }

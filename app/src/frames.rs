@@ -2,13 +2,14 @@
 //! messages and turns each update into the pixels the window needs, copying out of the
 //! shared buffer only the damaged rectangle (or, when damage has piled up, one whole
 //! frame). This copy is the only one on the app's side; GTK then uploads the bytes as they
-//! are.
+//! are. The window paces it: while the window is busy, damage is merged and held.
 
 use crate::screen::Pixels;
 use phyllome_vmm::console_conn::buffer::SharedBuffer;
 use phyllome_vmm::console_conn::client::{ConsoleClient, Received};
 use phyllome_vmm::console_conn::{ConnError, Message};
 use relm4::gtk::gdk;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// virtio-gpu formats (the spec's `VIRTIO_GPU_FORMAT_*`).
 const B8G8R8A8: u32 = 1;
@@ -134,14 +135,49 @@ pub enum FrameEvent {
     Cursor(Option<(Pixels, i32, i32)>),
 }
 
+/// How soon the reader looks again for damage it held while the window was busy.
+const HELD_TICK: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// Damage waiting for the window, as a bounding box (x0, y0, x1, y1).
+type Held = Option<(u32, u32, u32, u32)>;
+
+fn hold(held: Held, x: u32, y: u32, width: u32, height: u32) -> Held {
+    let (x1, y1) = (x.saturating_add(width), y.saturating_add(height));
+    Some(match held {
+        None => (x, y, x1, y1),
+        Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x1), d.max(y1)),
+    })
+}
+
 /// Reads the connection until it fails, turning scanout 0's updates into frames and
 /// patches; returns why it ended.
-pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent)) -> ConnError {
+///
+/// Paced by the window: `ready` says the window took the last frame or patch (it sets it
+/// again once it has). Damage that comes while the window is busy is held, merged, and
+/// copied once when the window is ready, so a guest drawing faster than the screen costs
+/// one copy per frame shown, not one per frame drawn, and what is shown is the latest.
+pub fn read_frames(
+    client: &mut ConsoleClient,
+    ready: &AtomicBool,
+    emit: &mut dyn FnMut(FrameEvent),
+) -> ConnError {
     let mut current: Option<Scanout> = None;
     let mut damage = Damage::default();
+    let mut held: Held = None;
     loop {
-        match client.recv() {
-            Ok(Received::Scanout {
+        let received = if held.is_some() {
+            match client.recv_timeout(HELD_TICK) {
+                Ok(r) => r,
+                Err(e) => return e,
+            }
+        } else {
+            match client.recv() {
+                Ok(r) => Some(r),
+                Err(e) => return e,
+            }
+        };
+        match received {
+            Some(Received::Scanout {
                 info:
                     Message::Scanout {
                         scanout: 0,
@@ -164,26 +200,18 @@ pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent))
                 });
                 damage.reset();
             }
-            Ok(Received::Other(Message::Update {
+            Some(Received::Other(Message::Update {
                 scanout: 0,
                 x,
                 y,
                 width,
                 height,
-            })) => {
-                let Some(s) = &current else { continue };
-                let area = u64::from(width) * u64::from(height);
-                let frame = u64::from(s.width) * u64::from(s.height);
-                if damage.whole_frame(area, frame) {
-                    if let Some(p) = s.copy_all() {
-                        emit(FrameEvent::Frame(p));
-                    }
-                } else if let Some(p) = s.copy(x, y, width, height) {
-                    emit(FrameEvent::Patch(x, y, p));
-                }
+            })) => held = hold(held, x, y, width, height),
+            Some(Received::Other(Message::Disabled { scanout: 0 })) => {
+                current = None;
+                held = None;
             }
-            Ok(Received::Other(Message::Disabled { scanout: 0 })) => current = None,
-            Ok(Received::Cursor {
+            Some(Received::Cursor {
                 info:
                     Message::Cursor {
                         scanout: 0,
@@ -212,8 +240,29 @@ pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent))
                     });
                 emit(FrameEvent::Cursor(image));
             }
-            Ok(_) => {}
-            Err(e) => return e,
+            Some(_) | None => {}
+        }
+        // Hand over what is held once the window can take it.
+        let (Some(s), Some((x0, y0, x1, y1))) = (&current, held) else {
+            continue;
+        };
+        if !ready.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        held = None;
+        let (width, height) = (x1 - x0, y1 - y0);
+        let area = u64::from(width) * u64::from(height);
+        let frame = u64::from(s.width) * u64::from(s.height);
+        let event = if damage.whole_frame(area, frame) {
+            s.copy_all().map(FrameEvent::Frame)
+        } else {
+            s.copy(x0, y0, width, height)
+                .map(|p| FrameEvent::Patch(x0, y0, p))
+        };
+        match event {
+            Some(e) => emit(e),
+            // Nothing to show: the window is still free.
+            None => ready.store(true, Ordering::Release),
         }
     }
 }
@@ -221,6 +270,75 @@ pub fn read_frames(client: &mut ConsoleClient, emit: &mut dyn FnMut(FrameEvent))
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While the window is busy, updates are held and merged: taking one frame again
+    /// gives one copy of the latest pixels over all the damage, not one per update.
+    #[test]
+    fn the_reader_holds_damage_until_the_window_takes_it() {
+        use phyllome_vmm::console_conn::server::ConsoleServer;
+        use phyllome_vmm::devices::virtio::gpu::display::{DisplaySink, Frame};
+        use std::sync::{mpsc, Arc};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("display.sock");
+        let (_server, mut sink) = ConsoleServer::listen(&socket, |_| {}).unwrap();
+        let (w, h) = (64u32, 48u32);
+        let buffer = SharedBuffer::create((w * h * 4) as usize).unwrap();
+        let mut client = ConsoleClient::connect(&socket).unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let r = ready.clone();
+        std::thread::spawn(move || {
+            read_frames(&mut client, &r, &mut |e| {
+                let _ = tx.send(e);
+            })
+        });
+        // Wait until the server has the viewer (its first frame then reaches it).
+        std::thread::sleep(Duration::from_millis(100));
+        let frame = |sink: &mut dyn DisplaySink, damage, shade: u8| {
+            buffer.write(0, &vec![shade; (w * h * 4) as usize]);
+            sink.frame(&Frame {
+                scanout: 0,
+                width: w,
+                height: h,
+                stride: w * 4,
+                format: 2,
+                buffer: &buffer,
+                offset: 0,
+                damage,
+            });
+        };
+        // A first frame, then small updates, all while the window is busy.
+        frame(&mut sink, (0, 0, w, h), 1);
+        for (i, shade) in (2u8..12).enumerate() {
+            let i = i as u32;
+            frame(&mut sink, (i, i, 2, 2), shade);
+        }
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "nothing goes to a busy window"
+        );
+        ready.store(true, Ordering::Release);
+        let first = rx.recv_timeout(Duration::from_secs(5)).expect("one frame");
+        let FrameEvent::Frame(p) = first else {
+            panic!("the first is whole: {first:?}")
+        };
+        assert_eq!((p.width, p.height), (w, h));
+        assert_eq!(p.bytes[0], 11, "the latest pixels");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "one copy for all of it"
+        );
+        // Taken; the next updates come as one merged patch.
+        ready.store(true, Ordering::Release);
+        frame(&mut sink, (10, 10, 2, 2), 20);
+        let next = rx.recv_timeout(Duration::from_secs(5)).expect("the patch");
+        let FrameEvent::Patch(x, y, p) = next else {
+            panic!("a small update is a patch: {next:?}")
+        };
+        assert_eq!((x, y, p.width, p.height), (10, 10, 2, 2));
+        assert_eq!(p.bytes[0], 20);
+    }
 
     #[test]
     fn small_updates_go_as_patches_until_they_pile_up() {

@@ -69,6 +69,34 @@ impl ConsoleClient {
         Ok(())
     }
 
+    /// Waits up to `timeout` for the next message; None when none came.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Received>, ConnError> {
+        use std::os::fd::AsRawFd;
+        let mut fds = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one pollfd, valid for the call, on a socket this client owns.
+        let ready = unsafe { libc::poll(&raw mut fds, 1, ms) };
+        match ready {
+            0 => Ok(None),
+            n if n > 0 => self.recv().map(Some),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    Ok(None)
+                } else {
+                    Err(ConnError::Io(e))
+                }
+            }
+        }
+    }
+
     /// Waits for the next message.
     pub fn recv(&mut self) -> Result<Received, ConnError> {
         let mut buf = [0u8; MSG_LEN];

@@ -497,12 +497,18 @@ mod tests {
         };
         bring_up(&mut d);
         assert_eq!(create(&mut d), RESP_OK_NODATA);
-        assert_eq!(create(&mut d), RESP_ERR_INVALID_RESOURCE_ID, "the id is taken");
+        assert_eq!(
+            create(&mut d),
+            RESP_ERR_INVALID_RESOURCE_ID,
+            "the id is taken"
+        );
         // The guest reboots: its driver resets the device and sets it up again.
         d.w(0x14, 0, 1);
         for index in [0u16, 1] {
             let base = crate::devices::virtio::pci::harness::ring_base(index);
-            d.mem.write_slice(&[0u8; 0x3000], GuestAddress(base)).unwrap();
+            d.mem
+                .write_slice(&[0u8; 0x3000], GuestAddress(base))
+                .unwrap();
         }
         bring_up(&mut d);
         assert_eq!(create(&mut d), RESP_OK_NODATA, "resource 1 is free again");
