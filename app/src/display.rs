@@ -497,10 +497,12 @@ impl SimpleComponent for Display {
                 self.has_picture = true;
                 self.status = None;
                 self.frame_taken.store(true, Ordering::Release);
+                self.send(Message::FrameDone);
             }
             DisplayInput::Patch(x, y, p) => {
                 self.screen.add_patch(x, y, p);
                 self.frame_taken.store(true, Ordering::Release);
+                self.send(Message::FrameDone);
             }
             DisplayInput::Cursor(image) => {
                 // Hidden: the CSS cursor "none".

@@ -310,8 +310,7 @@ mod tests {
         };
         // A first frame, then small updates, all while the window is busy.
         frame(&mut sink, (0, 0, w, h), 1);
-        for (i, shade) in (2u8..12).enumerate() {
-            let i = i as u32;
+        for (i, shade) in (0u32..10).zip(2u8..12) {
             frame(&mut sink, (i, i, 2, 2), shade);
         }
         assert!(

@@ -24,7 +24,11 @@
 //!
 //! Viewer to device: `KEY code down`, `POINTER x y` (0..=32767 each), `BUTTON code down`,
 //! `RESIZE scanout width height`, `WHEEL dx dy` (wheel clicks, two's complement `i32`:
-//! `dy` positive scrolls up, `dx` positive right).
+//! `dy` positive scrolls up, `dx` positive right), and `FRAME_DONE`: the viewer has shown
+//! what the last `UPDATE` said. A viewer that sends it is paced: after each `UPDATE` the
+//! device holds later damage back, merged, until `FRAME_DONE` comes (or 100 ms pass), so a
+//! guest drawing faster than the screen is not read back frame by frame for nothing. A
+//! viewer that never sends it gets every update.
 //!
 //! In-process viewers use the same [`Message`]s over a channel ([`server`] and [`client`]
 //! hold the socket ends).
@@ -46,6 +50,7 @@ const POINTER: u32 = 17;
 const BUTTON: u32 = 18;
 const RESIZE: u32 = 19;
 const WHEEL: u32 = 20;
+const FRAME_DONE: u32 = 21;
 
 /// Why a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +154,8 @@ pub enum Message {
         /// Vertical clicks.
         dy: i32,
     },
+    /// The viewer has shown the last update and can take the next.
+    FrameDone,
     /// The viewer asks for a display size.
     Resize {
         /// Scanout.
@@ -201,6 +208,7 @@ impl Message {
                 width,
                 height,
             } => [RESIZE, scanout, width, height, 0, 0, 0, 0],
+            Self::FrameDone => [FRAME_DONE, 0, 0, 0, 0, 0, 0, 0],
             Self::Wheel { dx, dy } => [
                 WHEEL,
                 u32::from_ne_bytes(dx.to_ne_bytes()),
@@ -271,6 +279,7 @@ impl Message {
                 dx: i32::from_ne_bytes(w(1).to_ne_bytes()),
                 dy: i32::from_ne_bytes(w(2).to_ne_bytes()),
             },
+            FRAME_DONE => Self::FrameDone,
             other => return Err(ConnError::Unknown(other)),
         })
     }

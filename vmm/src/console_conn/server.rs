@@ -33,11 +33,18 @@ struct ScanoutBuffer {
     file: std::fs::File,
 }
 
+/// How long a paced viewer may take to say it showed a frame before it gets the next.
+const FRAME_DONE_WITHIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[derive(Default)]
 struct State {
     viewer: Option<UnixStream>,
     scanouts: BTreeMap<u32, ScanoutBuffer>,
     cursor: Option<(u32, Cursor)>,
+    /// The viewer says when it has shown a frame (`FRAME_DONE`).
+    paced: bool,
+    /// When the last update went to a paced viewer that has not shown it yet.
+    in_flight: Option<std::time::Instant>,
 }
 
 impl State {
@@ -81,6 +88,14 @@ impl State {
         };
         let file = s.file.try_clone().ok();
         self.send(msg, file.as_ref());
+        self.send_update(update);
+    }
+
+    /// An update, which a paced viewer must show before it is sent more.
+    fn send_update(&mut self, update: Message) {
+        if self.paced {
+            self.in_flight = Some(std::time::Instant::now());
+        }
         self.send(update, None);
     }
 
@@ -159,16 +174,13 @@ impl DisplaySink for ConsoleSink {
             state.announce(f.scanout);
         } else {
             let (x, y, width, height) = f.damage;
-            state.send(
-                Message::Update {
-                    scanout: f.scanout,
-                    x,
-                    y,
-                    width,
-                    height,
-                },
-                None,
-            );
+            state.send_update(Message::Update {
+                scanout: f.scanout,
+                x,
+                y,
+                width,
+                height,
+            });
         }
     }
 
@@ -187,6 +199,14 @@ impl DisplaySink for ConsoleSink {
 
     fn cursor_moved(&mut self, scanout: u32, x: u32, y: u32) {
         lock(&self.state).send(Message::CursorPos { scanout, x, y }, None);
+    }
+
+    fn wants_frame(&self, _scanout: u32) -> bool {
+        let state = lock(&self.state);
+        state.viewer.is_none()
+            || state
+                .in_flight
+                .is_none_or(|sent| sent.elapsed() >= FRAME_DONE_WITHIN)
     }
 }
 
@@ -238,6 +258,7 @@ fn serve(stream: UnixStream, state: &Mutex<State>, on_input: &dyn Fn(Message)) {
     {
         let mut s = lock(state);
         s.viewer = Some(stream);
+        (s.paced, s.in_flight) = (false, None);
         let scanouts: Vec<u32> = s.scanouts.keys().copied().collect();
         for scanout in scanouts {
             s.announce(scanout);
@@ -247,6 +268,13 @@ fn serve(stream: UnixStream, state: &Mutex<State>, on_input: &dyn Fn(Message)) {
     let mut buf = [0u8; MSG_LEN];
     while reader.read_exact(&mut buf).is_ok() {
         match Message::decode(&buf) {
+            Ok(Message::FrameDone) => {
+                {
+                    let mut s = lock(state);
+                    (s.paced, s.in_flight) = (true, None);
+                }
+                on_input(Message::FrameDone);
+            }
             Ok(msg) => on_input(msg),
             Err(e) => {
                 log::warn!("{e}");

@@ -51,6 +51,7 @@ fn every_message_round_trips_and_unknown_kinds_are_refused() {
             down: true,
         },
         Message::Pointer { x: 100, y: 32767 },
+        Message::FrameDone,
         Message::Button {
             code: 0x110,
             down: false,
@@ -293,4 +294,54 @@ fn a_viewer_that_dies_does_not_stop_the_display() {
     let mut seen = vec![0u8; px.len()];
     assert!(buffer.read(0, &mut seen));
     assert_eq!(seen, vec![1u8; 4 * 4 * 4]);
+}
+
+/// A viewer that says when it showed a frame is paced: after an update the device is told
+/// to hold frames until FRAME_DONE (or 100 ms); a viewer that never says so is not.
+#[test]
+fn a_viewer_that_acknowledges_frames_paces_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("display.sock");
+    let (done_tx, done_rx) = channel();
+    let (_server, mut sink) = ConsoleServer::listen(&socket, move |m| {
+        if m == Message::FrameDone {
+            let _ = done_tx.send(());
+        }
+    })
+    .unwrap();
+    let buffer = SharedBuffer::create(16 * 16 * 4).unwrap();
+    let frame = |sink: &mut dyn DisplaySink| {
+        sink.frame(&Frame {
+            scanout: 0,
+            width: 16,
+            height: 16,
+            stride: 64,
+            format: FORMAT_B8G8R8X8_UNORM,
+            buffer: &buffer,
+            offset: 0,
+            damage: (0, 0, 16, 16),
+        });
+    };
+    assert!(sink.wants_frame(0), "no viewer: nothing to wait for");
+    let mut viewer = ConsoleClient::connect(&socket).unwrap();
+    frame(&mut sink);
+    assert!(matches!(viewer.recv().unwrap(), Received::Scanout { .. }));
+    assert!(
+        sink.wants_frame(0),
+        "a viewer that never acknowledges gets every frame"
+    );
+    viewer.send(Message::FrameDone).unwrap();
+    done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    frame(&mut sink);
+    assert!(!sink.wants_frame(0), "shown, not yet acknowledged");
+    viewer.send(Message::FrameDone).unwrap();
+    done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(sink.wants_frame(0), "acknowledged");
+    frame(&mut sink);
+    assert!(!sink.wants_frame(0));
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        sink.wants_frame(0),
+        "a viewer that stays silent is not waited on for long"
+    );
 }

@@ -87,6 +87,8 @@ struct Senders {
 /// Acts on one message from the app.
 fn on_viewer_message(m: Message, gpu: &Mutex<Gpu>, input: Option<&Senders>) {
     match (m, input) {
+        // The app showed the last frame: what was held back goes now.
+        (Message::FrameDone, _) => lock(gpu).flush_pending(),
         (Message::Key { code, down }, Some(i)) => {
             i.keys.key(code, down);
         }

@@ -75,6 +75,12 @@ pub trait DisplaySink: Send {
     fn cursor(&mut self, scanout: u32, cursor: &Cursor);
     /// The cursor moved.
     fn cursor_moved(&mut self, scanout: u32, x: u32, y: u32);
+    /// Whether a new frame of `scanout` is wanted now. A 3D device reads a frame back from
+    /// the renderer only when it is; otherwise it holds the damage for
+    /// [`crate::devices::virtio::gpu::Gpu::flush_pending`].
+    fn wants_frame(&self, _scanout: u32) -> bool {
+        true
+    }
 }
 
 /// A sink that drops everything.
@@ -111,5 +117,8 @@ impl DisplaySink for Tee {
         self.0
             .iter_mut()
             .for_each(|s| s.cursor_moved(scanout, x, y));
+    }
+    fn wants_frame(&self, scanout: u32) -> bool {
+        self.0.iter().any(|s| s.wants_frame(scanout))
     }
 }

@@ -210,6 +210,9 @@ struct Scanout {
     /// The resource shown (0: off) and the part of it.
     resource: u32,
     rect: Rect,
+    /// 3D: flushed damage not yet read back (left, top, right, bottom, in resource
+    /// coordinates), held while the display does not want a frame.
+    held: Option<(u32, u32, u32, u32)>,
 }
 
 impl Scanout {
@@ -491,6 +494,7 @@ impl Gpu {
         for (i, s) in self.scanouts.iter_mut().enumerate() {
             if s.resource == id {
                 s.resource = 0;
+                s.held = None;
                 self.sink.disabled(i as u32);
             }
         }
@@ -540,6 +544,7 @@ impl Gpu {
         }
         if s.resource_id == 0 {
             self.scanouts[index].resource = 0;
+            self.scanouts[index].held = None;
             self.sink.disabled(s.scanout_id);
             return Ok(Response::NoData);
         }
@@ -551,6 +556,8 @@ impl Gpu {
             }
             let scanout = &mut self.scanouts[index];
             scanout.resource = s.resource_id;
+            scanout.held = None;
+            scanout.held = None;
             scanout.rect = s.r;
             return Ok(Response::NoData);
         }
@@ -565,6 +572,7 @@ impl Gpu {
         r.pixels.share().map_err(|_| RESP_ERR_OUT_OF_MEMORY)?;
         let scanout = &mut self.scanouts[index];
         scanout.resource = s.resource_id;
+        scanout.held = None;
         scanout.rect = s.r;
         Ok(Response::NoData)
     }
@@ -874,6 +882,10 @@ impl Gpu {
 
     /// A flush of a 3D resource: the shown part is read back from the renderer into the
     /// scanout's shared buffer, then handed to the display.
+    ///
+    /// Paced by the display: while it does not want a frame, the damage is held (merged)
+    /// and read back later, once, by [`Gpu::flush_pending`], so a guest drawing faster
+    /// than the screen is not read back frame by frame for nothing.
     fn flush_3d(&mut self, f: ResourceFlush) -> CmdResult {
         let Some(t) = self.three_d.as_mut() else {
             return Err(RESP_ERR_UNSPEC);
@@ -882,28 +894,40 @@ impl Gpu {
         if !f.r.inside(width, height) {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
-        for (i, s, (x0, y0, x1, y1)) in showing(&self.scanouts, &f) {
-            let damage = Rect {
-                x: x0,
-                y: y0,
-                width: x1 - x0,
-                height: y1 - y0,
-            };
-            let buffer = t.read_back(f.resource_id, damage)?;
-            let stride = width * BYTES_PER_PIXEL;
-            let offset = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
-            self.sink.frame(&Frame {
-                scanout: i as u32,
-                width: s.rect.width,
-                height: s.rect.height,
-                stride,
-                format,
-                buffer,
-                offset,
-                damage: (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
+        let hit: Vec<(usize, (u32, u32, u32, u32))> = showing(&self.scanouts, &f)
+            .map(|(i, _, damage)| (i, damage))
+            .collect();
+        for (i, (x0, y0, x1, y1)) in hit {
+            let s = &mut self.scanouts[i];
+            s.held = Some(match s.held {
+                None => (x0, y0, x1, y1),
+                Some((a, b, c, d)) => (a.min(x0), b.min(y0), c.max(x1), d.max(y1)),
             });
+            if self.sink.wants_frame(i as u32) {
+                show_held(t, self.sink.as_mut(), i, s, width, format)?;
+            }
         }
         Ok(Response::NoData)
+    }
+
+    /// Reads back and shows the damage held for scanouts whose display now wants a frame
+    /// (the viewer showed the last one).
+    pub fn flush_pending(&mut self) {
+        let Some(t) = self.three_d.as_mut() else {
+            return;
+        };
+        for (i, s) in self.scanouts.iter_mut().enumerate() {
+            if s.held.is_none() || !self.sink.wants_frame(i as u32) {
+                continue;
+            }
+            let shown = t.scanout_buffer(s.resource).and_then(|(width, _, format)| {
+                show_held(t, self.sink.as_mut(), i, s, width, format)
+            });
+            if let Err(code) = shown {
+                s.held = None;
+                log::debug!("cannot show scanout {i}'s held frame: {code:#x}");
+            }
+        }
     }
 
     /// Waits for the fence a successful request asked for.
@@ -913,6 +937,47 @@ impl Gpu {
             _ => Ok(()),
         }
     }
+}
+
+#[cfg(not(feature = "virgl"))]
+impl Gpu {
+    /// A 2D device holds nothing back: its frames are in shared memory already.
+    pub fn flush_pending(&mut self) {}
+}
+
+/// Reads scanout `i`'s held damage back from the renderer and hands it to the display.
+#[cfg(feature = "virgl")]
+fn show_held(
+    t: &mut virgl::Renderer3d,
+    sink: &mut dyn DisplaySink,
+    i: usize,
+    s: &mut Scanout,
+    width: u32,
+    format: u32,
+) -> Result<(), u32> {
+    let Some((x0, y0, x1, y1)) = s.held.take() else {
+        return Ok(());
+    };
+    let damage = Rect {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    };
+    let buffer = t.read_back(s.resource, damage)?;
+    let stride = width * BYTES_PER_PIXEL;
+    let offset = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
+    sink.frame(&Frame {
+        scanout: i as u32,
+        width: s.rect.width,
+        height: s.rect.height,
+        stride,
+        format,
+        buffer,
+        offset,
+        damage: (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
+    });
+    Ok(())
 }
 
 /// Copies `out.len()` bytes starting `offset` bytes into the backing (a scatter list).
@@ -1051,6 +1116,7 @@ impl DeviceCore for Gpu {
         for (i, s) in self.scanouts.iter_mut().enumerate() {
             if s.resource != 0 {
                 s.resource = 0;
+                s.held = None;
                 self.sink.disabled(i as u32);
             }
         }

@@ -726,3 +726,93 @@ fn a_mappable_host_blob_appears_in_the_region_inside_its_bounds() {
         ]
     );
 }
+
+/// A display that wants frames only when told to.
+#[derive(Clone, Default)]
+struct Gated {
+    wants: Arc<std::sync::atomic::AtomicBool>,
+    seen: Recorder,
+}
+
+impl DisplaySink for Gated {
+    fn frame(&mut self, f: &Frame<'_>) {
+        self.seen.frame(f);
+    }
+    fn disabled(&mut self, scanout: u32) {
+        self.seen.disabled(scanout);
+    }
+    fn cursor(&mut self, scanout: u32, cursor: &Cursor) {
+        self.seen.cursor(scanout, cursor);
+    }
+    fn cursor_moved(&mut self, scanout: u32, x: u32, y: u32) {
+        self.seen.cursor_moved(scanout, x, y);
+    }
+    fn wants_frame(&self, _: u32) -> bool {
+        self.wants.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// While the display does not want a frame, 3D flushes are held and merged; the next
+/// flush_pending reads back once, over all of it, with the latest pixels.
+#[test]
+fn flushes_wait_for_a_display_that_is_busy_and_go_once_merged() {
+    let turn = crate::devices::virtio::gpu::virgl::test_turn();
+    let gate = Gated::default();
+    let mut rig = Rig {
+        mem: GuestMemory::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap(),
+        gpu: Gpu::with_renderer(&[(640, 480)], Box::new(gate.clone()), Renderer::Virgl).unwrap(),
+        seen: gate.seen.clone(),
+    };
+    assert_eq!(
+        rig.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
+        RESP_OK_NODATA
+    );
+    assert_eq!(rig.create_3d(10, 64, 48), RESP_OK_NODATA);
+    let res = ResourceOnly {
+        resource_id: 10,
+        padding: 0,
+    };
+    assert_eq!(
+        rig.in_ctx(CMD_CTX_ATTACH_RESOURCE, 1, res.as_slice()),
+        RESP_OK_NODATA
+    );
+    assert_eq!(rig.scanout(0, 10, rect(0, 0, 64, 48)), RESP_OK_NODATA);
+    let frames = |rig: &Rig| {
+        rig.seen()
+            .iter()
+            .filter(|s| matches!(s, Seen::Frame { .. }))
+            .count()
+    };
+    // Busy: red, then green, each flushed in part; nothing is read back.
+    for (rgba, r) in [
+        ([1.0, 0.0, 0.0, 1.0], rect(0, 0, 8, 8)),
+        ([0.0, 1.0, 0.0, 1.0], rect(20, 10, 4, 4)),
+    ] {
+        let (kind, _) = submit(&mut rig, 1, &clear_stream(10, rgba), Some(5));
+        assert_eq!(kind, RESP_OK_NODATA);
+        assert_eq!(rig.flush(10, r), RESP_OK_NODATA);
+    }
+    assert_eq!(frames(&rig), 0, "held while the display is busy");
+    rig.gpu.flush_pending();
+    assert_eq!(frames(&rig), 0, "still busy");
+    // Free: one frame over both rectangles, showing the latest (green) pixels.
+    gate.wants.store(true, std::sync::atomic::Ordering::SeqCst);
+    rig.gpu.flush_pending();
+    let seen = rig.seen();
+    let shown: Vec<_> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Frame { damage, pixels, .. } => Some((*damage, &pixels[..3])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [((0, 0, 24, 14), &[0u8, 255, 0][..])],
+        "one frame over the union of what was held, with the latest pixels"
+    );
+    rig.gpu.flush_pending();
+    assert_eq!(frames(&rig), 0, "nothing held any more");
+    drop(rig);
+    drop(turn);
+}
