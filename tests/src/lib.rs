@@ -91,6 +91,20 @@ pub fn gl_guest_qemu(assets: &Path, serial: &Path, cmdline: &str) -> Command {
     qemu
 }
 
+/// Adds a vhost-user device to `qemu`: `device` (such as `vhost-user-gpu-pci`) on the
+/// backend listening at `socket`, its chardev named `id`.
+pub fn vhost_user_device<'a>(
+    qemu: &'a mut Command,
+    id: &str,
+    device: &str,
+    socket: &Path,
+) -> &'a mut Command {
+    qemu.arg("-chardev")
+        .arg(format!("socket,id={id},path={}", socket.display()))
+        .arg("-device")
+        .arg(format!("{device},chardev={id}"))
+}
+
 /// Guest assets built (and cached) by `scripts/guest-assets.sh`.
 #[derive(Debug)]
 pub struct Assets {

@@ -13,7 +13,9 @@
 #![allow(clippy::unwrap_used, reason = "a test")]
 
 use phyllome_tests::desktop::Kill;
-use phyllome_tests::{gl_guest_assets, gl_guest_qemu, vmm_binary, wait_for_path};
+use phyllome_tests::{
+    gl_guest_assets, gl_guest_qemu, vhost_user_device, vmm_binary, wait_for_path,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,12 +48,9 @@ fn a_guest_sees_the_venus_capset_and_gets_vulkan_where_the_stack_allows() {
     let _backend = Kill(backend);
     wait_for_path(&p("gpu.sock"));
     // Not under `timeout`: killing that would leave QEMU running.
-    let qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.vulkan")
-        .args(["-display", "none"])
-        .arg("-chardev")
-        .arg(format!("socket,id=gpu,path={}", p("gpu.sock").display()))
-        .args(["-device", "vhost-user-gpu-pci,chardev=gpu"])
-        .stdout(Stdio::null())
+    let mut qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.vulkan");
+    qemu.args(["-display", "none"]).stdout(Stdio::null());
+    let qemu = vhost_user_device(&mut qemu, "gpu", "vhost-user-gpu-pci", &p("gpu.sock"))
         .spawn()
         .unwrap();
     let mut qemu = Kill(qemu);

@@ -15,7 +15,8 @@ use phyllome_tests::desktop::{
     app, decode, geometry, screenshot, text_rows, window_named, xdo, xvfb, Kill,
 };
 use phyllome_tests::{
-    guest_input_devices, vmm_binary, wait_for_path, workspace, Assets, VIRTIO_INPUT_DEVICES,
+    guest_input_devices, vhost_user_device, vmm_binary, wait_for_path, workspace, Assets,
+    VIRTIO_INPUT_DEVICES,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,8 +66,8 @@ impl Guest {
             wait_for_path(&p("console.sock"));
         }
         // Not under `timeout`: killing that would leave QEMU running.
-        let qemu = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg", "-m", "256"])
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args(["-accel", "tcg", "-m", "256"])
             .args(["-nodefaults", "-display", "none", "-no-reboot"])
             .arg("-serial")
             .arg(format!("file:{}", p("serial.txt").display()))
@@ -77,18 +78,15 @@ impl Guest {
             .arg("-initrd")
             .arg(assets.dir.join(initrd))
             .args(["-append", cmdline])
-            .arg("-chardev")
-            .arg(format!("socket,id=gpu,path={}", p("gpu.sock").display()))
-            .args(["-device", "vhost-user-gpu-pci,chardev=gpu"])
-            .arg("-chardev")
-            .arg(format!("socket,id=kbd,path={}", p("in.keyboard").display()))
-            .args(["-device", "vhost-user-input-pci,chardev=kbd"])
-            .arg("-chardev")
-            .arg(format!("socket,id=tab,path={}", p("in.tablet").display()))
-            .args(["-device", "vhost-user-input-pci,chardev=tab"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::null());
+        for (id, device, socket) in [
+            ("gpu", "vhost-user-gpu-pci", "gpu.sock"),
+            ("kbd", "vhost-user-input-pci", "in.keyboard"),
+            ("tab", "vhost-user-input-pci", "in.tablet"),
+        ] {
+            vhost_user_device(&mut qemu, id, device, &p(socket));
+        }
+        let qemu = qemu.spawn().unwrap();
         Self {
             qemu: Kill(qemu),
             backend: Some(backend),

@@ -13,7 +13,9 @@
 )]
 
 use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xvfb, Kill};
-use phyllome_tests::{gl_guest_assets, gl_guest_qemu, vmm_binary, wait_for_path, workspace};
+use phyllome_tests::{
+    gl_guest_assets, gl_guest_qemu, vhost_user_device, vmm_binary, wait_for_path, workspace,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,12 +75,9 @@ fn mesa_renders_through_our_virgl_backend_and_the_cube_reaches_the_display() {
     );
     let window = window_named(&display, "Phyllome").expect("the app's window shows");
     // Not under `timeout`: killing that would leave QEMU running.
-    let qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.kmscube=2000")
-        .args(["-display", "none"])
-        .arg("-chardev")
-        .arg(format!("socket,id=gpu,path={}", p("gpu.sock").display()))
-        .args(["-device", "vhost-user-gpu-pci,chardev=gpu"])
-        .stdout(Stdio::null())
+    let mut qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.kmscube=2000");
+    qemu.args(["-display", "none"]).stdout(Stdio::null());
+    let qemu = vhost_user_device(&mut qemu, "gpu", "vhost-user-gpu-pci", &p("gpu.sock"))
         .spawn()
         .unwrap();
     let mut qemu = Kill(qemu);

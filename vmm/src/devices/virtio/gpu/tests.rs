@@ -125,23 +125,14 @@ impl Rig {
     }
 
     fn attach(&mut self, id: u32, entries: &[(u64, u32)]) -> u32 {
-        let mut body = AttachBacking {
+        let body = AttachBacking {
             resource_id: id,
             nr_entries: entries.len() as u32,
-        }
-        .as_slice()
-        .to_vec();
-        for &(addr, length) in entries {
-            body.extend_from_slice(
-                MemEntry {
-                    addr,
-                    length,
-                    padding: 0,
-                }
-                .as_slice(),
-            );
-        }
-        self.cmd_bytes(CMD_RESOURCE_ATTACH_BACKING, &body)
+        };
+        self.cmd_bytes(
+            CMD_RESOURCE_ATTACH_BACKING,
+            &with_entries(body.as_slice(), entries),
+        )
     }
 
     fn transfer(&mut self, id: u32, r: Rect, offset: u64) -> u32 {
@@ -181,6 +172,22 @@ impl Rig {
     fn seen(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.0.lock().unwrap())
     }
+}
+
+/// A request body followed by its memory entries.
+fn with_entries(body: &[u8], entries: &[(u64, u32)]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    for &(addr, length) in entries {
+        out.extend_from_slice(
+            MemEntry {
+                addr,
+                length,
+                padding: 0,
+            }
+            .as_slice(),
+        );
+    }
+    out
 }
 
 fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {

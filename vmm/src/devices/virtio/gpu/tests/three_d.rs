@@ -40,6 +40,24 @@ impl Rig {
         .0
     }
 
+    /// Context 1 with resource 10, a 64x48 render target, attached; the resource.
+    fn target_in_context(&mut self) -> ResourceOnly {
+        assert_eq!(
+            self.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
+            RESP_OK_NODATA
+        );
+        assert_eq!(self.create_3d(10, 64, 48), RESP_OK_NODATA);
+        let res = ResourceOnly {
+            resource_id: 10,
+            padding: 0,
+        };
+        assert_eq!(
+            self.in_ctx(CMD_CTX_ATTACH_RESOURCE, 1, res.as_slice()),
+            RESP_OK_NODATA
+        );
+        res
+    }
+
     fn create_3d(&mut self, id: u32, w: u32, h: u32) -> u32 {
         self.cmd(
             CMD_RESOURCE_CREATE_3D,
@@ -266,19 +284,7 @@ fn contexts_and_resources_are_checked_and_bad_requests_fail_alone() {
 #[test]
 fn a_render_target_cleared_by_virgl_commands_reaches_the_display() {
     let (_turn, mut rig) = rig_3d(Renderer::Virgl);
-    assert_eq!(
-        rig.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
-        RESP_OK_NODATA
-    );
-    assert_eq!(rig.create_3d(10, 64, 48), RESP_OK_NODATA);
-    let res = ResourceOnly {
-        resource_id: 10,
-        padding: 0,
-    };
-    assert_eq!(
-        rig.in_ctx(CMD_CTX_ATTACH_RESOURCE, 1, res.as_slice()),
-        RESP_OK_NODATA
-    );
+    let res = rig.target_in_context();
     // Red, fenced: the response comes once the work is done, echoing the fence.
     let (kind, resp) = submit(
         &mut rig,
@@ -423,27 +429,15 @@ impl host_visible::RegionMapper for RegionLog {
 const REGION: u64 = 1 << 20;
 
 fn blob(id: u32, mem: u32, flags: u32, blob_id: u64, size: u64, entries: &[(u64, u32)]) -> Vec<u8> {
-    let mut body = ResourceCreateBlob {
+    let body = ResourceCreateBlob {
         resource_id: id,
         blob_mem: mem,
         blob_flags: flags,
         nr_entries: entries.len() as u32,
         blob_id,
         size,
-    }
-    .as_slice()
-    .to_vec();
-    for &(addr, length) in entries {
-        body.extend_from_slice(
-            MemEntry {
-                addr,
-                length,
-                padding: 0,
-            }
-            .as_slice(),
-        );
-    }
-    body
+    };
+    with_entries(body.as_slice(), entries)
 }
 
 fn map_blob(rig: &mut Rig, id: u32, offset: u64) -> (u32, Vec<u8>) {
@@ -763,19 +757,7 @@ fn flushes_wait_for_a_display_that_is_busy_and_go_once_merged() {
         gpu: Gpu::with_renderer(&[(640, 480)], Box::new(gate.clone()), Renderer::Virgl).unwrap(),
         seen: gate.seen.clone(),
     };
-    assert_eq!(
-        rig.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
-        RESP_OK_NODATA
-    );
-    assert_eq!(rig.create_3d(10, 64, 48), RESP_OK_NODATA);
-    let res = ResourceOnly {
-        resource_id: 10,
-        padding: 0,
-    };
-    assert_eq!(
-        rig.in_ctx(CMD_CTX_ATTACH_RESOURCE, 1, res.as_slice()),
-        RESP_OK_NODATA
-    );
+    rig.target_in_context();
     assert_eq!(rig.scanout(0, 10, rect(0, 0, 64, 48)), RESP_OK_NODATA);
     let frames = |rig: &Rig| {
         rig.seen()
