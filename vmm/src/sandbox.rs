@@ -1,7 +1,14 @@
-//! The GPU process's system-call filter. With 3D on, virglrenderer and Mesa (C code that
-//! parses what the guest sends) run in `device gpu`, a process of their own; this seccomp
-//! filter narrows what a fault there could do: no new programs, no network, no connecting
-//! to other services (the session bus, say), no debugging other processes.
+//! The GPU process's confinement. With 3D on, virglrenderer and Mesa (C code that parses
+//! what the guest sends) run in `device gpu`, a process of their own; two layers narrow what
+//! a fault there could do.
+//!
+//! Landlock (where the kernel has it): the file system stays readable (drivers and their
+//! configuration live anywhere), but writable only in the folders the process needs (its
+//! sockets', Mesa's shader cache, a scanout dump) and /dev (render nodes open read-write).
+//! A compromised renderer cannot plant anything in the user's home.
+//!
+//! seccomp: no new programs, no network, no connecting to other services (the session bus,
+//! say), no debugging other processes.
 //!
 //! Two filters, both installed: an allowlist (what the GPU process was seen to need while
 //! Mesa drew kmscube, glmark2 and our GLES check, plus what a GPU driver's ioctls and
@@ -14,6 +21,18 @@ use seccompiler::{
     SeccompRule,
 };
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How far the file-system rules hold on this kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilesConfined {
+    /// Every rule is enforced.
+    Fully,
+    /// Some are (an older Landlock ABI).
+    Partly,
+    /// None: the kernel has no Landlock. seccomp still holds.
+    No,
+}
 
 /// Why the filter could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +43,9 @@ pub enum SandboxError {
     /// The kernel refused it.
     #[error("Cannot install the GPU process's system-call filter: {0}. Is seccomp available?")]
     Install(String),
+    /// The file-system rules could not be set up.
+    #[error("Cannot restrict the GPU process's file access: {0}.")]
+    Files(String),
 }
 
 /// Allowed without conditions.
@@ -209,14 +231,63 @@ fn programs() -> Result<[BpfProgram; 2], SandboxError> {
     ])
 }
 
+/// Where Mesa keeps its shader cache (made if missing, so the rules can name it).
+pub fn mesa_shader_cache() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = env("MESA_SHADER_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|c| c.join("mesa_shader_cache")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/mesa_shader_cache")))?;
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+/// Landlock: everything readable, `writable` (and /dev) writable, the rest not.
+fn restrict_files(writable: &[PathBuf]) -> Result<FilesConfined, SandboxError> {
+    use landlock::{
+        path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        RulesetStatus, ABI,
+    };
+    let err = |e: landlock::RulesetError| SandboxError::Files(e.to_string());
+    let abi = ABI::V5;
+    let read = AccessFs::from_read(abi);
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?
+        .create()
+        .map_err(err)?
+        .add_rules(path_beneath_rules(["/"], read))
+        .map_err(err)?
+        .add_rules(path_beneath_rules(
+            ["/dev"],
+            read | AccessFs::WriteFile | AccessFs::IoctlDev,
+        ))
+        .map_err(err)?
+        .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
+        .map_err(err)?
+        .restrict_self()
+        .map_err(err)?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => FilesConfined::Fully,
+        RulesetStatus::PartiallyEnforced => FilesConfined::Partly,
+        _ => FilesConfined::No,
+    })
+}
+
 /// Confines this process (every thread, and every thread it starts later) to what the GPU
-/// process needs. It cannot be undone.
-pub fn confine_gpu_process() -> Result<(), SandboxError> {
+/// process needs, writing only under `writable`. It cannot be undone. Says how far the
+/// file-system rules hold (they need Landlock; seccomp is required).
+pub fn confine_gpu_process(writable: &[PathBuf]) -> Result<FilesConfined, SandboxError> {
+    // Landlock first: once the seccomp allowlist is in, its system calls are refused.
+    let files = restrict_files(writable)?;
     for program in programs()? {
         seccompiler::apply_filter_all_threads(&program)
             .map_err(|e| SandboxError::Install(e.to_string()))?;
     }
-    Ok(())
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -283,6 +354,64 @@ mod tests {
         });
         assert!(libc::WIFEXITED(status), "status {status:#x}");
         assert_eq!(libc::WEXITSTATUS(status), 0);
+    }
+
+    /// The confined side of the test below, run in a process of its own (this test
+    /// binary, started again): the rules cannot be undone, and a forked child of a threaded
+    /// test runner must not allocate.
+    #[test]
+    #[ignore = "run by files_are_writable_only_where_allowed in a child process"]
+    fn landlock_child() {
+        let (Some(allowed), Some(other)) = (
+            std::env::var_os("PHYLLOME_TEST_ALLOWED"),
+            std::env::var_os("PHYLLOME_TEST_OTHER"),
+        ) else {
+            return;
+        };
+        let allowed = PathBuf::from(allowed);
+        if restrict_files(std::slice::from_ref(&allowed)).unwrap() == FilesConfined::No {
+            println!("PHYLLOME-NO-LANDLOCK");
+            return;
+        }
+        assert!(std::fs::write(allowed.join("ok"), b"x").is_ok());
+        let denied = std::fs::write(PathBuf::from(other).join("no"), b"x").unwrap_err();
+        assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(
+            std::fs::read("/etc/passwd").is_ok(),
+            "reading stays allowed"
+        );
+        println!("PHYLLOME-CONFINED");
+    }
+
+    /// Where the kernel has Landlock: reading works everywhere, writing only where allowed.
+    #[test]
+    fn files_are_writable_only_where_allowed() {
+        let allowed = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "--nocapture",
+                "sandbox::tests::landlock_child",
+            ])
+            .env("PHYLLOME_TEST_ALLOWED", allowed.path())
+            .env("PHYLLOME_TEST_OTHER", other.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if text.contains("PHYLLOME-NO-LANDLOCK") {
+            eprintln!("this kernel has no Landlock: nothing to check (seccomp still holds)");
+            return;
+        }
+        assert!(text.contains("PHYLLOME-CONFINED"), "{text}");
+        assert!(allowed.path().join("ok").exists());
+        assert!(!other.path().join("no").exists());
     }
 
     #[test]

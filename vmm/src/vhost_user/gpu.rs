@@ -140,9 +140,25 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
             )));
         }
     }
-    // First, so every thread (the renderer's, Mesa's) starts confined.
+    // First, so every thread (the renderer's, Mesa's) starts confined. Writable: the
+    // sockets' folders, Mesa's shader cache and the scanout dump's folder.
     if options.sandbox {
-        crate::sandbox::confine_gpu_process()?;
+        let writable: Vec<PathBuf> = sockets
+            .iter()
+            .flatten()
+            .map(|p| p.as_path())
+            .chain(options.dump_scanout.as_deref())
+            .filter_map(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .chain(crate::sandbox::mesa_shader_cache())
+            .collect();
+        match crate::sandbox::confine_gpu_process(&writable)? {
+            crate::sandbox::FilesConfined::No => {
+                log::warn!("this kernel has no Landlock: the GPU process's file access is not restricted (its system calls are)");
+            }
+            crate::sandbox::FilesConfined::Partly | crate::sandbox::FilesConfined::Fully => {}
+        }
     }
     let mut senders = None;
     let mut input_threads = Vec::new();
