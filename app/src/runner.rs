@@ -38,14 +38,15 @@ pub fn runtime_dir() -> PathBuf {
         )
 }
 
-/// The display socket of the VM in `dir` (short: Unix socket paths are limited to 107
-/// bytes).
+/// The display socket of the VM in `dir`, in a runtime folder of that VM's own (a 3D VM's
+/// graphics process may write there and nowhere near another VM's sockets). Short: Unix
+/// socket paths are limited to 107 bytes.
 pub fn display_socket(dir: &Path) -> PathBuf {
     let name: String = dir
         .file_name()
         .map(|n| n.to_string_lossy().chars().take(40).collect())
         .unwrap_or_else(|| "vm".into());
-    runtime_dir().join(format!("{name}.display"))
+    runtime_dir().join(name).join("display")
 }
 
 /// The definition as it runs from the app: the serial port logged beside the definition,
@@ -130,6 +131,11 @@ mod tests {
         let socket = gpu.display_socket.unwrap();
         assert!(socket.starts_with(runtime_dir()));
         assert!(socket.as_os_str().len() < 108, "{}", socket.display());
+        // Each VM's sockets in a folder of its own.
+        let other = runtime_config(Path::new("/data/phyllome/vms/other"), &c);
+        let other = other.devices.gpu.unwrap().display_socket.unwrap();
+        assert_ne!(socket.parent(), other.parent());
+        assert_eq!(other.parent(), Some(runtime_dir().join("other").as_path()));
         // The stored definition is not changed.
         assert!(c.devices.gpu.is_none());
     }
