@@ -91,6 +91,25 @@ pub fn gl_guest_qemu(assets: &Path, serial: &Path, cmdline: &str) -> Command {
     qemu
 }
 
+/// QEMU booting the 3D guest (as [`gl_guest_qemu`]) with `vhost-user-gpu-pci` on the
+/// backend at `gpu_socket` and no display of its own; killed when dropped. Not under
+/// `timeout`: killing that would leave QEMU running.
+///
+/// # Panics
+/// When QEMU cannot be started.
+pub fn gl_guest_on_gpu(
+    assets: &Path,
+    serial: &Path,
+    cmdline: &str,
+    gpu_socket: &Path,
+) -> desktop::Kill {
+    let mut qemu = gl_guest_qemu(assets, serial, cmdline);
+    qemu.args(["-display", "none"])
+        .stdout(std::process::Stdio::null());
+    vhost_user_device(&mut qemu, "gpu", "vhost-user-gpu-pci", gpu_socket);
+    desktop::Kill(qemu.spawn().expect("QEMU runs"))
+}
+
 /// Adds a vhost-user device to `qemu`: `device` (such as `vhost-user-gpu-pci`) on the
 /// backend listening at `socket`, its chardev named `id`.
 pub fn vhost_user_device<'a>(

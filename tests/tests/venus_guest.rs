@@ -13,10 +13,8 @@
 #![allow(clippy::unwrap_used, reason = "a test")]
 
 use phyllome_tests::desktop::Kill;
-use phyllome_tests::{
-    gl_guest_assets, gl_guest_qemu, vhost_user_device, vmm_binary, wait_for_path,
-};
-use std::process::{Command, Stdio};
+use phyllome_tests::{gl_guest_assets, gl_guest_on_gpu, vmm_binary, wait_for_path};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The guest's `virtio-gpu-features` line for `name` ("virgl", "cap sets", ...).
@@ -47,13 +45,7 @@ fn a_guest_sees_the_venus_capset_and_gets_vulkan_where_the_stack_allows() {
         .unwrap();
     let _backend = Kill(backend);
     wait_for_path(&p("gpu.sock"));
-    // Not under `timeout`: killing that would leave QEMU running.
-    let mut qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.vulkan");
-    qemu.args(["-display", "none"]).stdout(Stdio::null());
-    let qemu = vhost_user_device(&mut qemu, "gpu", "vhost-user-gpu-pci", &p("gpu.sock"))
-        .spawn()
-        .unwrap();
-    let mut qemu = Kill(qemu);
+    let mut qemu = gl_guest_on_gpu(&assets, &p("serial.txt"), "phyllome.vulkan", &p("gpu.sock"));
     let serial = || {
         String::from_utf8_lossy(&std::fs::read(p("serial.txt")).unwrap_or_default()).into_owned()
     };

@@ -12,11 +12,9 @@
     reason = "a test: screenshots are small"
 )]
 
-use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xvfb, Kill};
-use phyllome_tests::{
-    gl_guest_assets, gl_guest_qemu, vhost_user_device, vmm_binary, wait_for_path, workspace,
-};
-use std::process::{Command, Stdio};
+use phyllome_tests::desktop::{app, decode, geometry, screenshot, window_named, xvfb};
+use phyllome_tests::{gl_guest_assets, gl_guest_on_gpu, vmm_binary, wait_for_path, workspace};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Share of the pixels in the middle of `rgb` (a `w` x `h` image, or its `area`) that are
@@ -74,13 +72,12 @@ fn mesa_renders_through_our_virgl_backend_and_the_cube_reaches_the_display() {
         &["--console".as_ref(), p("console.sock").as_os_str()],
     );
     let window = window_named(&display, "Phyllome").expect("the app's window shows");
-    // Not under `timeout`: killing that would leave QEMU running.
-    let mut qemu = gl_guest_qemu(&assets, &p("serial.txt"), "phyllome.kmscube=2000");
-    qemu.args(["-display", "none"]).stdout(Stdio::null());
-    let qemu = vhost_user_device(&mut qemu, "gpu", "vhost-user-gpu-pci", &p("gpu.sock"))
-        .spawn()
-        .unwrap();
-    let mut qemu = Kill(qemu);
+    let mut qemu = gl_guest_on_gpu(
+        &assets,
+        &p("serial.txt"),
+        "phyllome.kmscube=2000",
+        &p("gpu.sock"),
+    );
     let serial = || {
         String::from_utf8_lossy(&std::fs::read(p("serial.txt")).unwrap_or_default()).into_owned()
     };
