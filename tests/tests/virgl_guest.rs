@@ -92,12 +92,19 @@ fn mesa_renders_through_our_virgl_backend_and_the_cube_reaches_the_display() {
         false
     };
 
-    // The GLES check on the render node.
-    assert!(
-        wait("PHYLLOME-GLES-", 180),
-        "the guest never ran the check:\n{}",
-        serial()
-    );
+    // The GLES check on the render node: its verdict (the pixels line comes just before).
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !["PHYLLOME-GLES-OK", "PHYLLOME-GLES-FAIL"]
+        .iter()
+        .any(|m| serial().contains(m))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the guest never finished the check:\n{}",
+            serial()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let console = serial();
     let renderer = console
         .lines()

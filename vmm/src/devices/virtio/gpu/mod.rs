@@ -842,15 +842,20 @@ impl Gpu {
                 .ctx_create(hdr.ctx_id, &body(reader)?)
                 .map(|()| Response::NoData),
             CMD_CTX_DESTROY => t.ctx_destroy(hdr.ctx_id).map(|()| Response::NoData),
-            CMD_CTX_ATTACH_RESOURCE => {
+            // Linux attaches every buffer a process opens to its context, dumb (2D) ones
+            // too. Those live in the device's own memory, not the renderer's: nothing to
+            // attach, once the context is known.
+            CMD_CTX_ATTACH_RESOURCE | CMD_CTX_DETACH_RESOURCE => {
                 let r: ResourceOnly = body(reader)?;
-                t.attach(hdr.ctx_id, r.resource_id)
-                    .map(|()| Response::NoData)
-            }
-            CMD_CTX_DETACH_RESOURCE => {
-                let r: ResourceOnly = body(reader)?;
-                t.detach(hdr.ctx_id, r.resource_id)
-                    .map(|()| Response::NoData)
+                if self.resources.contains_key(&r.resource_id) {
+                    return t.check_context(hdr.ctx_id).map(|()| Response::NoData);
+                }
+                if hdr.kind == CMD_CTX_ATTACH_RESOURCE {
+                    t.attach(hdr.ctx_id, r.resource_id)
+                } else {
+                    t.detach(hdr.ctx_id, r.resource_id)
+                }
+                .map(|()| Response::NoData)
             }
             CMD_RESOURCE_CREATE_3D => {
                 let c: ResourceCreate3d = body(reader)?;

@@ -230,6 +230,19 @@ fn contexts_and_resources_are_checked_and_bad_requests_fail_alone() {
     assert_eq!(rig.create_3d(5, 64, 64), RESP_ERR_INVALID_RESOURCE_ID);
     assert_eq!(rig.create_3d(6, 64, 64), RESP_OK_NODATA);
     assert_eq!(rig.create(6, 64, 64), RESP_ERR_INVALID_RESOURCE_ID);
+    // A dumb (2D) buffer attached to a context, as Linux does for every buffer a process
+    // opens: nothing for the renderer, and no error; an unknown context still is one.
+    let dumb = ResourceOnly {
+        resource_id: 5,
+        padding: 0,
+    };
+    for kind in [CMD_CTX_ATTACH_RESOURCE, CMD_CTX_DETACH_RESOURCE] {
+        assert_eq!(rig.in_ctx(kind, 1, dumb.as_slice()), RESP_OK_NODATA);
+        assert_eq!(
+            rig.in_ctx(kind, 9, dumb.as_slice()),
+            RESP_ERR_INVALID_CONTEXT_ID
+        );
+    }
     assert_eq!(rig.create_3d(7, 100_000, 64), RESP_ERR_INVALID_PARAMETER);
     assert_eq!(rig.create_3d(0, 64, 64), RESP_ERR_INVALID_RESOURCE_ID);
     // Beyond the memory cap.
