@@ -153,11 +153,9 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
             .map(Path::to_path_buf)
             .chain(crate::sandbox::mesa_shader_cache())
             .collect();
-        match crate::sandbox::confine_gpu_process(&writable)? {
-            crate::sandbox::FilesConfined::No => {
-                log::warn!("this kernel has no Landlock: the GPU process's file access is not restricted (its system calls are)");
-            }
-            crate::sandbox::FilesConfined::Partly | crate::sandbox::FilesConfined::Fully => {}
+        let files = crate::sandbox::confine_gpu_process(&writable)?;
+        if files == crate::sandbox::FilesConfined::No {
+            log::warn!("this kernel has no Landlock: the GPU process's file access is not restricted (its system calls are)");
         }
     }
     let mut senders = None;

@@ -848,7 +848,7 @@ impl Gpu {
             CMD_CTX_ATTACH_RESOURCE | CMD_CTX_DETACH_RESOURCE => {
                 let r: ResourceOnly = body(reader)?;
                 if self.resources.contains_key(&r.resource_id) {
-                    return t.check_context(hdr.ctx_id).map(|()| Response::NoData);
+                    return t.check_ctx(hdr.ctx_id).map(|()| Response::NoData);
                 }
                 if hdr.kind == CMD_CTX_ATTACH_RESOURCE {
                     t.attach(hdr.ctx_id, r.resource_id)

@@ -321,11 +321,7 @@ impl Renderer3d {
     }
 
     /// `ERR_INVALID_CONTEXT_ID` unless `ctx_id` was created.
-    pub fn check_context(&self, ctx_id: u32) -> Result<(), u32> {
-        self.check_ctx(ctx_id)
-    }
-
-    fn check_ctx(&self, ctx_id: u32) -> Result<(), u32> {
+    pub fn check_ctx(&self, ctx_id: u32) -> Result<(), u32> {
         if self.contexts.contains(&ctx_id) {
             Ok(())
         } else {
