@@ -95,6 +95,9 @@ pub enum DisplayInput {
 pub enum DisplayOutput {
     /// Restart the VM (its graphics process stopped).
     Restart,
+    /// The window is gone: the owner may drop this component now, and not before (GTK
+    /// still notifies the window's handlers while it is torn down).
+    Closed,
 }
 
 /// The window's state.
@@ -295,11 +298,11 @@ impl SimpleComponent for Display {
             set_default_height: 768,
             connect_close_request[sender] => move |_| {
                 // Kept open until the thumbnail is written (it needs the renderer).
-                sender.input(DisplayInput::Closing);
+                sender.input_sender().emit(DisplayInput::Closing);
                 glib::Propagation::Stop
             },
-            connect_is_active_notify[sender] => move |w| sender.input(DisplayInput::Active(w.is_active())),
-            connect_fullscreened_notify[sender] => move |w| sender.input(DisplayInput::Fullscreened(w.is_fullscreen())),
+            connect_is_active_notify[sender] => move |w| sender.input_sender().emit(DisplayInput::Active(w.is_active())),
+            connect_fullscreened_notify[sender] => move |w| sender.input_sender().emit(DisplayInput::Fullscreened(w.is_fullscreen())),
 
             gtk::Box {
                 set_orientation: gtk::Orientation::Vertical,
@@ -523,6 +526,7 @@ impl SimpleComponent for Display {
                 self.save_thumbnail();
                 self.release_held_keys();
                 self.window.destroy();
+                let _ = sender.output(DisplayOutput::Closed);
             }
             DisplayInput::Lost(why) => {
                 self.save_thumbnail();

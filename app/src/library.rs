@@ -73,6 +73,8 @@ pub enum LibraryMsg {
     ForceOff(PathBuf),
     /// Restart it (reset), from its display window.
     Restart(PathBuf),
+    /// Its display window (opened under this number) is gone.
+    DisplayClosed(PathBuf, u64),
     /// Pause it.
     Pause(PathBuf),
     /// Resume it.
@@ -113,7 +115,10 @@ pub struct Library {
     toasts: adw::ToastOverlay,
     notice: gtk::Label,
     wizard: Option<Controller<Wizard>>,
-    displays: HashMap<PathBuf, Controller<Display>>,
+    /// Open display windows, each with the number it was opened under.
+    displays: HashMap<PathBuf, (u64, Controller<Display>)>,
+    /// The number the next display window gets.
+    next_display: u64,
     settings: Option<Controller<Settings>>,
     tray: Option<tray::TrayHandle>,
     tray_host: bool,
@@ -373,13 +378,15 @@ impl Library {
     }
 
     fn open_display(&mut self, dir: &Path, sender: &ComponentSender<Self>) {
-        if let Some(c) = self.displays.get(dir) {
+        if let Some((_, c)) = self.displays.get(dir) {
             if c.widget().is_visible() {
                 c.widget().present();
                 return;
             }
         }
         let name = self.name_of(dir);
+        let id = self.next_display;
+        self.next_display += 1;
         let controller = Display::builder()
             .launch(DisplayInit {
                 socket: runner::display_socket(dir),
@@ -390,13 +397,15 @@ impl Library {
                 let dir = dir.to_owned();
                 move |asked| match asked {
                     DisplayOutput::Restart => LibraryMsg::Restart(dir.clone()),
+                    DisplayOutput::Closed => LibraryMsg::DisplayClosed(dir.clone(), id),
                 }
             });
         controller
             .widget()
             .set_application(Some(&relm4::main_application()));
         controller.widget().present();
-        self.displays.insert(dir.to_owned(), controller);
+        // A window this replaces was closed by its user and is gone already.
+        self.displays.insert(dir.to_owned(), (id, controller));
     }
 
     fn start(&mut self, dir: &Path, sender: &ComponentSender<Self>) {
@@ -462,19 +471,21 @@ impl Library {
             RunnerEvent::Vm(VmEvent::GraphicsStopped(why)) => {
                 eprintln!("phyllome: {name}: {why}");
                 self.toast(&tr_args("vm-graphics-stopped", &[("name", &name)]));
-                if let Some(c) = self.displays.get(&dir) {
+                if let Some((_, c)) = self.displays.get(&dir) {
                     c.emit(DisplayInput::GraphicsStopped);
                 }
             }
             RunnerEvent::Vm(VmEvent::Rebooted) => {
-                if let Some(c) = self.displays.get(&dir) {
+                if let Some((_, c)) = self.displays.get(&dir) {
                     c.emit(DisplayInput::Rebooted);
                 }
             }
             RunnerEvent::Vm(VmEvent::Stopped(reason)) => {
                 self.running.remove(&dir);
-                if let Some(c) = self.displays.remove(&dir) {
-                    c.widget().close();
+                // The window saves its thumbnail and goes; it says when, and only then
+                // is its component dropped (DisplayClosed).
+                if let Some((_, c)) = self.displays.get(&dir) {
+                    c.emit(DisplayInput::Closing);
                 }
                 // Forcing off is what the user asked for: not worth a message.
                 if !reason.is_clean() && reason != StopReason::ForcedOff {
@@ -728,6 +739,7 @@ impl SimpleComponent for Library {
             notice,
             wizard: None,
             displays: HashMap::new(),
+            next_display: 0,
             settings: None,
             tray,
             tray_host: false,
@@ -786,6 +798,12 @@ impl SimpleComponent for Library {
             }
             LibraryMsg::ForceOff(dir) => self.send(&dir, VmCommand::ForceOff),
             LibraryMsg::Restart(dir) => self.send(&dir, VmCommand::Reset),
+            LibraryMsg::DisplayClosed(dir, id) => {
+                if self.displays.get(&dir).is_some_and(|(open, _)| *open == id) {
+                    self.displays.remove(&dir);
+                }
+                return;
+            }
             LibraryMsg::Pause(dir) => self.send(&dir, VmCommand::Pause),
             LibraryMsg::Resume(dir) => self.send(&dir, VmCommand::Resume),
             LibraryMsg::OpenDisplay(dir) => {

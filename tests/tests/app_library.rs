@@ -364,6 +364,10 @@ fn the_tray_menu_reaches_the_app_and_keeps_vms_running_when_the_window_closes() 
     s.press("Start");
     assert!(s.wait_text("Tiny test guest · Running", 20));
     assert!(
+        wait_until(10, || s.window_shown("Button – Phyllome")),
+        "the display window did not open"
+    );
+    assert!(
         wait_until(10, || has_entry("Pause")),
         "{}",
         menu(&["menu", &service]).1
@@ -393,6 +397,14 @@ fn the_tray_menu_reaches_the_app_and_keeps_vms_running_when_the_window_closes() 
         wait_until(20, || !has_entry("Pause")),
         "the guest did not power off"
     );
+    // Its display window goes with it, and the app stays (it used to abort, now and
+    // then, when GTK told the torn-down window's handlers it was no longer active).
+    assert!(
+        wait_until(10, || !s.window_shown("Button – Phyllome")),
+        "the display window outlived its VM"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(app.0.try_wait().unwrap().is_none(), "the app ended");
     click("Show Phyllome");
     s.focus("Phyllome");
     assert!(s.wait_text("Tiny test guest · Off", 10));
