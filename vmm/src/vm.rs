@@ -33,8 +33,9 @@ use crate::devices::virtio::gpu::dump::PngDump;
 use crate::devices::virtio::gpu::{Gpu, SharedGpu};
 use crate::devices::virtio::input::{Input, InputKind, InputSender};
 use crate::devices::virtio::pci as pci_transport;
-use crate::devices::virtio::pci::{Doorbells, LocalEngine, TransportError, VirtioPci};
+use crate::devices::virtio::pci::{Doorbells, LocalEngine, QueueEngine, TransportError, VirtioPci};
 use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
+use crate::devices::virtio::shm::MemorySlots;
 use crate::devices::virtio::DeviceCore;
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::gpu_process::{GpuProcess, GpuProcessError};
@@ -352,7 +353,8 @@ impl Machine {
         pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(Cmos::new())))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
         let mut mmio = Bus::new();
-        let pci = attach_pci(bp, &vm, &ram.memory, mmio64, &mut pio, &mut mmio)?;
+        let ram_slots = ram.memory.iter().count() as u32;
+        let pci = attach_pci(bp, &vm, &ram.memory, ram_slots, mmio64, &mut pio, &mut mmio)?;
         for extra in &bp.extra {
             let bus = match extra.space {
                 AddressSpace::Pio => &mut pio,
@@ -463,6 +465,67 @@ impl Doorbells for KvmDoorbells {
     }
 }
 
+/// KVM memory slots for shared memory windows, numbered after guest RAM's, reused once
+/// given back.
+struct KvmSlots {
+    vm: Arc<VmFd>,
+    free: Mutex<(u32, Vec<u32>)>,
+}
+
+impl KvmSlots {
+    fn new(vm: Arc<VmFd>, first: u32) -> Self {
+        Self {
+            vm,
+            free: Mutex::new((first, Vec::new())),
+        }
+    }
+
+    fn set(&self, slot: u32, gpa: u64, len: u64, host: u64) -> std::io::Result<()> {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: gpa,
+            memory_size: len,
+            userspace_addr: host,
+        };
+        // SAFETY: the callers are shared memory windows, whose reservation [host,
+        // host + len) stays mapped until they have removed the slot again (a length of 0
+        // removes it; KVM then no longer touches the range).
+        unsafe { self.vm.set_user_memory_region(region) }
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+}
+
+impl MemorySlots for KvmSlots {
+    fn add(&self, gpa: u64, len: u64, host: u64) -> std::io::Result<u32> {
+        let slot = {
+            let mut f = lock(&self.free);
+            match f.1.pop() {
+                Some(s) => s,
+                None => {
+                    f.0 += 1;
+                    f.0 - 1
+                }
+            }
+        };
+        match self.set(slot, gpa, len, host) {
+            Ok(()) => Ok(slot),
+            Err(e) => {
+                lock(&self.free).1.push(slot);
+                Err(e)
+            }
+        }
+    }
+
+    fn remove(&self, slot: u32, gpa: u64, _len: u64, host: u64) {
+        if let Err(e) = self.set(slot, gpa, 0, host) {
+            log::warn!("cannot remove KVM memory slot {slot}: {e}");
+            return;
+        }
+        lock(&self.free).1.push(slot);
+    }
+}
+
 /// Where BARs go: the 64-bit window above RAM when there is one (as firmware places
 /// 64-bit BARs), else the 32-bit window in the hole.
 struct BarSpace {
@@ -501,6 +564,7 @@ fn attach_pci(
     bp: &Blueprint,
     vm: &Arc<VmFd>,
     memory: &memory::GuestMemory,
+    ram_slots: u32,
     mmio64: Option<(u64, u64)>,
     pio: &mut Bus,
     mmio: &mut Bus,
@@ -510,18 +574,26 @@ fn attach_pci(
     let doorbells: Arc<dyn Doorbells> = Arc::new(KvmDoorbells(vm.clone()));
     let router = GsiRouter::new(vm.clone());
     let mut bars = BarSpace::new(mmio64)?;
-    for (i, disk) in bp.config.disks.iter().enumerate() {
-        let image = Disk::open(&disk.path, disk.readonly, disk.format)?;
-        let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
+    let slots: Arc<dyn MemorySlots> = Arc::new(KvmSlots::new(vm.clone(), ram_slots));
+    let mut add = |engine: Box<dyn QueueEngine>| -> Result<(), VmError> {
         let mut dev = VirtioPci::new(
-            Box::new(LocalEngine::new(Box::new(core))),
+            engine,
             memory.clone(),
             bars.place(pci_transport::BAR_SIZE)?,
             msi.clone(),
             doorbells.clone(),
         )?;
+        if let Some(size) = dev.shared_memory_size() {
+            dev.attach_shared_memory(bars.place(size)?, slots.clone())?;
+        }
         dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
         lock(&pci).add(Arc::new(Mutex::new(dev)))?;
+        Ok(())
+    };
+    for (i, disk) in bp.config.disks.iter().enumerate() {
+        let image = Disk::open(&disk.path, disk.readonly, disk.format)?;
+        let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
+        add(Box::new(LocalEngine::new(Box::new(core))))?;
     }
     let mut local: Vec<LocalEngine> = Vec::new();
     if bp.config.devices.rng {
@@ -542,27 +614,11 @@ fn attach_pci(
         local.push(LocalEngine::new(Box::new(shared)));
     }
     for engine in local {
-        let mut dev = VirtioPci::new(
-            Box::new(engine),
-            memory.clone(),
-            bars.place(pci_transport::BAR_SIZE)?,
-            msi.clone(),
-            doorbells.clone(),
-        )?;
-        dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
-        lock(&pci).add(Arc::new(Mutex::new(dev)))?;
+        add(Box::new(engine))?;
     }
     let remote = bp.gpu_process.iter().flat_map(GpuProcess::engines);
     for engine in bp.vhost_user.iter().chain(remote) {
-        let mut dev = VirtioPci::new(
-            Box::new(engine.clone()),
-            memory.clone(),
-            bars.place(pci_transport::BAR_SIZE)?,
-            msi.clone(),
-            doorbells.clone(),
-        )?;
-        dev.use_interrupt_lines(Box::new(router.lines(dev.vectors())?));
-        lock(&pci).add(Arc::new(Mutex::new(dev)))?;
+        add(Box::new(engine.clone()))?;
     }
     pio.insert(
         u64::from(PCI_CONFIG_PORT),

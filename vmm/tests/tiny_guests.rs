@@ -8,6 +8,8 @@ mod common;
 
 use common::{config_for, run_to_stop, watch, Observed};
 use phyllome_vmm::devices::bus::BusDevice;
+use phyllome_vmm::devices::virtio::shm::ShmMapper;
+use phyllome_vmm::devices::virtio::DeviceCore;
 use phyllome_vmm::vm::{AddressSpace, ExtraDevice};
 use phyllome_vmm::{StopReason, Vm, VmCommand, VmEvent};
 use std::sync::{Arc, Mutex};
@@ -111,6 +113,113 @@ fn vhost_user_connections_survive_reboots_and_close_at_stop() {
     assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
     drop(handle);
     assert!(backend.join().unwrap().is_ok(), "the backend ends cleanly");
+}
+
+/// A test device with a 1 MiB shared memory region: a 1 written to its configuration maps
+/// `file` at 0x2000 in the region, a 2 unmaps it; what the mapper answered is kept.
+struct ShmDevice {
+    file: std::fs::File,
+    mapper: Option<Arc<dyn ShmMapper>>,
+    answers: Arc<Mutex<Vec<String>>>,
+}
+
+impl DeviceCore for ShmDevice {
+    fn device_type(&self) -> u32 {
+        4
+    }
+    fn num_queues(&self) -> usize {
+        1
+    }
+    fn max_queue_size(&self) -> u16 {
+        16
+    }
+    fn features(&self) -> u64 {
+        0
+    }
+    fn config(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn write_config(&mut self, _offset: usize, data: &[u8]) {
+        use std::os::fd::AsFd;
+        let Some(m) = &self.mapper else {
+            self.answers.lock().unwrap().push("no mapper".into());
+            return;
+        };
+        let answer = match data.first() {
+            Some(1) => m.map(1, 0x2000, self.file.as_fd(), 0, 0x1000, true),
+            Some(2) => m.unmap(1, 0x2000, 0x1000),
+            // Past the region: refused, and the device goes on.
+            _ => m.map(1, 0x10_0000, self.file.as_fd(), 0, 0x1000, true),
+        };
+        self.answers.lock().unwrap().push(format!("{answer:?}"));
+    }
+    fn process(
+        &mut self,
+        _queue: usize,
+        _mem: &phyllome_vmm::memory::GuestMemory,
+        _chain: phyllome_vmm::devices::virtio::Chain<'_>,
+    ) -> u32 {
+        0
+    }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        vec![(1, 1 << 20)]
+    }
+    fn set_shared_memory(&mut self, mapper: Option<Arc<dyn ShmMapper>>) {
+        self.mapper = mapper;
+    }
+}
+
+/// A vhost-user backend's shared memory region appears in the guest behind BAR 2: the
+/// guest reads the file the backend maps there (through our frontend's SHMEM_MAP
+/// handling and a KVM memory slot), its writes reach the file, and after SHMEM_UNMAP it
+/// reads zeros. A request outside the region is refused back to the backend.
+#[test]
+fn a_backends_shared_memory_mapping_reaches_the_guest_and_leaves_again() {
+    use phyllome_vmm::config::{VhostUserConfig, VhostUserKind};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("shm.sock");
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(b"PHYLLOME-SHM-OK\n\0").unwrap();
+    file.set_len(0x1000).unwrap();
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let device = ShmDevice {
+        file: file.try_clone().unwrap(),
+        mapper: None,
+        answers: answers.clone(),
+    };
+    let sock = socket.clone();
+    let backend = std::thread::spawn(move || phyllome_vmm::vhost_user::serve("t", device, &sock));
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut c = config_for("shm");
+    c.vhost_user.push(VhostUserConfig {
+        kind: VhostUserKind::Rng,
+        socket,
+    });
+    let seen = run_to_stop(c, T);
+    assert!(
+        seen.serial
+            .contains("PHYLLOME-SHM-OK\nPHYLLOME-SHM-UNMAPPED-ZERO"),
+        "{:?} {:?}",
+        seen.serial,
+        answers.lock().unwrap()
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+    let mut back = [0u8; 15];
+    std::os::unix::fs::FileExt::read_at(&file, &mut back, 0).unwrap();
+    assert_eq!(
+        &back, b"PHYLLOME-sHM-OK",
+        "the guest's write reached the file"
+    );
+    let answers = answers.lock().unwrap();
+    assert_eq!(answers[..2], ["Ok(())", "Ok(())"]);
+    assert!(
+        answers[2].starts_with("Err(Host") && answers.len() == 3,
+        "the frontend refused the mapping past the region: {answers:?}"
+    );
+    assert!(backend.join().unwrap().is_ok());
 }
 
 #[test]

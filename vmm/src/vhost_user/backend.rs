@@ -3,13 +3,18 @@
 //! them to the used ring, notifying the driver as `EVENT_IDX` allows.
 
 use crate::devices::bus::lock;
+use crate::devices::virtio::shm::{ShmError, ShmMapper};
 use crate::devices::virtio::{serve_queue, DeviceCore};
 use crate::memory::GuestMemory;
 use std::os::fd::AsRawFd;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
-use vhost::vhost_user::GpuBackend;
+use vhost::vhost_user::message::{
+    VhostUserMMap, VhostUserMMapFlags, VhostUserProtocolFeatures, VhostUserShMemConfig,
+    VhostUserVirtioFeatures,
+};
+use vhost::vhost_user::{Backend, GpuBackend, VhostUserFrontendReqHandler};
 use vhost_user_backend::{VhostUserBackend, VhostUserDaemon, VringRwLock, VringT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic};
 use vmm_sys_util::epoll::EventSet;
@@ -58,6 +63,61 @@ pub struct CoreBackend<C> {
     /// connection instead (no pixel copies through QEMU); it is held so that the frontend
     /// sees a live peer.
     gpu_socket: Mutex<Option<GpuBackend>>,
+    /// The core's shared memory regions (ID, bytes), fixed at creation.
+    shared_memory: Vec<(u8, u64)>,
+}
+
+/// A backend's shared memory requests, sent to its frontend (`SHMEM_MAP`, `SHMEM_UNMAP`),
+/// which maps the pages into the guest's window; with `REPLY_ACK` its refusal comes back.
+struct FrontendShm(Backend);
+
+impl ShmMapper for FrontendShm {
+    fn map(
+        &self,
+        shmid: u8,
+        offset: u64,
+        fd: BorrowedFd<'_>,
+        fd_offset: u64,
+        len: u64,
+        writable: bool,
+    ) -> Result<(), ShmError> {
+        let flags = if writable {
+            VhostUserMMapFlags::WRITABLE
+        } else {
+            VhostUserMMapFlags::empty()
+        };
+        let req = VhostUserMMap {
+            shmid,
+            fd_offset,
+            shm_offset: offset,
+            len,
+            flags: flags.bits(),
+            ..Default::default()
+        };
+        self.0
+            .shmem_map(&req, &fd)
+            .map(drop)
+            .map_err(|e| ShmError::Host {
+                what: "map shared memory through the frontend",
+                reason: e.to_string(),
+            })
+    }
+
+    fn unmap(&self, shmid: u8, offset: u64, len: u64) -> Result<(), ShmError> {
+        let req = VhostUserMMap {
+            shmid,
+            shm_offset: offset,
+            len,
+            ..Default::default()
+        };
+        self.0
+            .shmem_unmap(&req)
+            .map(drop)
+            .map_err(|e| ShmError::Host {
+                what: "unmap shared memory through the frontend",
+                reason: e.to_string(),
+            })
+    }
 }
 
 impl<C> std::fmt::Debug for CoreBackend<C> {
@@ -73,7 +133,9 @@ impl<C: DeviceCore> CoreBackend<C> {
     pub fn new(core: C) -> Self {
         let input = core.input_event().and_then(|e| e.try_clone().ok());
         let is_gpu = core.device_type() == crate::devices::virtio::gpu::DEVICE_TYPE;
+        let shared_memory = core.shared_memory();
         Self {
+            shared_memory,
             num_queues: core.num_queues(),
             max_queue_size: usize::from(core.max_queue_size()),
             features: core.features()
@@ -133,9 +195,35 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::CONFIG
+        let base = VhostUserProtocolFeatures::CONFIG
             | VhostUserProtocolFeatures::MQ
-            | VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::REPLY_ACK;
+        if self.shared_memory.is_empty() {
+            base
+        } else {
+            base | VhostUserProtocolFeatures::BACKEND_REQ | VhostUserProtocolFeatures::SHMEM
+        }
+    }
+
+    fn get_shmem_config(&self) -> std::io::Result<VhostUserShMemConfig> {
+        // Sizes are indexed by shared memory ID.
+        let mut sizes = [0u64; 256];
+        for &(shmid, len) in &self.shared_memory {
+            sizes[usize::from(shmid)] = len;
+        }
+        let count = self
+            .shared_memory
+            .iter()
+            .map(|&(shmid, _)| u32::from(shmid) + 1)
+            .max()
+            .unwrap_or(0);
+        Ok(VhostUserShMemConfig::new(count, &sizes))
+    }
+
+    fn set_backend_req_fd(&self, backend: Backend) {
+        if !self.shared_memory.is_empty() {
+            lock(&self.core).set_shared_memory(Some(Arc::new(FrontendShm(backend))));
+        }
     }
 
     fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {

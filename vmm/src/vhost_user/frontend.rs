@@ -2,6 +2,8 @@
 //! backend in another process. We hand the backend our memfd-backed guest memory, each
 //! queue's addresses, the doorbell EventFd KVM signals (so the backend is woken directly),
 //! and a "call" EventFd per queue, which a relay thread turns into MSI-X interrupts.
+//! A backend with shared memory regions (`SHMEM`) asks us, over its own channel, to map
+//! its files into the regions' window; a thread of ours serves that channel.
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -12,14 +14,19 @@ use crate::devices::bus::lock;
 use crate::devices::pci::msix::Msix;
 use crate::devices::virtio::event_loop::wait_loop;
 use crate::devices::virtio::pci::{ActiveQueue, QueueEngine};
+use crate::devices::virtio::shm::{ShmMapper, ShmWindow};
 use crate::memory::GuestMemory;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use vhost::vhost_user::message::{
-    VhostUserConfigFlags, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
+    VhostUserConfigFlags, VhostUserHeaderFlag, VhostUserMMap, VhostUserMMapFlags,
+    VhostUserProtocolFeatures, VhostUserVirtioFeatures,
 };
-use vhost::vhost_user::{Frontend, VhostUserFrontend};
+use vhost::vhost_user::{
+    Frontend, FrontendReqHandler, HandlerResult, VhostUserFrontend, VhostUserFrontendReqHandler,
+};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::QueueT;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
@@ -43,6 +50,49 @@ struct Relay {
     thread: JoinHandle<()>,
 }
 
+/// The window a backend's shared memory requests land in; none between machines.
+#[derive(Default)]
+struct ShmTarget(Mutex<Option<Arc<ShmWindow>>>);
+
+impl ShmTarget {
+    fn window(&self) -> std::io::Result<Arc<ShmWindow>> {
+        lock(&self.0).clone().ok_or_else(|| {
+            std::io::Error::other("the device's shared memory is not attached to a machine")
+        })
+    }
+}
+
+fn refused(e: impl std::fmt::Display) -> std::io::Error {
+    log::warn!("vhost-user shared memory request refused: {e}");
+    std::io::Error::other(e.to_string())
+}
+
+impl VhostUserFrontendReqHandler for ShmTarget {
+    fn shmem_map(&self, req: &VhostUserMMap, fd: &dyn AsRawFd) -> HandlerResult<u64> {
+        let (shmid, offset, fd_offset, len, flags) =
+            (req.shmid, req.shm_offset, req.fd_offset, req.len, req.flags);
+        // SAFETY: the descriptor came with the request and stays open for this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd.as_raw_fd()) };
+        let writable = flags & VhostUserMMapFlags::WRITABLE.bits() != 0;
+        self.window()?
+            .map(shmid, offset, fd, fd_offset, len, writable)
+            .map_err(refused)?;
+        Ok(0)
+    }
+
+    fn shmem_unmap(&self, req: &VhostUserMMap) -> HandlerResult<u64> {
+        let (shmid, offset, len) = (req.shmid, req.shm_offset, req.len);
+        self.window()?.unmap(shmid, offset, len).map_err(refused)?;
+        Ok(0)
+    }
+}
+
+/// The thread serving a backend's requests.
+struct BackendChannel {
+    stop: EventFd,
+    thread: JoinHandle<()>,
+}
+
 /// A device served by a vhost-user backend.
 pub struct VhostUserEngine {
     frontend: Frontend,
@@ -58,6 +108,14 @@ pub struct VhostUserEngine {
     severed: bool,
     /// The backend takes SET_CONFIG (the CONFIG protocol feature was negotiated).
     config_writable: bool,
+    /// The backend's shared memory regions (ID, bytes), from GET_SHMEM_CONFIG.
+    shared_memory: Vec<(u8, u64)>,
+    /// Whether replies to the backend's requests were negotiated (REPLY_ACK).
+    reply_ack: bool,
+    /// Where its shared memory requests go.
+    shm_target: Arc<ShmTarget>,
+    /// The thread serving them, once a window was attached.
+    channel: Option<BackendChannel>,
 }
 
 impl std::fmt::Debug for VhostUserEngine {
@@ -89,15 +147,31 @@ impl VhostUserEngine {
         let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
         let mut num_queues = 1;
         let mut config_writable = false;
+        let mut shared_memory = Vec::new();
+        let mut reply_ack = false;
         let mut config = vec![0u8; config_size as usize];
         if backend_features & protocol_bit != 0 {
             let offered = f
                 .get_protocol_features()
                 .map_err(|e| err(format!("GET_PROTOCOL_FEATURES: {e}")))?;
-            let wanted =
+            let mut wanted =
                 offered & (VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::MQ);
+            // Shared memory needs the backend's request channel; its replies carry
+            // refusals back (a blob the guest may not map there).
+            let shm = VhostUserProtocolFeatures::SHMEM | VhostUserProtocolFeatures::BACKEND_REQ;
+            if offered.contains(shm) {
+                wanted |= shm | (offered & VhostUserProtocolFeatures::REPLY_ACK);
+            }
             f.set_protocol_features(wanted)
                 .map_err(|e| err(format!("SET_PROTOCOL_FEATURES: {e}")))?;
+            reply_ack = wanted.contains(VhostUserProtocolFeatures::REPLY_ACK);
+            if wanted.contains(VhostUserProtocolFeatures::SHMEM) {
+                let c = f
+                    .get_shmem_config()
+                    .map_err(|e| err(format!("GET_SHMEM_CONFIG: {e}")))?;
+                let sizes = c.memory_sizes;
+                shared_memory = (0u8..=255).zip(sizes).filter(|&(_, len)| len > 0).collect();
+            }
             if wanted.contains(VhostUserProtocolFeatures::MQ) {
                 num_queues = f
                     .get_queue_num()
@@ -132,7 +206,29 @@ impl VhostUserEngine {
             relay: None,
             severed: false,
             config_writable,
+            shared_memory,
+            reply_ack,
+            shm_target: Arc::default(),
+            channel: None,
         })
+    }
+
+    /// Hands the backend its request channel and starts serving it.
+    fn open_backend_channel(&mut self) -> Result<(), String> {
+        let mut handler =
+            FrontendReqHandler::new(self.shm_target.clone()).map_err(|e| e.to_string())?;
+        handler.set_reply_ack_flag(self.reply_ack);
+        self.frontend
+            .set_backend_request_fd(&handler.get_tx_raw_fd())
+            .map_err(|e| format!("SET_BACKEND_REQ_FD: {e}"))?;
+        let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
+        let stop_thread = stop.try_clone().map_err(|e| e.to_string())?;
+        let thread = std::thread::Builder::new()
+            .name("vhost-user-backend-req".into())
+            .spawn(move || serve_backend_requests(&mut handler, &stop_thread))
+            .map_err(|e| e.to_string())?;
+        self.channel = Some(BackendChannel { stop, thread });
+        Ok(())
     }
 
     /// Cuts the connection as if this process had died: no goodbye, rings left running.
@@ -215,6 +311,21 @@ impl QueueEngine for VhostUserEngine {
     fn config(&self) -> Vec<u8> {
         self.config.clone()
     }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        self.shared_memory.clone()
+    }
+    fn attach_shared_memory(&mut self, window: Option<Arc<ShmWindow>>) {
+        let attach = window.is_some();
+        *lock(&self.shm_target.0) = window;
+        if attach && self.channel.is_none() && !self.severed {
+            if let Err(e) = self.open_backend_channel() {
+                log::warn!(
+                    "the vhost-user device at {} gets no shared memory: {e}",
+                    self.path.display()
+                );
+            }
+        }
+    }
 
     fn write_config(&mut self, offset: usize, data: &[u8]) {
         if !self.config_writable || data.is_empty() {
@@ -223,10 +334,16 @@ impl QueueEngine for VhostUserEngine {
         let Ok(off) = u32::try_from(offset) else {
             return;
         };
-        if let Err(e) = self
+        // The write may make the backend map shared memory the guest reads next: where
+        // replies were negotiated, wait until it has acted.
+        if self.reply_ack {
+            self.frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+        }
+        let written = self
             .frontend
-            .set_config(off, VhostUserConfigFlags::WRITABLE, data)
-        {
+            .set_config(off, VhostUserConfigFlags::WRITABLE, data);
+        self.frontend.set_hdr_flags(VhostUserHeaderFlag::empty());
+        if let Err(e) = written {
             log::warn!("vhost-user SET_CONFIG failed: {e}");
             return;
         }
@@ -300,6 +417,53 @@ impl QueueEngine for VhostUserEngine {
 impl Drop for VhostUserEngine {
     fn drop(&mut self) {
         self.deactivate();
+        if let Some(c) = self.channel.take() {
+            let _ = c.stop.write(1);
+            let _ = c.thread.join();
+        }
+    }
+}
+
+/// Serves the backend's requests until it hangs up or `stop` is signalled.
+fn serve_backend_requests(handler: &mut FrontendReqHandler<ShmTarget>, stop: &EventFd) {
+    let mut fds = [
+        libc::pollfd {
+            fd: handler.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two pollfd structures for the call's duration.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        if fds[0].revents != 0 {
+            if let Err(e) = handler.handle_request() {
+                // A refused request was answered already; a broken channel ends it.
+                if matches!(
+                    e,
+                    vhost::vhost_user::Error::Disconnected
+                        | vhost::vhost_user::Error::SocketBroken(_)
+                        | vhost::vhost_user::Error::PartialMessage
+                ) {
+                    return;
+                }
+                log::debug!("vhost-user backend request: {e}");
+            }
+        }
     }
 }
 
@@ -326,6 +490,12 @@ impl QueueEngine for SharedEngine {
     }
     fn config(&self) -> Vec<u8> {
         lock(&self.0).config.clone()
+    }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        lock(&self.0).shared_memory.clone()
+    }
+    fn attach_shared_memory(&mut self, window: Option<Arc<ShmWindow>>) {
+        lock(&self.0).attach_shared_memory(window);
     }
     fn write_config(&mut self, offset: usize, data: &[u8]) {
         lock(&self.0).write_config(offset, data);

@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod input;
 pub mod pci;
 pub mod rng;
+pub mod shm;
 
 use crate::devices::bus::lock;
 use crate::memory::GuestMemory;
@@ -62,6 +63,13 @@ pub trait DeviceCore: Send {
     }
     /// The driver reset the device: forget what it set up (resources, selections).
     fn reset(&mut self) {}
+    /// The device's shared memory regions: (virtio shared memory ID, bytes).
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        Vec::new()
+    }
+    /// Where the device puts pages into its shared memory regions, or nowhere (the
+    /// machine or the connection is going).
+    fn set_shared_memory(&mut self, _mapper: Option<std::sync::Arc<dyn shm::ShmMapper>>) {}
 }
 
 impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
@@ -97,6 +105,12 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     }
     fn reset(&mut self) {
         (**self).reset();
+    }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        (**self).shared_memory()
+    }
+    fn set_shared_memory(&mut self, mapper: Option<std::sync::Arc<dyn shm::ShmMapper>>) {
+        (**self).set_shared_memory(mapper);
     }
 }
 

@@ -5,7 +5,8 @@
 //! DRIVER_OK, a worker thread serves the queues; a reset stops it.
 //!
 //! BAR 0 layout: common 0x0000, ISR 0x1000, device config 0x2000, notify 0x3000 (4 bytes
-//! per queue), MSI-X table 0x8000, PBA 0xC000.
+//! per queue), MSI-X table 0x8000, PBA 0xC000. A device with shared memory regions has
+//! them in BAR 2 ([`super::shm`]), one shared-memory capability each.
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -13,6 +14,7 @@
 )]
 
 use super::event_loop::wait_loop;
+use super::shm::{self, MemorySlots, ShmMapper, ShmWindow};
 use super::{serve_queue, DeviceCore, VIRTIO_F_VERSION_1};
 use crate::devices::bus::lock;
 use crate::devices::pci::config::{BarMove, ConfigSpace, PciId};
@@ -26,6 +28,10 @@ use vmm_sys_util::eventfd::EventFd;
 
 /// Size of BAR 0.
 pub const BAR_SIZE: u64 = 0x1_0000;
+/// The BAR that holds shared memory regions.
+pub const SHM_BAR: usize = 2;
+/// The capability type of a shared memory region (`VIRTIO_PCI_CAP_SHARED_MEMORY_CFG`).
+const CAP_SHARED_MEMORY: u8 = 8;
 const COMMON: u64 = 0x0000;
 const ISR: u64 = 0x1000;
 const DEVICE: u64 = 0x2000;
@@ -87,6 +93,12 @@ pub trait QueueEngine: Send {
     ) -> Result<(), String>;
     /// Stops serving (the driver reset the device).
     fn deactivate(&mut self);
+    /// The device's shared memory regions: (virtio shared memory ID, bytes).
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        Vec::new()
+    }
+    /// The window its regions live in on this machine, or none (the machine is going).
+    fn attach_shared_memory(&mut self, _window: Option<Arc<ShmWindow>>) {}
 }
 
 impl std::fmt::Debug for ActiveQueue {
@@ -143,6 +155,12 @@ impl QueueEngine for LocalEngine {
     }
     fn write_config(&mut self, offset: usize, data: &[u8]) {
         lock(&self.core).write_config(offset, data);
+    }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        lock(&self.core).shared_memory()
+    }
+    fn attach_shared_memory(&mut self, window: Option<Arc<ShmWindow>>) {
+        lock(&self.core).set_shared_memory(window.map(|w| w as Arc<dyn ShmMapper>));
     }
 
     fn activate(
@@ -215,6 +233,8 @@ pub struct VirtioPci {
     active: bool,
     /// The device configuration the driver last saw a generation for, and that generation.
     seen_config: (Vec<u8>, u8),
+    /// The shared memory window behind BAR 2, if the device has regions.
+    shm: Option<Arc<ShmWindow>>,
 }
 
 impl std::fmt::Debug for VirtioPci {
@@ -231,6 +251,19 @@ pub enum TransportError {
     /// An EventFd could not be created or registered.
     #[error("Cannot set up the doorbells of a virtio device: {0}.")]
     Doorbell(#[source] std::io::Error),
+    /// The shared memory window could not be reserved.
+    #[error("Cannot set up a virtio device's shared memory: {0}")]
+    SharedMemory(#[source] shm::ShmError),
+}
+
+/// A `virtio_pci_cap64` for shared memory region `shmid` at `offset` in BAR 2.
+fn shm_cap(shmid: u8, offset: u64, length: u64) -> Vec<u8> {
+    let mut c = vec![0x09, 0, 24, CAP_SHARED_MEMORY, SHM_BAR as u8, shmid, 0, 0];
+    c.extend_from_slice(&(offset as u32).to_le_bytes());
+    c.extend_from_slice(&(length as u32).to_le_bytes());
+    c.extend_from_slice(&((offset >> 32) as u32).to_le_bytes());
+    c.extend_from_slice(&((length >> 32) as u32).to_le_bytes());
+    c
 }
 
 fn virtio_cap(cfg_type: u8, offset: u32, length: u32, extra: Option<u32>) -> Vec<u8> {
@@ -322,7 +355,39 @@ impl VirtioPci {
             max_queue_size,
             active: false,
             seen_config: (Vec::new(), 0),
+            shm: None,
         })
+    }
+
+    /// The size of the BAR the device's shared memory regions need, if it has any.
+    pub fn shared_memory_size(&self) -> Option<u64> {
+        let regions = self.engine.shared_memory();
+        (!regions.is_empty()).then(|| shm::layout(&regions).1)
+    }
+
+    /// Puts the device's shared memory regions in BAR 2 at `addr` (a place of
+    /// [`VirtioPci::shared_memory_size`] bytes), shown to the guest through `slots`.
+    pub fn attach_shared_memory(
+        &mut self,
+        addr: u64,
+        slots: Arc<dyn MemorySlots>,
+    ) -> Result<(), TransportError> {
+        let (regions, size) = shm::layout(&self.engine.shared_memory());
+        if regions.is_empty() {
+            return Ok(());
+        }
+        let window = Arc::new(
+            ShmWindow::new(regions.clone(), size, slots).map_err(TransportError::SharedMemory)?,
+        );
+        self.config.set_bar64(SHM_BAR, size, addr);
+        for r in &regions {
+            self.config
+                .add_capability(&shm_cap(r.shmid, r.offset, r.len), &[0; 24]);
+        }
+        window.place(Some(addr));
+        self.engine.attach_shared_memory(Some(window.clone()));
+        self.shm = Some(window);
+        Ok(())
     }
 
     /// Counts changes of the device configuration (a new display size, a selector the
@@ -491,6 +556,10 @@ impl VirtioPci {
 
     fn reset(&mut self) {
         self.stop_worker();
+        // What the device showed its last driver goes with it.
+        if let Some(w) = &self.shm {
+            w.clear();
+        }
         self.status = 0;
         self.driver_features = 0;
         self.device_feature_select = 0;
@@ -520,6 +589,9 @@ impl VirtioPci {
 impl Drop for VirtioPci {
     fn drop(&mut self) {
         self.stop_worker();
+        if self.shm.take().is_some() {
+            self.engine.attach_shared_memory(None);
+        }
         if let Some((base, _)) = self.config.bar(0) {
             for (i, k) in self.kicks.iter().enumerate() {
                 let _ = self
@@ -657,6 +729,12 @@ impl PciDevice for VirtioPci {
     }
 
     fn bar_moved(&mut self, moved: BarMove) {
+        if moved.index == SHM_BAR {
+            if let Some(w) = &self.shm {
+                w.place(Some(moved.to));
+            }
+            return;
+        }
         if moved.index != 0 {
             return;
         }

@@ -198,3 +198,111 @@ fn a_host_display_resize_raises_the_configuration_vector() {
     let _ = d.msi.recv_timeout(Duration::from_secs(5));
     assert_ne!(d.r(0x15, 1), generation, "the generation counts the change");
 }
+
+/// A device with two shared memory regions that keeps the mapper it is given.
+struct WithShm(Arc<Mutex<Option<Arc<dyn ShmMapper>>>>);
+
+impl DeviceCore for WithShm {
+    fn device_type(&self) -> u32 {
+        16
+    }
+    fn num_queues(&self) -> usize {
+        1
+    }
+    fn max_queue_size(&self) -> u16 {
+        16
+    }
+    fn features(&self) -> u64 {
+        0
+    }
+    fn config(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn process(&mut self, _: usize, _: &GuestMemory, _: crate::devices::virtio::Chain<'_>) -> u32 {
+        0
+    }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        vec![(1, 0x3000), (2, 0x1000)]
+    }
+    fn set_shared_memory(&mut self, mapper: Option<Arc<dyn ShmMapper>>) {
+        *self.0.lock().unwrap() = mapper;
+    }
+}
+
+#[test]
+fn shared_memory_regions_sit_in_bar_2_with_a_capability_each_and_follow_its_moves() {
+    use crate::devices::virtio::shm::tests::Slots;
+    use std::os::fd::AsFd;
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+    let mapper = Arc::new(Mutex::new(None));
+    let engine = LocalEngine::new(Box::new(WithShm(mapper.clone())));
+    let mut d = Driver::with_engine(Box::new(engine), mem);
+    assert_eq!(d.dev.shared_memory_size(), Some(0x4000));
+    let slots = Arc::new(Slots::default());
+    d.dev
+        .attach_shared_memory(0x2_0000_0000, slots.clone())
+        .unwrap();
+    assert_eq!(d.dev.config().bar(SHM_BAR), Some((0x2_0000_0000, 0x4000)));
+
+    // One virtio_pci_cap64 per region: type 8, BAR 2, its ID, offset and length.
+    let c = d.dev.config();
+    let mut shm = Vec::new();
+    let mut ptr = (c.read_reg(0x34) & 0xff) as usize;
+    while ptr != 0 {
+        let head = c.read_reg(ptr);
+        if head & 0xff == 0x09 && (head >> 24) == 8 {
+            let bar_id = c.read_reg(ptr + 4);
+            let (off, len) = (c.read_reg(ptr + 8), c.read_reg(ptr + 12));
+            let (off_hi, len_hi) = (c.read_reg(ptr + 16), c.read_reg(ptr + 20));
+            assert_eq!((head >> 16) & 0xff, 24, "cap_len of a virtio_pci_cap64");
+            shm.push((
+                bar_id & 0xff,
+                (bar_id >> 8) & 0xff,
+                off,
+                len,
+                off_hi,
+                len_hi,
+            ));
+        }
+        ptr = ((head >> 8) & 0xff) as usize;
+    }
+    assert_eq!(shm, [(2, 1, 0, 0x3000, 0, 0), (2, 2, 0x3000, 0x1000, 0, 0)]);
+
+    // The device maps through the window it was given; a driver reset takes it out.
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(0x1000).unwrap();
+    let m = mapper
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the device got a mapper");
+    m.map(2, 0, file.as_fd(), 0, 0x1000, true).unwrap();
+    assert!(m.map(2, 0x1000, file.as_fd(), 0, 0x1000, true).is_err());
+    d.w(0x14, 0, 1);
+    assert!(m.unmap(2, 0, 0x1000).is_err(), "the reset unmapped it");
+
+    // The guest moves BAR 2 (both halves): KVM's slot follows.
+    for (reg, value) in [(0x18, 0x4000_0000u32), (0x1c, 3)] {
+        // What the PCI bus does with a write that moves a BAR.
+        let moved = d.dev.write_config(reg, &value.to_le_bytes()).unwrap();
+        d.dev.bar_moved(moved);
+    }
+    assert_eq!(d.dev.config().bar(SHM_BAR), Some((0x3_4000_0000, 0x4000)));
+    drop(m);
+    drop(d);
+    assert!(
+        mapper.lock().unwrap().is_none(),
+        "the device lost its mapper"
+    );
+    assert_eq!(
+        *slots.log.lock().unwrap(),
+        [
+            "add 0x200000000+0x4000",
+            "remove 1 0x200000000",
+            "add 0x240000000+0x4000",
+            "remove 2 0x240000000",
+            "add 0x340000000+0x4000",
+            "remove 3 0x340000000"
+        ]
+    );
+}

@@ -1,0 +1,116 @@
+# Exercises a virtio shared memory region the way a driver does: finds the test device
+# (virtio-pci 1af4:1044) on bus 0, turns on its memory decoding, shows its BARs in the page
+# tables, asks the device to map a file into its region (a byte written to its
+# configuration), prints what the region then holds and writes into it; then asks for the
+# unmap and checks that the region reads zero again.
+        .include "common64.inc"
+        .set CONFIG_ADDRESS, 0xcf8
+        .set CONFIG_DATA, 0xcfc
+        .set PD0, 0x300000
+        .set PD1, 0x301000
+        .set AT, 0x2000               # where the device maps its file in the region
+        .globl _start
+_start:
+        xor ebx, ebx
+find:   mov eax, ebx
+        shl eax, 11
+        or eax, 0x80000000
+        mov r12d, eax                 # the slot's configuration address, register 0
+        call cfg_read
+        cmp eax, 0x10441af4
+        je found
+        inc ebx
+        cmp ebx, 32
+        jne find
+        PRINT nodev
+        jmp poweroff
+found:
+        lea eax, [r12d + 4]           # command: turn on memory decoding
+        call cfg_read
+        or eax, 2
+        mov ecx, eax
+        lea eax, [r12d + 4]
+        call cfg_write
+        lea eax, [r12d + 0x10]        # BAR 0 (64-bit): the virtio registers
+        call bar64
+        mov r13, rax
+        lea eax, [r12d + 0x18]        # BAR 2 (64-bit): the shared memory
+        call bar64
+        mov r14, rax
+        mov rdi, r13
+        mov rsi, PD0
+        call map_1g
+        mov rdi, r14
+        mov rsi, PD1
+        call map_1g
+        mov rax, cr3                  # forget old translations
+        mov cr3, rax
+
+        cmp byte ptr [r14 + AT], 0
+        jne bad
+        mov byte ptr [r13 + 0x2000], 1  # device configuration: map
+        lea rsi, [r14 + AT]
+        call print
+        mov byte ptr [r14 + AT + 9], 's'  # PHYLLOME-sHM: the write reaches the file
+        mov byte ptr [r13 + 0x2000], 2  # unmap
+        cmp byte ptr [r14 + AT], 0
+        jne bad
+        mov byte ptr [r13 + 0x2000], 3  # a mapping past the region: refused
+        PRINT zero
+        jmp poweroff
+bad:    PRINT fail
+        jmp poweroff
+
+# eax: configuration address; returns the register in eax.
+cfg_read:
+        mov dx, CONFIG_ADDRESS
+        out dx, eax
+        mov dx, CONFIG_DATA
+        in eax, dx
+        ret
+
+# eax: configuration address, ecx: the value.
+cfg_write:
+        mov dx, CONFIG_ADDRESS
+        out dx, eax
+        mov dx, CONFIG_DATA
+        mov eax, ecx
+        out dx, eax
+        ret
+
+# eax: configuration address of a 64-bit BAR's low half; returns its address in rax.
+bar64:
+        mov r8d, eax
+        call cfg_read
+        and eax, 0xfffffff0
+        mov r9d, eax
+        lea eax, [r8d + 4]
+        call cfg_read
+        shl rax, 32
+        or rax, r9
+        ret
+
+# Identity-maps the GiB holding rdi with 2 MiB pages, using the page at rsi as its page
+# directory (the VMM's tables map the first 4 GiB; its PML4 entry 0 covers 512 GiB).
+map_1g:
+        mov rax, rdi
+        shr rax, 30
+        mov rcx, cr3
+        and rcx, ~0xfff
+        mov rcx, [rcx]                # PML4[0] -> the PDPT
+        and rcx, ~0xfff
+        lea rdx, [rsi + 3]
+        mov [rcx + rax * 8], rdx
+        shl rax, 30
+        or rax, 0x83                  # present, writable, 2 MiB
+        xor ecx, ecx
+1:      mov [rsi + rcx * 8], rax
+        add rax, 0x200000
+        inc ecx
+        cmp ecx, 512
+        jne 1b
+        ret
+
+nodev:  .asciz "PHYLLOME-SHM-NO-DEVICE\n"
+zero:   .asciz "PHYLLOME-SHM-UNMAPPED-ZERO\n"
+fail:   .asciz "PHYLLOME-SHM-BAD\n"
