@@ -91,6 +91,11 @@ pub enum DeviceCommand {
         /// do not trust).
         #[arg(long)]
         no_sandbox: bool,
+        /// With 3D, the size of the host-visible region where mappable blobs appear to the
+        /// guest (address space, not memory), in MiB; 0 turns blob resources off. Offered
+        /// only where the renderer can share its blobs' memory.
+        #[arg(long, default_value_t = 1024)]
+        host_visible_mib: u64,
     },
     /// A virtio-rng entropy source.
     Rng {

@@ -65,6 +65,7 @@ pub fn device(device: DeviceCommand) -> ExitCode {
             dump_scanout,
             renderer,
             no_sandbox,
+            host_visible_mib,
         } => {
             let options = vhost_user::GpuServeOptions {
                 socket,
@@ -75,6 +76,7 @@ pub fn device(device: DeviceCommand) -> ExitCode {
                 dump_scanout,
                 renderer,
                 sandbox: !no_sandbox,
+                host_visible_mib,
             };
             return match vhost_user::serve_gpu(&options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,9 @@ use crate::devices::virtio::input::{Input, InputKind, InputSender};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The largest host-visible region: half the 64-bit PCI window, as one BAR.
+pub const MAX_HOST_VISIBLE_MIB: u64 = 16 << 10;
+
 /// What `device gpu` serves, and where.
 #[derive(Debug, Clone)]
 pub struct GpuServeOptions {
@@ -40,6 +43,8 @@ pub struct GpuServeOptions {
     pub renderer: crate::config::Renderer,
     /// Confine the process with [`crate::sandbox`] before anything else (the default).
     pub sandbox: bool,
+    /// The host-visible region offered with 3D, in MiB (0: none, so no blob resources).
+    pub host_visible_mib: u64,
 }
 
 /// Why `device gpu` could not run.
@@ -125,6 +130,12 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
             options.width, options.height
         )));
     }
+    if options.host_visible_mib > MAX_HOST_VISIBLE_MIB {
+        return Err(GpuServeError::Invalid(format!(
+            "A {} MiB host-visible region does not fit the machine's PCI space; give 0 to {MAX_HOST_VISIBLE_MIB} MiB.",
+            options.host_visible_mib
+        )));
+    }
     // Every socket's folder must exist: found now, not when a frontend fails to connect.
     let sockets = [
         Some(&options.socket),
@@ -204,6 +215,20 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
         options.renderer,
     )
     .map_err(create("GPU"))?;
+    #[cfg(feature = "virgl")]
+    let gpu = {
+        let mut gpu = gpu;
+        if gpu.is_3d() && options.host_visible_mib > 0 {
+            match gpu.offer_host_visible(options.host_visible_mib << 20) {
+                Ok(()) => log::info!(
+                    "blob resources on, in a {} MiB host-visible region",
+                    options.host_visible_mib
+                ),
+                Err(why) => log::info!("blob resources off: {why}"),
+            }
+        }
+        gpu
+    };
     let gpu = Arc::new(Mutex::new(gpu));
     *lock(&slot) = Some(gpu.clone());
     let core = SharedGpu::new(gpu).map_err(create("GPU"))?;
@@ -231,6 +256,7 @@ mod tests {
             renderer: crate::config::Renderer::TwoD,
             // Never in the test process: the checks below fail before it would be installed.
             sandbox: false,
+            host_visible_mib: 0,
         };
         let err = serve_gpu(&options(0, 600, "/tmp/x.sock")).unwrap_err();
         assert!(
@@ -239,6 +265,12 @@ mod tests {
         );
         let err = serve_gpu(&options(800, 600, "/no/such/folder/gpu.sock")).unwrap_err();
         assert!(err.to_string().contains("folder does not exist"), "{err}");
+        let huge = GpuServeOptions {
+            host_visible_mib: MAX_HOST_VISIBLE_MIB + 1,
+            ..options(800, 600, "/tmp/x.sock")
+        };
+        let err = serve_gpu(&huge).unwrap_err();
+        assert!(err.to_string().contains("give 0 to 16384 MiB"), "{err}");
     }
 
     #[test]

@@ -251,11 +251,6 @@ impl ShmWindow {
                 Ok(slot) => s.placed = Some(Placed { slot, gpa }),
                 Err(e) => log::debug!("shared memory window not placed at {gpa:#x}: {e}"),
             }
-            eprintln!(
-                "DEBUG place {gpa:#x} -> {:?}",
-                s.placed.as_ref().map(|p| p.slot)
-            );
-            if false {}
         }
     }
 

@@ -3,10 +3,14 @@
 //! guest's Vulkan (venus) and GL drivers read and write the renderer's memory directly.
 //! This module decides where a guest's request may land (inside the window, page aligned,
 //! over no other mapping) and remembers which resource sits where; putting the host's
-//! pages there is a [`RegionMapper`]'s job (KVM memory slots in the VMM's process, or
-//! vhost-user's SHMEM_MAP from a GPU process).
+//! pages there is a [`RegionMapper`]'s job: [`SharedRegion`] hands a blob's memory, as a
+//! file, to the transport's shared memory window (directly, or through vhost-user's
+//! `SHMEM_MAP` from a GPU process).
 
+use crate::devices::virtio::shm::ShmMapper;
 use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 
 /// Mappings start on page boundaries and take whole pages.
 pub const PAGE: u64 = 4096;
@@ -14,12 +18,52 @@ pub const PAGE: u64 = 4096;
 /// The virtio shared memory ID of the host-visible region.
 pub const SHMEM_ID_HOST_VISIBLE: u8 = 1;
 
+/// Where a blob's memory is: a file (a dma-buf or shared memory, which any process can
+/// map), or only an address in this process (what llvmpipe's GL buffers are).
+#[derive(Debug, Clone, Copy)]
+pub enum BlobMemory<'a> {
+    /// The blob's pages, from offset 0 of this file.
+    File(BorrowedFd<'a>),
+    /// The blob's pages at this address of this process.
+    Pointer(u64),
+}
+
 /// Puts host memory into the guest's view of the region, and takes it out.
 pub trait RegionMapper: Send {
-    /// Shows `len` bytes of this process's memory at `host` at `offset` in the region.
-    fn map(&mut self, offset: u64, host: u64, len: u64) -> Result<(), String>;
+    /// Shows `len` bytes of `memory` at `offset` in the region.
+    fn map(&mut self, offset: u64, memory: BlobMemory<'_>, len: u64) -> Result<(), String>;
     /// Takes the `len` bytes at `offset` out again.
     fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String>;
+}
+
+/// The region as the transport's shared memory region 1: blob files go there.
+pub struct SharedRegion(pub Arc<dyn ShmMapper>);
+
+impl std::fmt::Debug for SharedRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedRegion")
+    }
+}
+
+impl RegionMapper for SharedRegion {
+    fn map(&mut self, offset: u64, memory: BlobMemory<'_>, len: u64) -> Result<(), String> {
+        match memory {
+            BlobMemory::File(fd) => self
+                .0
+                .map(SHMEM_ID_HOST_VISIBLE, offset, fd, 0, len, true)
+                .map_err(|e| e.to_string()),
+            BlobMemory::Pointer(_) => Err("the renderer keeps this blob in its own memory, \
+                 not in a file, so it cannot be shown to the guest (a GPU driver that \
+                 exports dma-bufs can)"
+                .into()),
+        }
+    }
+
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
+        self.0
+            .unmap(SHMEM_ID_HOST_VISIBLE, offset, len)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Why a mapping was refused.
@@ -97,12 +141,12 @@ impl HostVisible {
         self.maps.values().any(|m| m.resource == resource)
     }
 
-    /// Maps `len` bytes at `host` for `resource` at `offset`, once checked.
+    /// Maps `len` bytes of `memory` for `resource` at `offset`, once checked.
     pub fn map(
         &mut self,
         resource: u32,
         offset: u64,
-        host: u64,
+        memory: BlobMemory<'_>,
         len: u64,
     ) -> Result<(), RegionError> {
         if self.is_mapped(resource) {
@@ -134,7 +178,7 @@ impl HostVisible {
             return Err(RegionError::Overlap(m.resource));
         }
         self.mapper
-            .map(offset, host, pages)
+            .map(offset, memory, pages)
             .map_err(RegionError::Mapper)?;
         self.maps.insert(
             offset,
@@ -181,11 +225,12 @@ mod tests {
     pub(crate) struct Recorder(pub(crate) Arc<Mutex<Vec<String>>>);
 
     impl RegionMapper for Recorder {
-        fn map(&mut self, offset: u64, host: u64, len: u64) -> Result<(), String> {
+        fn map(&mut self, offset: u64, memory: BlobMemory<'_>, len: u64) -> Result<(), String> {
+            let from = matches!(memory, BlobMemory::Pointer(h) if h != 0);
             self.0
                 .lock()
                 .unwrap()
-                .push(format!("map {offset:#x}+{len:#x} from {}", host != 0));
+                .push(format!("map {offset:#x}+{len:#x} from {from}"));
             Ok(())
         }
         fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
@@ -201,34 +246,47 @@ mod tests {
     fn mappings_stay_inside_aligned_and_apart() {
         let seen = Recorder::default();
         let mut r = HostVisible::new(16 * PAGE, Box::new(seen.clone()));
-        r.map(1, 0, 0x1000, 2 * PAGE).unwrap();
+        r.map(1, 0, BlobMemory::Pointer(0x1000), 2 * PAGE).unwrap();
         // A partial page takes the whole page.
-        r.map(2, 2 * PAGE, 0x9000, 100).unwrap();
-        assert_eq!(r.map(3, PAGE, 0x1, PAGE), Err(RegionError::Overlap(1)));
-        assert_eq!(r.map(3, 2 * PAGE, 0x1, PAGE), Err(RegionError::Overlap(2)));
-        assert_eq!(r.map(3, 0, 0x1, 16 * PAGE), Err(RegionError::Overlap(1)));
-        assert_eq!(r.map(3, 5, 0x1, PAGE), Err(RegionError::Unaligned(5)));
+        r.map(2, 2 * PAGE, BlobMemory::Pointer(0x9000), 100)
+            .unwrap();
+        assert_eq!(
+            r.map(3, PAGE, BlobMemory::Pointer(0x1), PAGE),
+            Err(RegionError::Overlap(1))
+        );
+        assert_eq!(
+            r.map(3, 2 * PAGE, BlobMemory::Pointer(0x1), PAGE),
+            Err(RegionError::Overlap(2))
+        );
+        assert_eq!(
+            r.map(3, 0, BlobMemory::Pointer(0x1), 16 * PAGE),
+            Err(RegionError::Overlap(1))
+        );
+        assert_eq!(
+            r.map(3, 5, BlobMemory::Pointer(0x1), PAGE),
+            Err(RegionError::Unaligned(5))
+        );
         assert!(matches!(
-            r.map(3, 15 * PAGE, 0x1, 2 * PAGE),
+            r.map(3, 15 * PAGE, BlobMemory::Pointer(0x1), 2 * PAGE),
             Err(RegionError::Outside { .. })
         ));
         assert!(matches!(
-            r.map(3, u64::MAX - PAGE + 1, 0x1, 2 * PAGE),
+            r.map(3, u64::MAX - PAGE + 1, BlobMemory::Pointer(0x1), 2 * PAGE),
             Err(RegionError::Outside { .. })
         ));
         assert!(matches!(
-            r.map(3, 4 * PAGE, 0x1, 0),
+            r.map(3, 4 * PAGE, BlobMemory::Pointer(0x1), 0),
             Err(RegionError::Outside { .. })
         ));
         assert_eq!(
-            r.map(1, 8 * PAGE, 0x1, PAGE),
+            r.map(1, 8 * PAGE, BlobMemory::Pointer(0x1), PAGE),
             Err(RegionError::AlreadyMapped(1))
         );
-        r.map(3, 15 * PAGE, 0x1, PAGE).unwrap();
+        r.map(3, 15 * PAGE, BlobMemory::Pointer(0x1), PAGE).unwrap();
         assert_eq!(r.unmap(4), Err(RegionError::NotMapped(4)));
         r.unmap(1).unwrap();
         // Its pages are free again.
-        r.map(4, PAGE, 0x1, PAGE).unwrap();
+        r.map(4, PAGE, BlobMemory::Pointer(0x1), PAGE).unwrap();
         r.clear();
         assert!(!r.is_mapped(2));
         assert_eq!(
@@ -244,5 +302,35 @@ mod tests {
                 "unmap 0xf000+0x1000",
             ]
         );
+    }
+
+    /// The production mapper hands files to region 1 of the transport's window and
+    /// refuses memory that is only an address in this process, saying why.
+    #[test]
+    fn blob_files_go_to_shared_memory_region_1_and_pointers_are_refused() {
+        use crate::devices::virtio::shm::{layout, tests::Slots, ShmWindow};
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let (regions, size) = layout(&[(SHMEM_ID_HOST_VISIBLE, 4 * PAGE)]);
+        let window = Arc::new(ShmWindow::new(regions, size, Arc::new(Slots::default())).unwrap());
+        let mut r = HostVisible::new(4 * PAGE, Box::new(SharedRegion(window.clone())));
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"blob").unwrap();
+        file.set_len(PAGE).unwrap();
+        r.map(7, PAGE, BlobMemory::File(file.as_fd()), 100).unwrap();
+        // SAFETY: inside the window's reservation, which `window` keeps mapped.
+        let seen =
+            unsafe { std::slice::from_raw_parts((window.host_address() + PAGE) as *const u8, 4) };
+        assert_eq!(seen, b"blob");
+        let err = r
+            .map(8, 2 * PAGE, BlobMemory::Pointer(0x1000), PAGE)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot be shown to the guest"),
+            "{err}"
+        );
+        assert!(!r.is_mapped(8));
+        r.unmap(7).unwrap();
+        assert_eq!(window.mappings(), 0);
     }
 }

@@ -268,6 +268,10 @@ pub struct Gpu {
     /// Where mappable blobs appear to the guest; with it, blobs are offered.
     #[cfg(feature = "virgl")]
     host_visible: Option<host_visible::HostVisible>,
+    /// The host-visible region's size, when the device offers its transport one (shared
+    /// memory region 1); the transport then hands it a mapper.
+    #[cfg(feature = "virgl")]
+    host_visible_offer: Option<u64>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -307,6 +311,8 @@ impl Gpu {
             three_d: None,
             #[cfg(feature = "virgl")]
             host_visible: None,
+            #[cfg(feature = "virgl")]
+            host_visible_offer: None,
         })
     }
 
@@ -342,6 +348,20 @@ impl Gpu {
         }
         self.host_visible = Some(region);
         true
+    }
+
+    /// Offers the transport a host-visible region of `size` bytes, where this renderer's
+    /// mappable blobs can be shown to a guest from this process or another one; `Err`
+    /// says why not (a 2D device, or a renderer whose blobs are not files), and blobs stay
+    /// off.
+    #[cfg(feature = "virgl")]
+    pub fn offer_host_visible(&mut self, size: u64) -> Result<(), String> {
+        let Some(t) = self.three_d.as_mut() else {
+            return Err("a 2D device has no blobs".into());
+        };
+        t.blobs_shareable()?;
+        self.host_visible_offer = Some(size / host_visible::PAGE * host_visible::PAGE);
+        Ok(())
     }
 
     /// Whether 3D requests are served.
@@ -1064,11 +1084,12 @@ impl DeviceCore for Gpu {
             0
         };
         #[cfg(feature = "virgl")]
-        let three_d = if self.is_3d() && self.host_visible.is_some() {
-            three_d | F_RESOURCE_BLOB
-        } else {
-            three_d
-        };
+        let three_d =
+            if self.is_3d() && (self.host_visible.is_some() || self.host_visible_offer.is_some()) {
+                three_d | F_RESOURCE_BLOB
+            } else {
+                three_d
+            };
         VIRTIO_F_VERSION_1
             | VIRTIO_RING_F_EVENT_IDX
             | VIRTIO_RING_F_INDIRECT_DESC
@@ -1102,6 +1123,31 @@ impl DeviceCore for Gpu {
 
     fn config_event(&self) -> Option<&vmm_sys_util::eventfd::EventFd> {
         Some(&self.config_changed)
+    }
+
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        #[cfg(feature = "virgl")]
+        if let Some(size) = self.host_visible_offer {
+            return vec![(host_visible::SHMEM_ID_HOST_VISIBLE, size)];
+        }
+        Vec::new()
+    }
+
+    fn set_shared_memory(
+        &mut self,
+        mapper: Option<std::sync::Arc<dyn crate::devices::virtio::shm::ShmMapper>>,
+    ) {
+        #[cfg(feature = "virgl")]
+        if let Some(size) = self.host_visible_offer {
+            if let Some(mut old) = self.host_visible.take() {
+                old.clear();
+            }
+            self.host_visible = mapper.map(|m| {
+                host_visible::HostVisible::new(size, Box::new(host_visible::SharedRegion(m)))
+            });
+        }
+        #[cfg(not(feature = "virgl"))]
+        let _ = mapper;
     }
 
     /// The driver reset the device: its resources and scanouts go; the display sizes
@@ -1211,6 +1257,15 @@ impl DeviceCore for SharedGpu {
     }
     fn reset(&mut self) {
         crate::devices::bus::lock(&self.gpu).reset();
+    }
+    fn shared_memory(&self) -> Vec<(u8, u64)> {
+        crate::devices::bus::lock(&self.gpu).shared_memory()
+    }
+    fn set_shared_memory(
+        &mut self,
+        mapper: Option<std::sync::Arc<dyn crate::devices::virtio::shm::ShmMapper>>,
+    ) {
+        crate::devices::bus::lock(&self.gpu).set_shared_memory(mapper);
     }
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
         crate::devices::bus::lock(&self.gpu).process(queue, mem, chain)

@@ -18,7 +18,7 @@
 //! clears its contexts and resources and hands the renderer back). That is one 3D VM per
 //! process: the GPU device process, as the design wants.
 
-use super::host_visible::{HostVisible, RegionError};
+use super::host_visible::{BlobMemory, HostVisible, RegionError};
 use super::protocol::*;
 use crate::config::Renderer;
 use crate::console_conn::buffer::SharedBuffer;
@@ -27,7 +27,7 @@ use rutabaga_gfx::{
     ResourceCreate3D, Rutabaga, RutabagaBuilder, RutabagaComponentType, RutabagaFence,
     RutabagaFenceHandler, RutabagaIovec, Transfer3D, RUTABAGA_CAPSET_VENUS, RUTABAGA_CAPSET_VIRGL,
     RUTABAGA_CAPSET_VIRGL2, RUTABAGA_FLAG_FENCE, RUTABAGA_FLAG_INFO_RING_IDX,
-    RUTABAGA_MAP_CACHE_CACHED,
+    RUTABAGA_MAP_CACHE_CACHED, RUTABAGA_MEM_HANDLE_TYPE_DMABUF, RUTABAGA_MEM_HANDLE_TYPE_SHM,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +81,36 @@ struct Resource {
     readback: Option<SharedBuffer>,
     /// A blob's flags (`BLOB_FLAG_*`); None for a classic 3D resource.
     blob: Option<u32>,
+    /// A mappable blob's memory as a file, once exported (kept: rutabaga hands it out once).
+    exported: Option<std::fs::File>,
+    /// Whether it is mapped through the renderer's own pointer (unmapped through it too).
+    pointer_mapped: bool,
+}
+
+/// virgl's `PIPE_RESOURCE_CREATE`: a `size`-byte persistent, coherent buffer the next
+/// `RESOURCE_CREATE_BLOB` with `blob_id` turns into a mappable host blob (what Mesa's
+/// guest driver sends for `GL_MAP_PERSISTENT_BIT` buffers).
+pub(crate) fn pipe_buffer_stream(blob_id: u32, size: u32) -> Vec<u8> {
+    const PIPE_RESOURCE_CREATE: u32 = 48;
+    const PIPE_BUFFER: u32 = 0;
+    const FORMAT_R8_UNORM: u32 = 64;
+    const BIND_VERTEX_BUFFER: u32 = 1 << 4;
+    const MAP_PERSISTENT_COHERENT: u32 = (1 << 1) | (1 << 2);
+    let words = [
+        PIPE_RESOURCE_CREATE | (11 << 16),
+        PIPE_BUFFER,
+        FORMAT_R8_UNORM,
+        BIND_VERTEX_BUFFER,
+        size,
+        1,
+        1,
+        1,
+        0,
+        0,
+        MAP_PERSISTENT_COHERENT,
+        blob_id,
+    ];
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 /// Retired fences, by (context, ring): the latest fence id.
@@ -393,6 +423,8 @@ impl Renderer3d {
                 bytes,
                 readback: None,
                 blob: None,
+                exported: None,
+                pointer_mapped: false,
             },
         );
         Ok(())
@@ -465,6 +497,8 @@ impl Renderer3d {
                 bytes: c.size,
                 readback: None,
                 blob: Some(c.blob_flags),
+                exported: None,
+                pointer_mapped: false,
             },
         );
         Ok(())
@@ -482,21 +516,103 @@ impl Renderer3d {
         if r.blob.is_none_or(|f| f & BLOB_FLAG_USE_MAPPABLE == 0) || region.is_mapped(resource_id) {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
-        let (mapping, info) = self
-            .run(move |r| {
-                let m = r.map(resource_id)?;
-                let info = r.map_info(resource_id).unwrap_or(RUTABAGA_MAP_CACHE_CACHED);
-                Ok::<_, rutabaga_gfx::RutabagaError>((m, info))
-            })?
-            .map_err(|_| RESP_ERR_UNSPEC)?;
-        if let Err(e) = region.map(resource_id, offset, mapping.ptr, mapping.size) {
-            let _ = self.run(move |r| r.unmap(resource_id));
-            return Err(match e {
+        let size = r.bytes;
+        let info =
+            self.run(move |r| r.map_info(resource_id).unwrap_or(RUTABAGA_MAP_CACHE_CACHED))?;
+        // The blob's memory as a file (a dma-buf, or shared memory) reaches a guest from
+        // any process; failing that, the renderer's own pointer (this process only).
+        if self
+            .resources
+            .get(&resource_id)
+            .is_some_and(|r| r.exported.is_none())
+        {
+            let handle = self.run(move |r| r.export_blob(resource_id))?.ok();
+            if let Some(r) = self.resources.get_mut(&resource_id) {
+                r.exported = handle
+                    .filter(|h| {
+                        matches!(
+                            h.handle_type,
+                            RUTABAGA_MEM_HANDLE_TYPE_DMABUF | RUTABAGA_MEM_HANDLE_TYPE_SHM
+                        )
+                    })
+                    .map(|h| std::fs::File::from(h.os_handle));
+            }
+        }
+        let mapped = match self
+            .resources
+            .get(&resource_id)
+            .and_then(|r| r.exported.as_ref())
+        {
+            Some(file) => {
+                use std::os::fd::AsFd;
+                region.map(resource_id, offset, BlobMemory::File(file.as_fd()), size)
+            }
+            None => {
+                let mapping = self
+                    .run(move |r| r.map(resource_id))?
+                    .map_err(|_| RESP_ERR_UNSPEC)?;
+                let mapped = region.map(
+                    resource_id,
+                    offset,
+                    BlobMemory::Pointer(mapping.ptr),
+                    mapping.size,
+                );
+                if mapped.is_err() {
+                    let _ = self.run(move |r| r.unmap(resource_id));
+                } else if let Some(r) = self.resources.get_mut(&resource_id) {
+                    r.pointer_mapped = true;
+                }
+                mapped
+            }
+        };
+        mapped.map_err(|e| {
+            log::warn!("blob {resource_id} not mapped: {e}");
+            match e {
                 RegionError::Mapper(_) => RESP_ERR_UNSPEC,
                 _ => RESP_ERR_INVALID_PARAMETER,
-            });
-        }
+            }
+        })?;
         Ok(info)
+    }
+
+    /// Whether this renderer's mappable blobs can be shown to a guest from another
+    /// process: it makes a small one and asks for its memory as a file. `Err` says why
+    /// not (llvmpipe's GL buffers, for one, are plain process memory).
+    pub fn blobs_shareable(&mut self) -> Result<(), String> {
+        if self.renderer == Renderer::Venus {
+            // Vulkan memory is exported as a dma-buf where the driver can (Mesa's can);
+            // the host-visible region is what venus needs at all.
+            return Ok(());
+        }
+        const PROBE_CTX: u32 = u32::MAX;
+        const PROBE_RES: u32 = u32::MAX;
+        let mut words = pipe_buffer_stream(1, 4096);
+        let handle = self.run(move |r| {
+            r.create_context(PROBE_CTX, 0, Some("phyllome-probe"))?;
+            let made = r.submit_command(PROBE_CTX, &mut words).and_then(|()| {
+                let blob = rutabaga_gfx::ResourceCreateBlob {
+                    blob_mem: BLOB_MEM_HOST3D,
+                    blob_flags: BLOB_FLAG_USE_MAPPABLE,
+                    blob_id: 1,
+                    size: 4096,
+                };
+                r.resource_create_blob(PROBE_CTX, PROBE_RES, blob, None, None)
+            });
+            let exported = made.and_then(|()| r.export_blob(PROBE_RES));
+            let _ = r.unref_resource(PROBE_RES);
+            let _ = r.destroy_context(PROBE_CTX);
+            exported.map(|h| h.handle_type)
+        });
+        match handle {
+            Ok(Ok(RUTABAGA_MEM_HANDLE_TYPE_DMABUF | RUTABAGA_MEM_HANDLE_TYPE_SHM)) => Ok(()),
+            Ok(Ok(other)) => Err(format!(
+                "the renderer exports mappable buffers as handle type {other}, which cannot be mapped"
+            )),
+            Ok(Err(e)) => Err(format!(
+                "the renderer's mappable buffers are not files it can share ({e})"
+            )),
+            Err(_) => Err("the renderer stopped".into()),
+        }
     }
 
     /// `RESOURCE_UNMAP_BLOB`.
@@ -506,6 +622,13 @@ impl Renderer3d {
             RegionError::NotMapped(_) => RESP_ERR_INVALID_PARAMETER,
             _ => RESP_ERR_UNSPEC,
         })?;
+        let by_pointer = self
+            .resources
+            .get_mut(&resource_id)
+            .is_some_and(|r| std::mem::take(&mut r.pointer_mapped));
+        if !by_pointer {
+            return Ok(());
+        }
         self.run(move |r| r.unmap(resource_id))?
             .map_err(|_| RESP_ERR_UNSPEC)
     }

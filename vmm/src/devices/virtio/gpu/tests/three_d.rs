@@ -418,15 +418,25 @@ fn a_second_renderer_in_one_process_is_refused() {
 struct RegionLog(Arc<Mutex<Vec<String>>>);
 
 impl host_visible::RegionMapper for RegionLog {
-    fn map(&mut self, offset: u64, host: u64, len: u64) -> Result<(), String> {
-        assert_ne!(host, 0);
-        // SAFETY: `host` is the renderer's live mapping of at least `len` (> 0) bytes.
-        let first = unsafe { std::ptr::read_volatile(host as *const u8) };
-        let _ = first;
+    fn map(
+        &mut self,
+        offset: u64,
+        memory: host_visible::BlobMemory<'_>,
+        len: u64,
+    ) -> Result<(), String> {
+        let how = match memory {
+            host_visible::BlobMemory::Pointer(host) => {
+                assert_ne!(host, 0);
+                // SAFETY: `host` is the renderer's live mapping of at least `len` (> 0) bytes.
+                let _first = unsafe { std::ptr::read_volatile(host as *const u8) };
+                "pointer"
+            }
+            host_visible::BlobMemory::File(_) => "file",
+        };
         self.0
             .lock()
             .unwrap()
-            .push(format!("map {offset:#x}+{len:#x}"));
+            .push(format!("map {offset:#x}+{len:#x} {how}"));
         Ok(())
     }
     fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
@@ -463,31 +473,6 @@ fn map_blob(rig: &mut Rig, id: u32, offset: u64) -> (u32, Vec<u8>) {
         }
         .as_slice(),
     )
-}
-
-/// virgl's `PIPE_RESOURCE_CREATE`: a `size`-byte persistent, coherent buffer the next
-/// `RESOURCE_CREATE_BLOB` with `blob_id` turns into a host blob.
-fn pipe_buffer_stream(blob_id: u32, size: u32) -> Vec<u8> {
-    const PIPE_RESOURCE_CREATE: u32 = 48;
-    const PIPE_BUFFER: u32 = 0;
-    const FORMAT_R8_UNORM: u32 = 64;
-    const BIND_VERTEX_BUFFER: u32 = 1 << 4;
-    const MAP_PERSISTENT_COHERENT: u32 = (1 << 1) | (1 << 2);
-    let words = [
-        virgl_cmd(PIPE_RESOURCE_CREATE, 0, 11),
-        PIPE_BUFFER,
-        FORMAT_R8_UNORM,
-        BIND_VERTEX_BUFFER,
-        size,
-        1,
-        1,
-        1,
-        0,
-        0,
-        MAP_PERSISTENT_COHERENT,
-        blob_id,
-    ];
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 #[test]
@@ -662,7 +647,7 @@ fn a_mappable_host_blob_appears_in_the_region_inside_its_bounds() {
         RESP_OK_NODATA
     );
     let host_blob = |rig: &mut Rig, id: u32, blob_id: u32| {
-        let (kind, _) = submit(rig, 1, &pipe_buffer_stream(blob_id, 65536), None);
+        let (kind, _) = submit(rig, 1, &virgl::pipe_buffer_stream(blob_id, 65536), None);
         assert_eq!(kind, RESP_OK_NODATA);
         rig.ctx_cmd(
             CtrlHdr {
@@ -723,14 +708,60 @@ fn a_mappable_host_blob_appears_in_the_region_inside_its_bounds() {
         padding: 0,
     };
     assert_eq!(rig.cmd(CMD_RESOURCE_UNREF, unref), RESP_OK_NODATA);
+    // A renderer whose blobs are files hands the file over; llvmpipe's are only memory.
+    let how = if rig.gpu.offer_host_visible(REGION).is_ok() {
+        "file"
+    } else {
+        "pointer"
+    };
     assert_eq!(
         *log.0.lock().unwrap(),
         [
-            "map 0x1000+0x10000",
-            "map 0x11000+0x10000",
-            "unmap 0x1000+0x10000",
-            "unmap 0x11000+0x10000",
+            format!("map 0x1000+0x10000 {how}"),
+            format!("map 0x11000+0x10000 {how}"),
+            "unmap 0x1000+0x10000".into(),
+            "unmap 0x11000+0x10000".into(),
         ]
+    );
+}
+
+/// The host-visible region goes to the transport only where this renderer's blobs are
+/// files another process can map: a venus device offers it (Vulkan exports its memory),
+/// and llvmpipe's virgl, whose mappable buffers are plain memory, says why not. The offer
+/// is shared memory region 1 and turns blobs on; the mapper the transport hands back
+/// becomes the region, and a reset of the machine (no mapper) takes it away.
+#[test]
+fn the_host_visible_region_is_offered_where_blobs_can_be_shared() {
+    use crate::devices::virtio::shm::{layout, ShmWindow};
+    let (_turn, mut rig) = rig_3d(Renderer::Virgl);
+    let offered = rig.gpu.offer_host_visible(REGION);
+    match offered {
+        Ok(()) => assert_eq!(rig.gpu.shared_memory(), [(1, REGION)]),
+        Err(why) => {
+            assert!(why.contains("not files it can share"), "{why}");
+            assert_eq!(rig.gpu.shared_memory(), []);
+            assert_eq!(rig.gpu.features() & F_RESOURCE_BLOB, 0);
+        }
+    }
+    drop(rig);
+    drop(_turn);
+
+    let (_turn, mut rig) = rig_3d(Renderer::Venus);
+    rig.gpu.offer_host_visible(REGION + 100).unwrap();
+    assert_eq!(rig.gpu.shared_memory(), [(1, REGION)], "whole pages");
+    assert_ne!(rig.gpu.features() & F_RESOURCE_BLOB, 0);
+    let slots = Arc::new(crate::devices::virtio::shm::tests::Slots::default());
+    let (regions, size) = layout(&rig.gpu.shared_memory());
+    let window = Arc::new(ShmWindow::new(regions, size, slots).unwrap());
+    rig.gpu.set_shared_memory(Some(window.clone()));
+    // Blob commands now reach a region: an unknown blob fails as such, not as UNSPEC.
+    assert_eq!(map_blob(&mut rig, 99, 0).0, RESP_ERR_INVALID_RESOURCE_ID);
+    rig.gpu.set_shared_memory(None);
+    assert_eq!(map_blob(&mut rig, 99, 0).0, RESP_ERR_UNSPEC);
+    assert_ne!(
+        rig.gpu.features() & F_RESOURCE_BLOB,
+        0,
+        "the offer stands for the next machine"
     );
 }
 
