@@ -216,25 +216,39 @@ impl HostVisible {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
     /// Records what it was asked to do.
     #[derive(Clone, Default)]
-    pub(crate) struct Recorder(pub(crate) Arc<Mutex<Vec<String>>>);
+    pub(crate) struct Recorder {
+        pub(crate) log: Arc<Mutex<Vec<String>>>,
+        /// Read the first byte behind each pointer (a renderer's live mapping).
+        pub(crate) touch: bool,
+    }
 
     impl RegionMapper for Recorder {
         fn map(&mut self, offset: u64, memory: BlobMemory<'_>, len: u64) -> Result<(), String> {
-            let from = matches!(memory, BlobMemory::Pointer(h) if h != 0);
-            self.0
+            let how = match memory {
+                BlobMemory::Pointer(host) => {
+                    if self.touch {
+                        // SAFETY: with `touch`, `host` is the renderer's live mapping of
+                        // at least `len` (> 0) bytes.
+                        let _first = unsafe { std::ptr::read_volatile(host as *const u8) };
+                    }
+                    "pointer"
+                }
+                BlobMemory::File(_) => "file",
+            };
+            self.log
                 .lock()
                 .unwrap()
-                .push(format!("map {offset:#x}+{len:#x} from {from}"));
+                .push(format!("map {offset:#x}+{len:#x} {how}"));
             Ok(())
         }
         fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
-            self.0
+            self.log
                 .lock()
                 .unwrap()
                 .push(format!("unmap {offset:#x}+{len:#x}"));
@@ -290,13 +304,13 @@ mod tests {
         r.clear();
         assert!(!r.is_mapped(2));
         assert_eq!(
-            *seen.0.lock().unwrap(),
+            *seen.log.lock().unwrap(),
             [
-                "map 0x0+0x2000 from true",
-                "map 0x2000+0x1000 from true",
-                "map 0xf000+0x1000 from true",
+                "map 0x0+0x2000 pointer",
+                "map 0x2000+0x1000 pointer",
+                "map 0xf000+0x1000 pointer",
                 "unmap 0x0+0x2000",
-                "map 0x1000+0x1000 from true",
+                "map 0x1000+0x1000 pointer",
                 "unmap 0x1000+0x1000",
                 "unmap 0x2000+0x1000",
                 "unmap 0xf000+0x1000",

@@ -412,39 +412,12 @@ fn a_second_renderer_in_one_process_is_refused() {
     assert!(second.unwrap_err().to_string().contains("one"));
 }
 
-/// A host-visible region whose mapper records what it is asked to do (and reads the first
-/// byte of each mapping, which must be readable host memory).
-#[derive(Clone, Default)]
-struct RegionLog(Arc<Mutex<Vec<String>>>);
-
-impl host_visible::RegionMapper for RegionLog {
-    fn map(
-        &mut self,
-        offset: u64,
-        memory: host_visible::BlobMemory<'_>,
-        len: u64,
-    ) -> Result<(), String> {
-        let how = match memory {
-            host_visible::BlobMemory::Pointer(host) => {
-                assert_ne!(host, 0);
-                // SAFETY: `host` is the renderer's live mapping of at least `len` (> 0) bytes.
-                let _first = unsafe { std::ptr::read_volatile(host as *const u8) };
-                "pointer"
-            }
-            host_visible::BlobMemory::File(_) => "file",
-        };
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("map {offset:#x}+{len:#x} {how}"));
-        Ok(())
-    }
-    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("unmap {offset:#x}+{len:#x}"));
-        Ok(())
+/// A host-visible region's mapper that records what it is asked to do and reads the first
+/// byte behind each pointer (which must be the renderer's live memory).
+fn region_log() -> host_visible::tests::Recorder {
+    host_visible::tests::Recorder {
+        touch: true,
+        ..Default::default()
     }
 }
 
@@ -486,7 +459,7 @@ fn blobs_are_offered_only_with_a_host_visible_region() {
     );
     assert!(rig.gpu.set_host_visible(host_visible::HostVisible::new(
         REGION,
-        Box::new(RegionLog::default())
+        Box::new(region_log())
     )));
     assert_ne!(rig.gpu.features() & F_RESOURCE_BLOB, 0);
     assert_eq!(
@@ -497,7 +470,7 @@ fn blobs_are_offered_only_with_a_host_visible_region() {
     let mut two_d = Gpu::new(&[(640, 480)], Box::new(Recorder::default())).unwrap();
     assert!(!two_d.set_host_visible(host_visible::HostVisible::new(
         REGION,
-        Box::new(RegionLog::default())
+        Box::new(region_log())
     )));
     assert_eq!(two_d.features() & F_RESOURCE_BLOB, 0);
 }
@@ -507,7 +480,7 @@ fn bad_blob_requests_fail_alone_and_the_device_keeps_serving() {
     let (_turn, mut rig) = rig_3d(Renderer::Virgl);
     rig.gpu.set_host_visible(host_visible::HostVisible::new(
         REGION,
-        Box::new(RegionLog::default()),
+        Box::new(region_log()),
     ));
     assert_eq!(
         rig.in_ctx(CMD_CTX_CREATE, 1, CtxCreate::default().as_slice()),
@@ -637,7 +610,7 @@ fn bad_blob_requests_fail_alone_and_the_device_keeps_serving() {
 #[test]
 fn a_mappable_host_blob_appears_in_the_region_inside_its_bounds() {
     let (_turn, mut rig) = rig_3d(Renderer::Virgl);
-    let log = RegionLog::default();
+    let log = region_log();
     rig.gpu.set_host_visible(host_visible::HostVisible::new(
         REGION,
         Box::new(log.clone()),
@@ -715,7 +688,7 @@ fn a_mappable_host_blob_appears_in_the_region_inside_its_bounds() {
         "pointer"
     };
     assert_eq!(
-        *log.0.lock().unwrap(),
+        *log.log.lock().unwrap(),
         [
             format!("map 0x1000+0x10000 {how}"),
             format!("map 0x11000+0x10000 {how}"),
