@@ -61,6 +61,7 @@ if grep -q phyllome.vulkan /proc/cmdline; then
 fi
 /usr/local/bin/gles-check 2>&1
 frames=$(sed -n 's/.*phyllome.kmscube=\([0-9]*\).*/\1/p' /proc/cmdline)
+echo PHYLLOME-KMSCUBE-START
 kmscube -D /dev/dri/card0 -c "${frames:-120}" > /tmp/kmscube.log 2>&1
 echo "PHYLLOME-KMSCUBE-EXIT=$?"
 sed 's/^/PHYLLOME-KMSCUBE /' /tmp/kmscube.log | tail -5

@@ -8,6 +8,11 @@
 //! compares rendering only.) Then kmscube at 1920x1080 on ours with a
 //! viewer on the console connection: frames that reach the viewer per second.
 //!
+//! The app is the release build users run (`cargo build --release -p phyllome` first, or
+//! name one with PHYLLOME_APP_BIN), and the bench checks, once per round, that its window
+//! is showing the cube while kmscube runs. Rounds alternate between the two devices
+//! (PHYLLOME_BENCH_ROUNDS, 3 by default); medians are compared.
+//!
 //! `cargo bench -p phyllome-tests --bench virgl` (several minutes; starts its own Xvfb).
 
 #![allow(
@@ -17,13 +22,15 @@
     reason = "a benchmark binary printing its figures"
 )]
 
-use phyllome_tests::desktop::{app, xvfb_sized, Kill};
+use phyllome_tests::desktop::{app, screenshot, xvfb_sized, Kill};
 use phyllome_tests::{gl_guest_assets, gl_guest_qemu, vmm_binary, wait_for_path};
 use phyllome_vmm::console_conn::client::ConsoleClient;
 use phyllome_vmm::console_conn::client::Received;
 use phyllome_vmm::console_conn::Message;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// QEMU with the guest, `gpu` as the GPU arguments; waits for the guest to finish (or
@@ -66,6 +73,38 @@ fn figures(serial: &str) -> (f64, f64) {
     (fps, score)
 }
 
+/// A second and a half after kmscube starts (its start is marked on the serial console),
+/// takes one screenshot and says whether the cube is on screen (enough saturated pixels:
+/// the app's window is showing the guest's frames while we measure).
+fn watch_the_window(
+    dir: &Path,
+    display: &str,
+    round: usize,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<bool> {
+    let serial = dir.join("serial.txt");
+    let display = display.to_owned();
+    std::thread::spawn(move || {
+        while !done.load(Ordering::Relaxed) {
+            let text = std::fs::read(&serial).unwrap_or_default();
+            if String::from_utf8_lossy(&text).contains("PHYLLOME-KMSCUBE-START") {
+                std::thread::sleep(Duration::from_millis(1500));
+                let (_, _, rgb) = screenshot(&display, &format!("bench-virgl-{round}.png"));
+                let colourful = rgb
+                    .chunks(3)
+                    .filter(|p| {
+                        let (hi, lo) = (p.iter().max().unwrap(), p.iter().min().unwrap());
+                        hi - lo > 80
+                    })
+                    .count();
+                return colourful > 5000;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })
+}
+
 /// Our backend for one boot.
 fn our_backend(dir: &Path, size: &str, console: bool) -> (Kill, Vec<String>) {
     let sock = dir.join("gpu.sock");
@@ -101,20 +140,28 @@ fn our_backend(dir: &Path, size: &str, console: bool) -> (Kill, Vec<String>) {
 }
 
 fn main() {
+    // The app users run: its release build, unless PHYLLOME_APP_BIN names another.
+    if std::env::var_os("PHYLLOME_APP_BIN").is_none() {
+        let release = phyllome_tests::workspace().join("target/release/phyllome");
+        assert!(
+            release.exists(),
+            "build the app first: cargo build --release -p phyllome"
+        );
+        // SAFETY: set before any thread of this program starts.
+        unsafe { std::env::set_var("PHYLLOME_APP_BIN", &release) };
+    }
+    println!(
+        "app: {}",
+        std::env::var("PHYLLOME_APP_BIN").unwrap_or_default()
+    );
     let assets = gl_guest_assets();
     let dir = tempfile::tempdir().unwrap();
     let (_x, display) = xvfb_sized("1920x1080x24");
     let work = "phyllome.kmscube=1500 phyllome.glmark2";
 
     // Both show their frames on the same X server: QEMU in its GTK window, ours in the
-    // app's window on the console connection.
-    let (backend, gpu) = our_backend(dir.path(), "800x600", true);
-    let console = dir.path().join("console.sock");
-    wait_for_path(&console);
-    let window = app(&display, &["--console".as_ref(), console.as_os_str()]);
-    let ours = figures(&boot(&assets, dir.path(), &display, &gpu, work, 900));
-    drop(window);
-    drop(backend);
+    // app's window on the console connection. Rounds alternate (this machine is noisy);
+    // the medians are compared.
     let qemu_gpu: Vec<String> = [
         "-display",
         "gtk,gl=on",
@@ -124,9 +171,45 @@ fn main() {
     .iter()
     .map(|s| (*s).to_string())
     .collect();
-    let peer = figures(&boot(&assets, dir.path(), &display, &qemu_gpu, work, 900));
+    let rounds: usize = std::env::var("PHYLLOME_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let (mut ours_all, mut peer_all) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (backend, gpu) = our_backend(dir.path(), "800x600", true);
+        let console = dir.path().join("console.sock");
+        wait_for_path(&console);
+        let window = app(&display, &["--console".as_ref(), console.as_os_str()]);
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = watch_the_window(dir.path(), &display, round, done.clone());
+        let ours = figures(&boot(&assets, dir.path(), &display, &gpu, work, 900));
+        done.store(true, Ordering::Relaxed);
+        assert!(
+            watcher.join().unwrap(),
+            "round {round}: the app's window did not show the cube (see target/screenshots/bench-virgl-{round}.png)"
+        );
+        drop(window);
+        drop(backend);
+        let peer = figures(&boot(&assets, dir.path(), &display, &qemu_gpu, work, 900));
+        println!(
+            "round {round}: kmscube {:.1} / {:.1} fps, glmark2 {:.0} / {:.0} (ours / QEMU)",
+            ours.0, peer.0, ours.1, peer.1
+        );
+        ours_all.push(ours);
+        peer_all.push(peer);
+    }
+    let median = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(pick).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let ours = (median(&ours_all, |f| f.0), median(&ours_all, |f| f.1));
+    let peer = (median(&peer_all, |f| f.0), median(&peer_all, |f| f.1));
 
-    println!("3D through virgl, Debian 12 guest with Mesa under QEMU/TCG, llvmpipe, 800x600:");
+    println!(
+        "3D through virgl, Debian 12 guest with Mesa under QEMU/TCG, llvmpipe, 800x600 (medians of {rounds} alternating rounds):"
+    );
     println!("| | phyllome device gpu | QEMU virtio-gpu-gl-pci | ratio |");
     println!("|---|---|---|---|");
     println!(

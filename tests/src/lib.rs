@@ -38,8 +38,12 @@ pub fn vmm_binary() -> PathBuf {
     debug
 }
 
-/// The app's binary (`cargo build -p phyllome`; scripts/test.sh builds it).
+/// The app's binary (`cargo build -p phyllome`; scripts/test.sh builds it), or the one
+/// `PHYLLOME_APP_BIN` names (the benchmarks run the release build users get).
 pub fn app_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PHYLLOME_APP_BIN") {
+        return PathBuf::from(p);
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
