@@ -4,8 +4,7 @@
 # configuration), prints what the region then holds and writes into it; then asks for the
 # unmap and checks that the region reads zero again.
         .include "common64.inc"
-        .set CONFIG_ADDRESS, 0xcf8
-        .set CONFIG_DATA, 0xcfc
+        .include "pci.inc"
         .set PD0, 0x300000
         .set PD1, 0x301000
         .set AT, 0x2000               # where the device maps its file in the region
@@ -60,23 +59,6 @@ found:
         jmp poweroff
 bad:    PRINT fail
         jmp poweroff
-
-# eax: configuration address; returns the register in eax.
-cfg_read:
-        mov dx, CONFIG_ADDRESS
-        out dx, eax
-        mov dx, CONFIG_DATA
-        in eax, dx
-        ret
-
-# eax: configuration address, ecx: the value.
-cfg_write:
-        mov dx, CONFIG_ADDRESS
-        out dx, eax
-        mov dx, CONFIG_DATA
-        mov eax, ecx
-        out dx, eax
-        ret
 
 # eax: configuration address of a 64-bit BAR's low half; returns its address in rax.
 bar64:

@@ -3,8 +3,7 @@
 # virtio_pci_cap64 of type 8 (shared memory) with its BAR, region ID and length; then
 # PHYLLOME-SHM-DONE.
         .include "common64.inc"
-        .set CONFIG_ADDRESS, 0xcf8
-        .set CONFIG_DATA, 0xcfc
+        .include "pci.inc"
         .globl _start
 _start:
         xor ebx, ebx                  # slot
@@ -70,14 +69,6 @@ next:   inc ebx
         jne slot
         PRINT done
         jmp poweroff
-
-# eax: configuration address; returns the register in eax.
-cfg_read:
-        mov dx, CONFIG_ADDRESS
-        out dx, eax
-        mov dx, CONFIG_DATA
-        in eax, dx
-        ret
 
 # Prints the low ecx hex digits of edi, most significant first.
 print_hex:
