@@ -50,6 +50,10 @@ struct Relay {
     thread: JoinHandle<()>,
 }
 
+/// The most shared memory (all regions together) a backend may ask for: a BAR in the
+/// 64-bit PCI window, which is 32 GiB.
+const MAX_SHARED_MEMORY: u64 = 16 << 30;
+
 /// The window a backend's shared memory requests land in; none between machines.
 #[derive(Default)]
 struct ShmTarget(Mutex<Option<Arc<ShmWindow>>>);
@@ -171,6 +175,14 @@ impl VhostUserEngine {
                     .map_err(|e| err(format!("GET_SHMEM_CONFIG: {e}")))?;
                 let sizes = c.memory_sizes;
                 shared_memory = (0u8..=255).zip(sizes).filter(|&(_, len)| len > 0).collect();
+                let total = shared_memory
+                    .iter()
+                    .fold(0u64, |sum, &(_, len)| sum.saturating_add(len));
+                if total > MAX_SHARED_MEMORY {
+                    return Err(err(format!(
+                        "it asks for {total} bytes of shared memory, more than the {MAX_SHARED_MEMORY} a device may have"
+                    )));
+                }
             }
             if wanted.contains(VhostUserProtocolFeatures::MQ) {
                 num_queues = f
@@ -811,6 +823,47 @@ mod tests {
                 "completed write {i} is missing"
             );
         }
+    }
+
+    /// A backend asking for more shared memory than a BAR can hold is refused at connect.
+    #[test]
+    fn a_backend_asking_for_too_much_shared_memory_is_refused() {
+        use crate::devices::virtio::rng::Rng;
+        use crate::devices::virtio::{Chain, DeviceCore};
+        struct Greedy(Rng);
+        impl DeviceCore for Greedy {
+            fn device_type(&self) -> u32 {
+                self.0.device_type()
+            }
+            fn num_queues(&self) -> usize {
+                self.0.num_queues()
+            }
+            fn max_queue_size(&self) -> u16 {
+                self.0.max_queue_size()
+            }
+            fn features(&self) -> u64 {
+                self.0.features()
+            }
+            fn config(&self) -> Vec<u8> {
+                self.0.config()
+            }
+            fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
+                self.0.process(queue, mem, chain)
+            }
+            fn shared_memory(&self) -> Vec<(u8, u64)> {
+                vec![(1, 1 << 40)]
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("rng.sock");
+        let sock = socket.clone();
+        let backend = std::thread::spawn(move || {
+            crate::vhost_user::serve("t", Greedy(Rng::new(1024)), &sock)
+        });
+        wait_for(&socket);
+        let e = VhostUserEngine::connect(4, 0, &socket, 256).unwrap_err();
+        assert!(e.to_string().contains("more than the"), "{e}");
+        let _ = backend.join();
     }
 
     #[test]

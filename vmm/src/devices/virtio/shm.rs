@@ -113,8 +113,9 @@ pub struct Region {
 }
 
 /// Lays `regions` (ID, size) out one after the other on page boundaries; returns them
-/// and the BAR size that holds them (a power of two, as BARs are). Sizes are rounded up
-/// to pages; empty regions are left out.
+/// and the BAR size that holds them (a power of two, as BARs are; `u64::MAX`, which no
+/// BAR space has room for, when none is that large). Sizes are rounded up to pages; empty
+/// regions are left out.
 pub fn layout(regions: &[(u8, u64)]) -> (Vec<Region>, u64) {
     let mut out = Vec::new();
     let mut next = 0u64;
@@ -130,7 +131,11 @@ pub fn layout(regions: &[(u8, u64)]) -> (Vec<Region>, u64) {
         });
         next = next.saturating_add(len);
     }
-    (out, next.max(PAGE).next_power_of_two())
+    let bar = next
+        .max(PAGE)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX);
+    (out, bar)
 }
 
 struct Placed {

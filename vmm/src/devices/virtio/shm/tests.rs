@@ -63,6 +63,7 @@ fn regions_are_laid_out_on_pages_in_a_power_of_two_bar() {
     );
     assert_eq!(size, 0x8000);
     assert_eq!(layout(&[]).1, PAGE);
+    assert_eq!(layout(&[(1, u64::MAX)]).1, u64::MAX, "no BAR is that large");
 }
 
 #[test]
