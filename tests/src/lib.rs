@@ -18,7 +18,8 @@ pub fn workspace() -> PathBuf {
 }
 
 /// The `phyllome-vmm` binary: `$PHYLLOME_VMM_BIN`, else the release build, else the debug
-/// build. `scripts/test.sh` builds the release binary before running the tests.
+/// build. `scripts/test.sh` builds the release binary before running the tests; a release
+/// binary older than the VMM's sources is refused (a test would run yesterday's code).
 pub fn vmm_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("PHYLLOME_VMM_BIN") {
         return PathBuf::from(p);
@@ -27,7 +28,13 @@ pub fn vmm_binary() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
     let release = target.join("release/phyllome-vmm");
-    if release.exists() {
+    if let Ok(built) = std::fs::metadata(&release).and_then(|m| m.modified()) {
+        let newest = newest_change(&workspace().join("vmm/src"));
+        assert!(
+            newest <= built,
+            "{} is older than the VMM's sources: run `cargo build --release -p phyllome-vmm`",
+            release.display()
+        );
         return release;
     }
     let debug = target.join("debug/phyllome-vmm");
@@ -36,6 +43,24 @@ pub fn vmm_binary() -> PathBuf {
         "phyllome-vmm is not built: run `cargo build --release -p phyllome-vmm` (scripts/test.sh does)"
     );
     debug
+}
+
+/// When a file under `dir` last changed.
+fn newest_change(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let when = if path.is_dir() {
+            newest_change(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+        };
+        newest = newest.max(when);
+    }
+    newest
 }
 
 /// The app's binary (`cargo build -p phyllome`; scripts/test.sh builds it), or the one
