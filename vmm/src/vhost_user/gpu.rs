@@ -209,26 +209,23 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
         _server = Some(server);
         sinks.push(Box::new(sink));
     }
-    let gpu = Gpu::with_renderer(
+    #[cfg_attr(not(feature = "virgl"), allow(unused_mut))]
+    let mut gpu = Gpu::with_renderer(
         &[(options.width, options.height)],
         Box::new(Tee(sinks)),
         options.renderer,
     )
     .map_err(create("GPU"))?;
     #[cfg(feature = "virgl")]
-    let gpu = {
-        let mut gpu = gpu;
-        if gpu.is_3d() && options.host_visible_mib > 0 {
-            match gpu.offer_host_visible(options.host_visible_mib << 20) {
-                Ok(()) => log::info!(
-                    "blob resources on, in a {} MiB host-visible region",
-                    options.host_visible_mib
-                ),
-                Err(why) => log::info!("blob resources off: {why}"),
-            }
+    if gpu.is_3d() && options.host_visible_mib > 0 {
+        match gpu.offer_host_visible(options.host_visible_mib << 20) {
+            Ok(()) => log::info!(
+                "blob resources on, in a {} MiB host-visible region",
+                options.host_visible_mib
+            ),
+            Err(why) => log::info!("blob resources off: {why}"),
         }
-        gpu
-    };
+    }
     let gpu = Arc::new(Mutex::new(gpu));
     *lock(&slot) = Some(gpu.clone());
     let core = SharedGpu::new(gpu).map_err(create("GPU"))?;
