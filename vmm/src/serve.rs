@@ -42,6 +42,7 @@ pub fn device(device: DeviceCommand) -> ExitCode {
             readonly,
             format,
             queues,
+            poll_us,
         } => {
             let disk = match Disk::open(&path, readonly, format) {
                 Ok(d) => d,
@@ -51,7 +52,9 @@ pub fn device(device: DeviceCommand) -> ExitCode {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            vhost_user::serve("phyllome-blk", Block::new(disk, &id, queues), &socket)
+            let block = Block::new(disk, &id, queues)
+                .with_poll_window(std::time::Duration::from_micros(poll_us));
+            vhost_user::serve("phyllome-blk", block, &socket)
         }
         DeviceCommand::Rng { socket, rate } => {
             vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)

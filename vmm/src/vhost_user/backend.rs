@@ -3,6 +3,7 @@
 //! them to the used ring, notifying the driver as `EVENT_IDX` allows.
 
 use crate::devices::bus::lock;
+use crate::devices::virtio::poll::{poll_for_work, quiet_doorbell};
 use crate::devices::virtio::shm::{ShmError, ShmMapper};
 use crate::devices::virtio::{serve_queue, DeviceCore};
 use crate::memory::GuestMemory;
@@ -166,15 +167,28 @@ impl<C: DeviceCore> CoreBackend<C> {
                 None => return Ok(()),
             }
         };
-        let notify = {
-            let mut state = vring.get_mut();
-            serve_queue(state.get_queue_mut(), index, &mem, &self.core)
-                .map_err(|e| std::io::Error::other(e.to_string()))?
-        };
-        if notify {
-            vring.signal_used_queue()?;
+        let window = lock(&self.core).poll_window();
+        let failed = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+        loop {
+            let (notify, polling) = {
+                let mut state = vring.get_mut();
+                let queue = state.get_queue_mut();
+                let notify = serve_queue(queue, index, &mem, &self.core).map_err(|e| failed(&e))?;
+                // Quiet before the interrupt: the driver it wakes may send the next one at once.
+                let polling = quiet_doorbell(queue, &mem, window).map_err(|e| failed(&e))?;
+                (notify, polling)
+            };
+            if notify {
+                vring.signal_used_queue()?;
+            }
+            // The ring's lock is let go between polls: the frontend's messages (a stop) go on.
+            if !polling
+                || !poll_for_work(vring.get_mut().get_queue_mut(), &mem, window)
+                    .map_err(|e| failed(&e))?
+            {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 }
 

@@ -626,6 +626,50 @@ mod tests {
         assert!(backend.join().unwrap().is_ok());
     }
 
+    /// A backend that keeps watching its queue takes a driver's back-to-back requests
+    /// without doorbells (each one would be a system call and a wake-up), whether the driver
+    /// waits for interrupts or watches the used ring itself.
+    #[test]
+    fn a_polling_backend_takes_back_to_back_requests_without_doorbells() {
+        use crate::devices::virtio::pci::harness::{DATA, REQ_READ, REQ_WRITE};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("blk.sock");
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let disk = RawDisk::open(&image, false).unwrap();
+        let sock = socket.clone();
+        let backend = std::thread::spawn(move || {
+            let core = Block::new(disk, "vu", 1).with_poll_window(Duration::from_millis(300));
+            crate::vhost_user::serve("t", core, &sock)
+        });
+        wait_for(&socket);
+        let ram = crate::memory::create(16 << 20).unwrap();
+        let engine = VhostUserEngine::connect(2, 60, &socket, 256).unwrap();
+        let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
+        d.bring_up(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
+        for i in 0..40u8 {
+            d.poll_completions = i >= 20;
+            d.mem
+                .write_slice(&[i + 1; 512], GuestAddress(DATA))
+                .unwrap();
+            assert_eq!(d.request(REQ_WRITE, u64::from(i), 512), 0);
+        }
+        assert!(d.kicks <= 6, "{} doorbells for 40 requests", d.kicks);
+        for i in 0..40u8 {
+            assert_eq!(d.request(REQ_READ, u64::from(i), 512), 0);
+            let mut back = [0u8; 512];
+            d.mem.read_slice(&mut back, GuestAddress(DATA)).unwrap();
+            assert!(back.iter().all(|&b| b == i + 1), "sector {i} reads back");
+        }
+        let bytes = std::fs::read(&image).unwrap();
+        assert!(bytes[39 * 512..40 * 512].iter().all(|&b| b == 40));
+        drop(d);
+        assert!(backend.join().unwrap().is_ok());
+    }
+
     /// A guest that reboots meets a clean device: the backend's state (here a GPU's
     /// resources) ends when the frontend stops the rings, so the new guest's resource ids
     /// are free again.

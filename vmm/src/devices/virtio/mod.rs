@@ -12,6 +12,7 @@ pub mod event_loop;
 pub mod gpu;
 pub mod input;
 pub mod pci;
+pub mod poll;
 pub mod rng;
 pub mod shm;
 
@@ -70,6 +71,11 @@ pub trait DeviceCore: Send {
     /// Where the device puts pages into its shared memory regions, or nowhere (the
     /// machine or the connection is going).
     fn set_shared_memory(&mut self, _mapper: Option<std::sync::Arc<dyn shm::ShmMapper>>) {}
+    /// How long the worker keeps watching a queue after serving it (see [`poll`]); none by
+    /// default: only devices whose drivers wait on each request gain from it.
+    fn poll_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
@@ -111,6 +117,9 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     }
     fn set_shared_memory(&mut self, mapper: Option<std::sync::Arc<dyn shm::ShmMapper>>) {
         (**self).set_shared_memory(mapper);
+    }
+    fn poll_window(&self) -> std::time::Duration {
+        (**self).poll_window()
     }
 }
 

@@ -81,7 +81,13 @@ pub struct Block {
     disk: Disk,
     id: [u8; ID_LEN],
     queues: u16,
+    poll: std::time::Duration,
 }
+
+/// How long a block worker watches its queue after a batch (see
+/// [`crate::devices::virtio::poll`]): QEMU's iothread default (`poll-max-ns`, 32 µs). A
+/// driver that waits for each request sends the next one well within it.
+pub const DEFAULT_POLL_WINDOW: std::time::Duration = std::time::Duration::from_micros(32);
 
 impl Block {
     /// A device serving `disk` on `queues` queues, reporting `id` (truncated to 20 bytes).
@@ -93,7 +99,15 @@ impl Block {
             disk: disk.into(),
             id: buf,
             queues: queues.max(1),
+            poll: DEFAULT_POLL_WINDOW,
         }
+    }
+
+    /// Sets how long the worker watches the queue after a batch (zero: never).
+    #[must_use]
+    pub fn with_poll_window(mut self, window: std::time::Duration) -> Self {
+        self.poll = window;
+        self
     }
 
     /// The byte offset of `sector` if `bytes` from there lie inside the disk.
@@ -288,6 +302,10 @@ impl DeviceCore for Block {
 
     fn max_queue_size(&self) -> u16 {
         QUEUE_SIZE
+    }
+
+    fn poll_window(&self) -> std::time::Duration {
+        self.poll
     }
 
     fn features(&self) -> u64 {

@@ -11,6 +11,7 @@
 )]
 
 use super::*;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use vm_memory::{Bytes, GuestAddress};
 
@@ -51,6 +52,14 @@ pub struct Driver {
     pub mem: GuestMemory,
     pub msi: Receiver<(u64, u32)>,
     next_avail: u16,
+    /// Whether `EVENT_IDX` was negotiated: then the doorbell rings only when the device's
+    /// `avail_event` asks for it, as Linux's `virtqueue_kick_prepare` does.
+    event_idx: bool,
+    /// Whether [`Driver::request`] and [`Driver::request_batch`] watch the used ring instead
+    /// of asking for an interrupt (as Linux's virtio_blk poll queues do).
+    pub poll_completions: bool,
+    /// How often [`Driver::request`] and [`Driver::request_batch`] rang the doorbell.
+    pub kicks: u64,
 }
 
 /// Block request types the harness sends.
@@ -75,6 +84,9 @@ impl Driver {
             mem,
             msi: rx,
             next_avail: 0,
+            event_idx: false,
+            poll_completions: false,
+            kicks: 0,
         }
     }
 
@@ -167,6 +179,7 @@ impl Driver {
     /// Brings the device up the way Linux does: features, MSI-X, one queue, DRIVER_OK.
     pub fn bring_up(&mut self, features: u64) {
         assert!(self.negotiate(features), "the device refused the features");
+        self.event_idx = features & crate::devices::virtio::VIRTIO_RING_F_EVENT_IDX != 0;
         self.enable_msix();
         self.setup_queue();
         self.w(0x14, 0xf, 1);
@@ -192,21 +205,72 @@ impl Driver {
         self.mem
             .write_obj(0u16, GuestAddress(AVAIL + 4 + 2 * slot))
             .unwrap();
+        self.publish(idx.wrapping_sub(1), idx);
+        self.wait_used(idx);
+        self.mem.read_obj(GuestAddress(STATUS_BYTE)).unwrap()
+    }
+
+    /// Makes the requests up to `new` available (those from `old` on are new) and rings the
+    /// doorbell if the device wants it. Unless polling, asks for an interrupt once the last
+    /// is used; when polling, for none.
+    fn publish(&mut self, old: u16, new: u16) {
+        let used_event = if self.poll_completions {
+            new.wrapping_add(0x7fff)
+        } else {
+            new.wrapping_sub(1)
+        };
         self.mem
-            .write_obj(
-                idx.wrapping_sub(1),
-                GuestAddress(AVAIL + 4 + 2 * u64::from(QSIZE)),
-            )
+            .write_obj(used_event, GuestAddress(AVAIL + 4 + 2 * u64::from(QSIZE)))
             .unwrap();
-        self.mem.write_obj(idx, GuestAddress(AVAIL + 2)).unwrap();
+        self.mem
+            .store(new, GuestAddress(AVAIL + 2), Ordering::Release)
+            .unwrap();
+        // The index must be visible before the device's wish is read (virtio_mb in Linux).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.event_idx {
+            let avail_event: u16 = self
+                .mem
+                .load(
+                    GuestAddress(USED + 4 + 8 * u64::from(QSIZE)),
+                    Ordering::Acquire,
+                )
+                .unwrap();
+            // vring_need_event: kick when `avail_event` lies in [old, new).
+            if new.wrapping_sub(avail_event).wrapping_sub(1) >= new.wrapping_sub(old) {
+                return;
+            }
+        }
+        self.kicks += 1;
         self.w(NOTIFY, 0, 2);
+    }
+
+    /// Waits until the used index reaches `idx`, watching the ring or the interrupts.
+    fn wait_used(&mut self, idx: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        if self.poll_completions {
+            loop {
+                for _ in 0..64 {
+                    let used: u16 = self
+                        .mem
+                        .load(GuestAddress(USED + 2), Ordering::Acquire)
+                        .unwrap();
+                    if used == idx {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the device completed the request"
+                );
+            }
+        }
         // Devices may interrupt more often than asked; the used index says what is done.
         while self.used_idx() != idx {
             self.msi
-                .recv_timeout(std::time::Duration::from_secs(30))
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 .expect("the device completed the request");
         }
-        self.mem.read_obj(GuestAddress(STATUS_BYTE)).unwrap()
     }
 
     pub fn used_idx(&self) -> u16 {
@@ -238,20 +302,8 @@ impl Driver {
             self.next_avail = self.next_avail.wrapping_add(1);
         }
         let end = self.next_avail;
-        // Interrupt me once the last one is used.
-        self.mem
-            .write_obj(
-                end.wrapping_sub(1),
-                GuestAddress(AVAIL + 4 + 2 * u64::from(QSIZE)),
-            )
-            .unwrap();
-        self.mem.write_obj(end, GuestAddress(AVAIL + 2)).unwrap();
-        self.w(NOTIFY, 0, 2);
-        while self.used_idx() != end {
-            self.msi
-                .recv_timeout(std::time::Duration::from_secs(30))
-                .expect("the device completed the batch");
-        }
+        self.publish(first, end);
+        self.wait_used(end);
         for i in 0..sectors.len() {
             let status: u8 = self
                 .mem

@@ -14,6 +14,7 @@
 )]
 
 use super::event_loop::wait_loop;
+use super::poll::{poll_for_work, quiet_doorbell};
 use super::shm::{self, MemorySlots, ShmMapper, ShmWindow};
 use super::{serve_queue, DeviceCore, VIRTIO_F_VERSION_1};
 use crate::devices::bus::lock;
@@ -645,10 +646,34 @@ fn serve_one(
     mem: &GuestMemory,
 ) {
     let index = q.index;
-    match serve_queue(&mut q.queue, index, mem, core) {
-        Ok(true) => lock(msix).trigger(q.vector),
-        Ok(false) => {}
-        Err(e) => log::warn!("virtio queue {index}: {e}"),
+    let window = lock(core).poll_window();
+    loop {
+        let notify = match serve_queue(&mut q.queue, index, mem, core) {
+            Ok(notify) => notify,
+            Err(e) => {
+                log::warn!("virtio queue {index}: {e}");
+                return;
+            }
+        };
+        // Quiet before the interrupt: the driver it wakes may send the next request at once.
+        let polling = quiet_doorbell(&q.queue, mem, window);
+        if notify {
+            lock(msix).trigger(q.vector);
+        }
+        match polling.and_then(|p| {
+            if p {
+                poll_for_work(&mut q.queue, mem, window)
+            } else {
+                Ok(false)
+            }
+        }) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                log::warn!("virtio queue {index}: {e}");
+                return;
+            }
+        }
     }
 }
 
