@@ -119,6 +119,8 @@ fn connect(socket: &Path) -> Driver {
     let ram = phyllome_vmm::memory::create(32 << 20).unwrap();
     let engine = VhostUserEngine::connect(2, 60, socket, 256).unwrap();
     let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
+    // The backend's completions wake the client directly, as a KVM irqfd wakes a vCPU.
+    d.use_interrupt_lines();
     d.bring_up(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
     d
 }
@@ -200,13 +202,20 @@ fn main() {
         dir.path().display()
     );
     println!(
-        "client \"irq\": waits for each completion's interrupt; \"poll\": watches the used ring"
+        "client \"irq\": sleeps until its interrupt line (an irqfd) fires; \"poll\": watches the used ring"
     );
     println!(
         "{:<24} {:>5} {:>6} {:>14} {:>14} {:>14} {:>9} {:>9}",
         "pattern", "depth", "client", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host"
     );
-    for p in &PATTERNS {
+    // PHYLLOME_BENCH_PATTERN=N runs the Nth pattern only (for profiling).
+    let only: Option<usize> = std::env::var("PHYLLOME_BENCH_PATTERN")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (n, p) in PATTERNS.iter().enumerate() {
+        if only.is_some_and(|o| o != n) {
+            continue;
+        }
         for poll in [false, true] {
             ours_d.poll_completions = poll;
             qsd_d.poll_completions = poll;

@@ -649,6 +649,8 @@ mod tests {
         let ram = crate::memory::create(16 << 20).unwrap();
         let engine = VhostUserEngine::connect(2, 60, &socket, 256).unwrap();
         let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
+        // Completions come on an interrupt line the backend signals itself (its call fd).
+        d.use_interrupt_lines();
         d.bring_up(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
         for i in 0..40u8 {
             d.poll_completions = i >= 20;

@@ -48,6 +48,25 @@ pub trait DeviceCore: Send {
     fn write_config(&mut self, _offset: usize, _data: &[u8]) {}
     /// Handles one request; returns how many bytes it wrote into the chain (the used length).
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32;
+    /// How many chains the device takes at once in [`DeviceCore::process_batch`]; one (the
+    /// default) for devices whose requests must be taken one at a time, as receive queues
+    /// that wait for host input.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+    /// Handles several requests of one queue, which the driver had in flight together (a
+    /// device may overlap them); returns each one's used length, in order.
+    fn process_batch(
+        &mut self,
+        queue: usize,
+        mem: &GuestMemory,
+        chains: Vec<Chain<'_>>,
+    ) -> Vec<u32> {
+        chains
+            .into_iter()
+            .map(|chain| self.process(queue, mem, chain))
+            .collect()
+    }
     /// Whether the device can use the next buffer of `queue` now. Receive queues that
     /// wait for host input say no until there is some (the buffers stay in the ring).
     fn ready(&self, _queue: usize) -> bool {
@@ -100,6 +119,17 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     fn process(&mut self, queue: usize, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
         (**self).process(queue, mem, chain)
     }
+    fn batch_limit(&self) -> usize {
+        (**self).batch_limit()
+    }
+    fn process_batch(
+        &mut self,
+        queue: usize,
+        mem: &GuestMemory,
+        chains: Vec<Chain<'_>>,
+    ) -> Vec<u32> {
+        (**self).process_batch(queue, mem, chains)
+    }
     fn ready(&self, queue: usize) -> bool {
         (**self).ready(queue)
     }
@@ -138,6 +168,7 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
         return Ok(false);
     }
     let event_idx = queue.event_idx_enabled();
+    let batch_limit = lock(core).batch_limit().max(1);
     let mut notify = false;
     loop {
         if event_idx {
@@ -145,17 +176,34 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
         }
         let mut waiting_for_host = false;
         loop {
-            if !lock(core).ready(index) {
-                waiting_for_host = true;
+            let mut chains = Vec::new();
+            while chains.len() < batch_limit {
+                if !lock(core).ready(index) {
+                    waiting_for_host = true;
+                    break;
+                }
+                let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                    break;
+                };
+                chains.push(chain);
+            }
+            let heads: Vec<u16> = chains.iter().map(DescriptorChain::head_index).collect();
+            let used = match chains.len() {
+                0 => break,
+                1 => chains
+                    .into_iter()
+                    .map(|chain| lock(core).process(index, mem, chain))
+                    .collect(),
+                _ => lock(core).process_batch(index, mem, chains),
+            };
+            for (i, &head) in heads.iter().enumerate() {
+                // A core that answered for fewer chains still returns them all (empty).
+                queue.add_used(mem, head, used.get(i).copied().unwrap_or(0))?;
+            }
+            notify |= queue.needs_notification(mem)?;
+            if waiting_for_host {
                 break;
             }
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
-            let used = lock(core).process(index, mem, chain);
-            queue.add_used(mem, head, used)?;
-            notify |= queue.needs_notification(mem)?;
         }
         if waiting_for_host {
             // The buffers left in the ring wait for host input, which calls us again:

@@ -5,6 +5,7 @@
 
 pub mod disk;
 mod iov;
+mod parallel;
 mod qcow2;
 
 pub use disk::{Disk, DiskError, ImageFormat, RawDisk, SECTOR_SIZE};
@@ -82,6 +83,22 @@ pub struct Block {
     id: [u8; ID_LEN],
     queues: u16,
     poll: std::time::Duration,
+    /// Helper threads for the large transfers of a batch.
+    pool: parallel::Pool,
+}
+
+/// Requests at least this large are worth a helper thread's wake-up (a guest's readahead is
+/// 128 KiB).
+const PARALLEL_MIN: usize = 128 << 10;
+
+/// Most requests taken from a queue at once.
+const BATCH_LIMIT: usize = 32;
+
+/// A large raw read or write of a batch, checked and ready to run, with where its status goes.
+struct Planned<'a> {
+    transfer: parallel::Transfer,
+    len: usize,
+    status: Writer<'a, ()>,
 }
 
 /// How long a block worker watches its queue after a batch (see
@@ -100,6 +117,7 @@ impl Block {
             id: buf,
             queues: queues.max(1),
             poll: DEFAULT_POLL_WINDOW,
+            pool: parallel::Pool::default(),
         }
     }
 
@@ -108,6 +126,78 @@ impl Block {
     pub fn with_poll_window(mut self, window: std::time::Duration) -> Self {
         self.poll = window;
         self
+    }
+
+    /// A large read or write of a raw disk, checked, for a helper to run; `None` for
+    /// anything else (carried out in place by [`Block::process`]).
+    fn plan<'a>(&self, mem: &'a GuestMemory, chain: &Chain<'a>) -> Option<Planned<'a>> {
+        let Disk::Raw(raw) = &self.disk else {
+            return None;
+        };
+        let header = chain
+            .clone()
+            .reader(mem)
+            .ok()?
+            .read_obj::<RequestHeader>()
+            .ok()?;
+        let write = match header.kind {
+            VIRTIO_BLK_T_IN => false,
+            VIRTIO_BLK_T_OUT if !raw.readonly() => true,
+            _ => return None,
+        };
+        let mut data = chain.clone().writer(mem).ok()?;
+        let writable = data.available_bytes();
+        let status = data.split_at(writable.checked_sub(1)?).ok()?;
+        let iovecs = if write {
+            iov::data_iovecs(mem, chain, false, std::mem::size_of::<RequestHeader>(), 0)?
+        } else {
+            iov::data_iovecs(mem, chain, true, 0, 1)?
+        };
+        let len: usize = iovecs.iter().map(|v| v.iov_len).sum();
+        if len < PARALLEL_MIN || len as u64 % SECTOR_SIZE != 0 {
+            return None;
+        }
+        let offset = self.range(header.sector, len as u64)?;
+        Some(Planned {
+            transfer: parallel::Transfer {
+                fd: raw.as_raw_fd(),
+                iovecs,
+                offset,
+                write,
+            },
+            len,
+            status,
+        })
+    }
+
+    /// Runs the planned transfers together, writes their statuses and records their used
+    /// lengths.
+    fn run_planned(&mut self, planned: &mut Vec<(usize, Planned<'_>)>, used: &mut [u32]) {
+        let (slots, rest): (Vec<usize>, Vec<Planned<'_>>) = planned.drain(..).unzip();
+        let mut transfers = Vec::with_capacity(rest.len());
+        let mut finish = Vec::with_capacity(rest.len());
+        for p in rest {
+            finish.push((p.len, p.transfer.write, p.status));
+            transfers.push(p.transfer);
+        }
+        let results = self.pool.run(transfers);
+        for ((slot, (len, write, mut status)), result) in slots.into_iter().zip(finish).zip(results)
+        {
+            let ok = matches!(result, Ok(n) if n == len);
+            let code = if ok {
+                VIRTIO_BLK_S_OK
+            } else {
+                VIRTIO_BLK_S_IOERR
+            };
+            if status.write_all(&[code]).is_err() {
+                continue;
+            }
+            // A read wrote its data and the status byte; a write only the status byte.
+            let written = if ok && !write { len + 1 } else { 1 };
+            if let Some(u) = used.get_mut(slot) {
+                *u = u32::try_from(written).unwrap_or(u32::MAX);
+            }
+        }
     }
 
     /// The byte offset of `sector` if `bytes` from there lie inside the disk.
@@ -306,6 +396,33 @@ impl DeviceCore for Block {
 
     fn poll_window(&self) -> std::time::Duration {
         self.poll
+    }
+
+    fn batch_limit(&self) -> usize {
+        BATCH_LIMIT
+    }
+
+    /// Large raw reads and writes run together on several cores; anything else (a flush,
+    /// a small or a qcow2 request) first waits for those before it, then runs in place, so
+    /// a flush still follows every write the driver sent before it.
+    fn process_batch(
+        &mut self,
+        queue: usize,
+        mem: &GuestMemory,
+        chains: Vec<Chain<'_>>,
+    ) -> Vec<u32> {
+        let mut used = vec![0u32; chains.len()];
+        let mut planned = Vec::new();
+        for (slot, chain) in chains.into_iter().enumerate() {
+            if let Some(p) = self.plan(mem, &chain) {
+                planned.push((slot, p));
+                continue;
+            }
+            self.run_planned(&mut planned, &mut used);
+            used[slot] = self.process(queue, mem, chain);
+        }
+        self.run_planned(&mut planned, &mut used);
+        used
     }
 
     fn features(&self) -> u64 {

@@ -3,7 +3,8 @@
 use super::*;
 use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
-use virtio_queue::{Queue, QueueOwnedT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use vm_memory::Address;
 use vm_memory::{Bytes, GuestAddress};
 
 const NEXT: u16 = 1;
@@ -287,4 +288,107 @@ fn any_layout_header_with_data_and_data_split_across_descriptors() {
     assert_eq!(a, [0x11; 512]);
     assert_eq!(&b[..512], &[0x22; 512][..]);
     assert_eq!(b[512], VIRTIO_BLK_S_OK);
+}
+
+#[test]
+fn a_batch_runs_large_transfers_together_and_keeps_flushes_and_small_requests_in_order() {
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap();
+    let image = tempfile::NamedTempFile::new().unwrap();
+    let fill: Vec<u8> = (0..8usize << 20).map(|i| u8::try_from(i * 7 % 253).unwrap()).collect();
+    std::fs::write(image.path(), &fill).unwrap();
+    let core = std::sync::Mutex::new(Block::new(
+        RawDisk::open(image.path(), false).unwrap(),
+        "b",
+        1,
+    ));
+    let big: u32 = 256 << 10;
+    mem.write_slice(&vec![0xc3; big as usize], GuestAddress(0x40_0000))
+        .unwrap();
+    let end_sector = (8u64 << 20) / 512;
+    // (type, sector, data address, data length) in the order the driver queued them.
+    let requests = [
+        (VIRTIO_BLK_T_IN, 0, 0x10_0000, big),
+        (VIRTIO_BLK_T_IN, 4096, 0x14_0000, big),
+        (VIRTIO_BLK_T_OUT, 8192, 0x40_0000, big),
+        (VIRTIO_BLK_T_FLUSH, 0, 0, 0),
+        // After the flush: sees the write before it.
+        (VIRTIO_BLK_T_IN, 8192, 0x18_0000, 4096),
+        // Past the end of the disk: fails alone.
+        (VIRTIO_BLK_T_IN, end_sector - 8, 0x1c_0000, big),
+        (VIRTIO_BLK_T_IN, 8, 0x20_0000, big),
+    ];
+    let mut descs = Vec::new();
+    for (i, &(kind, sector, data, len)) in requests.iter().enumerate() {
+        let hdr = 0x8000 + 0x100 * i as u64;
+        let status = 0x9000 + i as u64;
+        let h = RequestHeader {
+            kind,
+            ioprio: 0,
+            sector,
+        };
+        mem.write_obj(h, GuestAddress(hdr)).unwrap();
+        mem.write_obj(0xffu8, GuestAddress(status)).unwrap();
+        let mut chain = vec![(hdr, 16, 0)];
+        if len > 0 {
+            let flags = if kind == VIRTIO_BLK_T_IN { WRITE } else { 0 };
+            chain.push((data, len, flags));
+        }
+        chain.push((status, 1, WRITE));
+        let last = chain.len() - 1;
+        for (j, (addr, len, flags)) in chain.into_iter().enumerate() {
+            let next = u16::try_from(descs.len() + 1).unwrap();
+            let flags = if j < last { flags | NEXT } else { flags };
+            descs.push(RawDescriptor::from(SplitDescriptor::new(
+                addr, len, flags, next,
+            )));
+        }
+    }
+    let vq = MockSplitQueue::new(&mem, 64);
+    vq.add_desc_chains(&descs, 0).unwrap();
+    let mut q: Queue = vq.create_queue().unwrap();
+    assert!(crate::devices::virtio::serve_queue(&mut q, 0, &mem, &core).unwrap());
+    assert_eq!(
+        q.next_used(),
+        u16::try_from(requests.len()).unwrap(),
+        "every request answered"
+    );
+
+    let used = |i: u64| -> u32 {
+        mem.read_obj(vq.used_addr().unchecked_add(4 + 8 * i + 4))
+            .unwrap()
+    };
+    let status = |i: u64| -> u8 { mem.read_obj(GuestAddress(0x9000 + i)).unwrap() };
+    let read = |addr: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        mem.read_slice(&mut b, GuestAddress(addr)).unwrap();
+        b
+    };
+    let big = big as usize;
+    let expect = [
+        (VIRTIO_BLK_S_OK, big + 1),
+        (VIRTIO_BLK_S_OK, big + 1),
+        (VIRTIO_BLK_S_OK, 1),
+        (VIRTIO_BLK_S_OK, 1),
+        (VIRTIO_BLK_S_OK, 4097),
+        (VIRTIO_BLK_S_IOERR, 1),
+        (VIRTIO_BLK_S_OK, big + 1),
+    ];
+    for (i, &(s, len)) in expect.iter().enumerate() {
+        assert_eq!(
+            (status(i as u64), used(i as u64) as usize),
+            (s, len),
+            "request {i}"
+        );
+    }
+    assert_eq!(read(0x10_0000, big), fill[..big]);
+    assert_eq!(read(0x14_0000, big), fill[2 << 20..(2 << 20) + big]);
+    assert_eq!(read(0x18_0000, 4096), vec![0xc3; 4096]);
+    assert_eq!(read(0x20_0000, big), fill[4096..4096 + big]);
+    let on_disk = std::fs::read(image.path()).unwrap();
+    assert_eq!(on_disk[4 << 20..(4 << 20) + big], vec![0xc3; big][..]);
+    assert_eq!(
+        on_disk[(4 << 20) + big..],
+        fill[(4 << 20) + big..],
+        "nothing else written"
+    );
 }
