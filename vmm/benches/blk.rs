@@ -3,8 +3,9 @@
 //! frontend and guest driver, at queue depth 1 and at a depth a guest keeps in flight)
 //! against `phyllome-vmm device blk` and against `qemu-storage-daemon` on the same image,
 //! interleaved, medians of several rounds; plus the same patterns with pread/pwrite on the
-//! host file directly (from the page cache, where depth changes nothing). Run with
-//! `cargo bench -p phyllome-vmm --bench blk`.
+//! host file directly (from the page cache, where depth changes nothing), as a tight
+//! pread/pwrite loop and as `fio` (psync, or io_uring at depth) where it is installed. Run
+//! with `cargo bench -p phyllome-vmm --bench blk`.
 
 #![allow(
     clippy::unwrap_used,
@@ -104,6 +105,53 @@ fn run_host(file: &std::fs::File, p: &Pattern) -> Duration {
     start.elapsed()
 }
 
+/// What `fio` gets on the host file, from the page cache as the others: requests per second
+/// (psync at depth 1, io_uring at the pattern's depth), the median of three one-second runs;
+/// `None` without fio.
+fn run_fio(image: &Path, p: &Pattern) -> Option<f64> {
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let mut cmd = Command::new("fio");
+        cmd.args([
+            "--name=host",
+            "--invalidate=0",
+            "--runtime=1",
+            "--time_based",
+        ])
+        .arg(format!("--filename={}", image.display()))
+        .arg(format!("--bs={}", p.len))
+        .arg(format!(
+            "--rw={}",
+            match (p.kind == REQ_READ, p.random) {
+                (true, true) => "randread",
+                (true, false) => "read",
+                (false, true) => "randwrite",
+                (false, false) => "write",
+            }
+        ))
+        .args(if p.depth == 1 {
+            vec!["--ioengine=psync".to_owned()]
+        } else {
+            vec![
+                "--ioengine=io_uring".to_owned(),
+                format!("--iodepth={}", p.depth),
+            ]
+        })
+        .args(["--output-format=terse", "--terse-version=3"]);
+        let out = cmd.output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let fields: Vec<&str> = text.trim().split(';').collect();
+        // Terse v3: read IOPS is field 8, write IOPS field 49 (1-based).
+        let iops: f64 = fields
+            .get(if p.kind == REQ_READ { 7 } else { 48 })?
+            .parse()
+            .ok()?;
+        runs.push(iops);
+    }
+    runs.sort_by(f64::total_cmp);
+    runs.get(1).copied()
+}
+
 fn wait_socket(path: &Path) {
     for _ in 0..500 {
         if path.exists() {
@@ -131,7 +179,10 @@ fn median(v: &mut [Duration]) -> Duration {
 }
 
 fn rate(p: &Pattern, t: Duration) -> String {
-    let per_sec = p.count as f64 / t.as_secs_f64();
+    per_sec(p, p.count as f64 / t.as_secs_f64())
+}
+
+fn per_sec(p: &Pattern, per_sec: f64) -> String {
     if p.len == 4096 {
         format!("{per_sec:>9.0} IOPS")
     } else {
@@ -205,8 +256,17 @@ fn main() {
         "client \"irq\": sleeps until its interrupt line (an irqfd) fires; \"poll\": watches the used ring"
     );
     println!(
-        "{:<24} {:>5} {:>6} {:>14} {:>14} {:>14} {:>9} {:>9}",
-        "pattern", "depth", "client", "phyllome", "qemu-sd", "host pread", "vs qsd", "vs host"
+        "{:<24} {:>5} {:>6} {:>14} {:>14} {:>14} {:>14} {:>7} {:>7} {:>7}",
+        "pattern",
+        "depth",
+        "client",
+        "phyllome",
+        "qemu-sd",
+        "host pread",
+        "host fio",
+        "vs qsd",
+        "vs pread",
+        "vs fio"
     );
     // PHYLLOME_BENCH_PATTERN=N runs the Nth pattern only (for profiling).
     let only: Option<usize> = std::env::var("PHYLLOME_BENCH_PATTERN")
@@ -216,6 +276,7 @@ fn main() {
         if only.is_some_and(|o| o != n) {
             continue;
         }
+        let fio = run_fio(&image, p);
         for poll in [false, true] {
             ours_d.poll_completions = poll;
             qsd_d.poll_completions = poll;
@@ -233,16 +294,19 @@ fn main() {
                 h.push(run_host(&host, p));
             }
             let (a, b, h) = (median(&mut a), median(&mut b), median(&mut h));
+            let ours_rate = p.count as f64 / a.as_secs_f64();
             println!(
-                "{:<24} {:>5} {:>6} {} {} {} {:>8.2}x {:>8.2}x",
+                "{:<24} {:>5} {:>6} {} {} {} {} {:>6.2}x {:>6.2}x {}",
                 p.name,
                 p.depth,
                 if poll { "poll" } else { "irq" },
                 rate(p, a),
                 rate(p, b),
                 rate(p, h),
+                fio.map_or_else(|| format!("{:>14}", "no fio"), |f| per_sec(p, f)),
                 b.as_secs_f64() / a.as_secs_f64(),
-                h.as_secs_f64() / a.as_secs_f64()
+                h.as_secs_f64() / a.as_secs_f64(),
+                fio.map_or_else(|| "-".to_owned(), |f| format!("{:>6.2}x", ours_rate / f))
             );
         }
     }

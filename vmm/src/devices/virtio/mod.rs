@@ -176,7 +176,27 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
         }
         let mut waiting_for_host = false;
         loop {
-            let mut chains = Vec::new();
+            if !lock(core).ready(index) {
+                waiting_for_host = true;
+                break;
+            }
+            let Some(first) = queue.pop_descriptor_chain(mem) else {
+                break;
+            };
+            // One chain (the common case at low depth) goes without a batch's allocations.
+            let second = if batch_limit > 1 && lock(core).ready(index) {
+                queue.pop_descriptor_chain(mem)
+            } else {
+                None
+            };
+            let Some(second) = second else {
+                let head = first.head_index();
+                let used = lock(core).process(index, mem, first);
+                queue.add_used(mem, head, used)?;
+                notify |= queue.needs_notification(mem)?;
+                continue;
+            };
+            let mut chains = vec![first, second];
             while chains.len() < batch_limit {
                 if !lock(core).ready(index) {
                     waiting_for_host = true;
@@ -188,14 +208,7 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
                 chains.push(chain);
             }
             let heads: Vec<u16> = chains.iter().map(DescriptorChain::head_index).collect();
-            let used = match chains.len() {
-                0 => break,
-                1 => chains
-                    .into_iter()
-                    .map(|chain| lock(core).process(index, mem, chain))
-                    .collect(),
-                _ => lock(core).process_batch(index, mem, chains),
-            };
+            let used = lock(core).process_batch(index, mem, chains);
             for (i, &head) in heads.iter().enumerate() {
                 // A core that answered for fewer chains still returns them all (empty).
                 queue.add_used(mem, head, used.get(i).copied().unwrap_or(0))?;

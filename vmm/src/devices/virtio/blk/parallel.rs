@@ -141,7 +141,9 @@ mod tests {
     fn a_batch_of_reads_and_writes_moves_every_byte_and_reports_in_order() {
         let file = tempfile::tempfile().unwrap();
         let len = 256 << 10;
-        let fill: Vec<u8> = (0..8 * len).map(|i| u8::try_from(i * 13 % 251).unwrap()).collect();
+        let fill: Vec<u8> = (0..8 * len)
+            .map(|i| u8::try_from(i * 13 % 251).unwrap())
+            .collect();
         file.write_all_at(&fill, 0).unwrap();
         let mut pool = Pool::default();
         let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| vec![0u8; len]).collect();

@@ -294,7 +294,9 @@ fn any_layout_header_with_data_and_data_split_across_descriptors() {
 fn a_batch_runs_large_transfers_together_and_keeps_flushes_and_small_requests_in_order() {
     let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap();
     let image = tempfile::NamedTempFile::new().unwrap();
-    let fill: Vec<u8> = (0..8usize << 20).map(|i| u8::try_from(i * 7 % 253).unwrap()).collect();
+    let fill: Vec<u8> = (0..8usize << 20)
+        .map(|i| u8::try_from(i * 7 % 253).unwrap())
+        .collect();
     std::fs::write(image.path(), &fill).unwrap();
     let core = std::sync::Mutex::new(Block::new(
         RawDisk::open(image.path(), false).unwrap(),

@@ -157,11 +157,23 @@ impl Driver {
     }
 
     pub fn desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
-        let at = DESC + u64::from(i) * 16;
-        self.mem.write_obj(addr, GuestAddress(at)).unwrap();
-        self.mem.write_obj(len, GuestAddress(at + 8)).unwrap();
-        self.mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
-        self.mem.write_obj(next, GuestAddress(at + 14)).unwrap();
+        // One 16-byte store, as a driver writes a descriptor.
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&addr.to_le_bytes());
+        d[8..12].copy_from_slice(&len.to_le_bytes());
+        d[12..14].copy_from_slice(&flags.to_le_bytes());
+        d[14..].copy_from_slice(&next.to_le_bytes());
+        self.mem
+            .write_slice(&d, GuestAddress(DESC + u64::from(i) * 16))
+            .unwrap();
+    }
+
+    /// Writes a block request header (type, reserved, sector) at `at`.
+    fn header(&self, at: u64, kind: u32, sector: u64) {
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(&kind.to_le_bytes());
+        h[8..].copy_from_slice(&sector.to_le_bytes());
+        self.mem.write_slice(&h, GuestAddress(at)).unwrap();
     }
 
     /// Submits a write of `data` at `sector` as descriptors 0..3 and rings the doorbell.
@@ -208,9 +220,7 @@ impl Driver {
     pub fn request(&mut self, kind: u32, sector: u64, len: u32) -> u8 {
         self.next_avail = self.next_avail.wrapping_add(1);
         let idx = self.next_avail;
-        self.mem.write_obj(kind, GuestAddress(HDR)).unwrap();
-        self.mem.write_obj(0u32, GuestAddress(HDR + 4)).unwrap();
-        self.mem.write_obj(sector, GuestAddress(HDR + 8)).unwrap();
+        self.header(HDR, kind, sector);
         self.mem
             .write_obj(0xffu8, GuestAddress(STATUS_BYTE))
             .unwrap();
@@ -336,9 +346,7 @@ impl Driver {
         for (i, &sector) in sectors.iter().enumerate() {
             let (hdr, status) = (HDR + 16 * i as u64, STATUS_BYTE + i as u64);
             let data = DATA + i as u64 * u64::from(len);
-            self.mem.write_obj(kind, GuestAddress(hdr)).unwrap();
-            self.mem.write_obj(0u32, GuestAddress(hdr + 4)).unwrap();
-            self.mem.write_obj(sector, GuestAddress(hdr + 8)).unwrap();
+            self.header(hdr, kind, sector);
             self.mem.write_obj(0xffu8, GuestAddress(status)).unwrap();
             let d = 3 * i as u16;
             self.desc(d, hdr, 16, 1, d + 1);
