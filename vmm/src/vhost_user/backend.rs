@@ -3,7 +3,7 @@
 //! them to the used ring, notifying the driver as `EVENT_IDX` allows.
 
 use crate::devices::bus::lock;
-use crate::devices::virtio::poll::{poll_for_work, quiet_doorbell};
+use crate::devices::virtio::poll::{poll_for_work, quiet_doorbell, Poller};
 use crate::devices::virtio::shm::{ShmError, ShmMapper};
 use crate::devices::virtio::{serve_queue, DeviceCore};
 use crate::memory::GuestMemory;
@@ -66,6 +66,8 @@ pub struct CoreBackend<C> {
     gpu_socket: Mutex<Option<GpuBackend>>,
     /// The core's shared memory regions (ID, bytes), fixed at creation.
     shared_memory: Vec<(u8, u64)>,
+    /// Each queue's polling window (all queues are served on one thread).
+    pollers: Mutex<Vec<Poller>>,
 }
 
 /// A backend's shared memory requests, sent to its frontend (`SHMEM_MAP`, `SHMEM_UNMAP`),
@@ -135,8 +137,10 @@ impl<C: DeviceCore> CoreBackend<C> {
         let input = core.input_event().and_then(|e| e.try_clone().ok());
         let is_gpu = core.device_type() == crate::devices::virtio::gpu::DEVICE_TYPE;
         let shared_memory = core.shared_memory();
+        let pollers = vec![Poller::new(core.poll_window()); core.num_queues()];
         Self {
             shared_memory,
+            pollers: Mutex::new(pollers),
             num_queues: core.num_queues(),
             max_queue_size: usize::from(core.max_queue_size()),
             features: core.features()
@@ -156,7 +160,12 @@ impl<C: DeviceCore> CoreBackend<C> {
         u16::try_from(self.num_queues + 1).unwrap_or(u16::MAX)
     }
 
-    fn process_queue(&self, index: usize, vring: &VringRwLock) -> std::io::Result<()> {
+    fn process_queue(
+        &self,
+        index: usize,
+        vring: &VringRwLock,
+        kicked: bool,
+    ) -> std::io::Result<()> {
         let mem = {
             let guard = self
                 .mem
@@ -167,15 +176,41 @@ impl<C: DeviceCore> CoreBackend<C> {
                 None => return Ok(()),
             }
         };
-        let window = lock(&self.core).poll_window();
+        let window = {
+            let mut pollers = lock(&self.pollers);
+            let Some(poller) = pollers.get_mut(index) else {
+                return Ok(());
+            };
+            if kicked {
+                poller.woken();
+            }
+            poller.window()
+        };
+        let result = self.serve_and_poll(index, vring, &mem, window);
+        // However that ended, the worker now sleeps until the next doorbell.
+        if let Some(poller) = lock(&self.pollers).get_mut(index) {
+            poller.sleeping();
+        }
+        result
+    }
+
+    /// Serves queue `index`, then watches it for `window` and serves again what comes,
+    /// until a window passes without a request.
+    fn serve_and_poll(
+        &self,
+        index: usize,
+        vring: &VringRwLock,
+        mem: &GuestMemory,
+        window: std::time::Duration,
+    ) -> std::io::Result<()> {
         let failed = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
         loop {
             let (notify, polling) = {
                 let mut state = vring.get_mut();
                 let queue = state.get_queue_mut();
-                let notify = serve_queue(queue, index, &mem, &self.core).map_err(|e| failed(&e))?;
+                let notify = serve_queue(queue, index, mem, &self.core).map_err(|e| failed(&e))?;
                 // Quiet before the interrupt: the driver it wakes may send the next one at once.
-                let polling = quiet_doorbell(queue, &mem, window).map_err(|e| failed(&e))?;
+                let polling = quiet_doorbell(queue, mem, window).map_err(|e| failed(&e))?;
                 (notify, polling)
             };
             if notify {
@@ -183,7 +218,7 @@ impl<C: DeviceCore> CoreBackend<C> {
             }
             // The ring's lock is let go between polls: the frontend's messages (a stop) go on.
             if !polling
-                || !poll_for_work(vring.get_mut().get_queue_mut(), &mem, window)
+                || !poll_for_work(vring.get_mut().get_queue_mut(), mem, window)
                     .map_err(|e| failed(&e))?
             {
                 return Ok(());
@@ -309,7 +344,7 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
                 let _ = input.read();
             }
             for (index, vring) in vrings.iter().enumerate() {
-                self.process_queue(index, vring)?;
+                self.process_queue(index, vring, false)?;
             }
             return Ok(());
         }
@@ -317,7 +352,7 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
         let vring = vrings
             .get(index)
             .ok_or_else(|| std::io::Error::other(format!("no queue {index}")))?;
-        self.process_queue(index, vring)
+        self.process_queue(index, vring, true)
     }
 }
 

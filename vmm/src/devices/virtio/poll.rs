@@ -3,6 +3,9 @@
 //! per request, which costs far more than a page-cache read. So after a batch a worker keeps
 //! watching the available ring for a short window with the driver's doorbell turned off, as
 //! QEMU's iothreads do (`poll-max-ns`), and only then goes back to sleep on the doorbell.
+//! Like QEMU's, the window adapts: it shrinks while the driver's next request comes long
+//! after the window would have ended (spinning for nothing) and grows back when it comes
+//! soon after the device went to sleep.
 
 use crate::memory::GuestMemory;
 use std::sync::atomic::Ordering;
@@ -12,6 +15,59 @@ use vm_memory::{Address, Bytes, GuestAddress};
 
 /// The `VRING_USED_F_NO_NOTIFY` flag (virtio 1.x 2.7.10): "do not kick me".
 const USED_F_NO_NOTIFY: u16 = 1;
+
+/// The smallest window worth spinning for; below it, no polling at all.
+const SMALLEST: Duration = Duration::from_micros(4);
+
+/// One queue's polling window, adapted to how soon the driver comes back.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    max: Duration,
+    window: Duration,
+    /// When the worker last went to sleep on the doorbell.
+    slept_at: Option<Instant>,
+}
+
+impl Poller {
+    /// A window of at most `max` (zero: never poll), starting at `max`.
+    pub fn new(max: Duration) -> Self {
+        Self {
+            max,
+            window: max,
+            slept_at: None,
+        }
+    }
+
+    /// How long to watch the queue after serving it now.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The worker goes to sleep on the doorbell.
+    pub fn sleeping(&mut self) {
+        self.slept_at = Some(Instant::now());
+    }
+
+    /// The doorbell woke the worker: a request that came within the largest window means a
+    /// window would have caught it (grow); one that came later, that spinning was wasted
+    /// (shrink, down to none).
+    pub fn woken(&mut self) {
+        let Some(at) = self.slept_at.take() else {
+            return;
+        };
+        if self.max.is_zero() {
+            return;
+        }
+        if at.elapsed() <= self.max {
+            self.window = (self.window * 2).max(SMALLEST).min(self.max);
+        } else {
+            self.window /= 2;
+            if self.window < SMALLEST {
+                self.window = Duration::ZERO;
+            }
+        }
+    }
+}
 
 /// Why polling a queue failed: its rings are not where the driver said.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@
 )]
 
 use super::event_loop::wait_loop;
-use super::poll::{poll_for_work, quiet_doorbell};
+use super::poll::{poll_for_work, quiet_doorbell, Poller};
 use super::shm::{self, MemorySlots, ShmMapper, ShmWindow};
 use super::{serve_queue, DeviceCore, VIRTIO_F_VERSION_1};
 use crate::devices::bus::lock;
@@ -626,27 +626,43 @@ fn run_worker(
     let config_slot = config.as_ref().map(|_| events.len());
     events.extend(config);
     let refs: Vec<&EventFd> = events.iter().collect();
+    let mut pollers = vec![Poller::new(lock(core).poll_window()); queues.len()];
     wait_loop(&refs, &stop, |slot| {
         if Some(slot) == input_slot {
-            for q in queues.iter_mut() {
-                serve_one(q, core, msix, mem);
+            for (q, poller) in queues.iter_mut().zip(pollers.iter_mut()) {
+                serve_one(q, poller, core, msix, mem);
             }
         } else if Some(slot) == config_slot {
             lock(msix).trigger(config_vector);
-        } else if let Some(q) = queues.get_mut(slot) {
-            serve_one(q, core, msix, mem);
+        } else if let (Some(q), Some(poller)) = (queues.get_mut(slot), pollers.get_mut(slot)) {
+            poller.woken();
+            serve_one(q, poller, core, msix, mem);
         }
     });
 }
 
 fn serve_one(
     q: &mut ActiveQueue,
+    poller: &mut Poller,
+    core: &Mutex<Box<dyn DeviceCore>>,
+    msix: &Mutex<Msix>,
+    mem: &GuestMemory,
+) {
+    serve_and_poll(q, poller.window(), core, msix, mem);
+    // However that ended, the worker now sleeps until the next doorbell.
+    poller.sleeping();
+}
+
+/// Serves `q`, then watches it for `window` and serves again what comes, until a window
+/// passes without a request.
+fn serve_and_poll(
+    q: &mut ActiveQueue,
+    window: std::time::Duration,
     core: &Mutex<Box<dyn DeviceCore>>,
     msix: &Mutex<Msix>,
     mem: &GuestMemory,
 ) {
     let index = q.index;
-    let window = lock(core).poll_window();
     loop {
         let notify = match serve_queue(&mut q.queue, index, mem, core) {
             Ok(notify) => notify,

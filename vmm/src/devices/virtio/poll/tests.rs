@@ -112,3 +112,47 @@ fn a_used_ring_outside_guest_memory_fails_that_poll_only() {
         Err(PollError::Ring)
     ));
 }
+
+#[test]
+fn the_window_shrinks_while_requests_come_late_and_grows_when_they_come_soon() {
+    let max = Duration::from_millis(20);
+    let mut p = Poller::new(max);
+    assert_eq!(p.window(), max, "starts at its largest");
+    // The driver comes back long after the window: spinning was wasted, halve it each time.
+    for expected in [10, 5] {
+        p.sleeping();
+        std::thread::sleep(Duration::from_millis(30));
+        p.woken();
+        assert_eq!(p.window(), Duration::from_millis(expected));
+    }
+    for _ in 0..20 {
+        p.sleeping();
+        std::thread::sleep(Duration::from_millis(21));
+        p.woken();
+    }
+    assert_eq!(
+        p.window(),
+        Duration::ZERO,
+        "no polling for a driver this slow"
+    );
+    // It comes back soon: a window would have caught it, so grow again from the smallest.
+    p.sleeping();
+    p.woken();
+    assert_eq!(p.window(), SMALLEST);
+    for _ in 0..20 {
+        p.sleeping();
+        p.woken();
+    }
+    assert_eq!(p.window(), max, "never past the largest");
+    // A wake-up without a sleep (host input) changes nothing.
+    p.woken();
+    assert_eq!(p.window(), max);
+}
+
+#[test]
+fn a_poller_without_a_window_stays_without_one() {
+    let mut p = Poller::new(Duration::ZERO);
+    p.sleeping();
+    p.woken();
+    assert_eq!(p.window(), Duration::ZERO);
+}
