@@ -562,8 +562,16 @@ mod tests {
         panic!("{} never appeared", path.display());
     }
 
-    #[test]
-    fn requests_reach_a_vhost_user_backend_and_completions_raise_msix() {
+    /// A block backend serving a fresh 1 MiB image on a thread, polling for `window`:
+    /// (its folder, the image, the socket, the thread).
+    fn blk_backend(
+        window: Duration,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        std::path::PathBuf,
+        std::thread::JoinHandle<Result<(), crate::vhost_user::ServeError>>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("blk.sock");
         let image = dir.path().join("disk.img");
@@ -574,9 +582,17 @@ mod tests {
         let disk = RawDisk::open(&image, false).unwrap();
         let sock = socket.clone();
         let backend = std::thread::spawn(move || {
-            crate::vhost_user::serve("t", Block::new(disk, "vu", 1), &sock)
+            let core = Block::new(disk, "vu", 1).with_poll_window(window);
+            crate::vhost_user::serve("t", core, &sock)
         });
         wait_for(&socket);
+        (dir, image, socket, backend)
+    }
+
+    #[test]
+    fn requests_reach_a_vhost_user_backend_and_completions_raise_msix() {
+        let (_dir, image, socket, backend) =
+            blk_backend(crate::devices::virtio::blk::DEFAULT_POLL_WINDOW);
 
         let ram = crate::memory::create(16 << 20).unwrap();
         let engine = VhostUserEngine::connect(2, 60, &socket, 256).unwrap();
@@ -632,20 +648,7 @@ mod tests {
     #[test]
     fn a_polling_backend_takes_back_to_back_requests_without_doorbells() {
         use crate::devices::virtio::pci::harness::{DATA, REQ_READ, REQ_WRITE};
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("blk.sock");
-        let image = dir.path().join("disk.img");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(1 << 20)
-            .unwrap();
-        let disk = RawDisk::open(&image, false).unwrap();
-        let sock = socket.clone();
-        let backend = std::thread::spawn(move || {
-            let core = Block::new(disk, "vu", 1).with_poll_window(Duration::from_millis(300));
-            crate::vhost_user::serve("t", core, &sock)
-        });
-        wait_for(&socket);
+        let (_dir, image, socket, backend) = blk_backend(Duration::from_millis(300));
         let ram = crate::memory::create(16 << 20).unwrap();
         let engine = VhostUserEngine::connect(2, 60, &socket, 256).unwrap();
         let mut d = Driver::with_engine(Box::new(engine), ram.memory.clone());
