@@ -29,8 +29,19 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// A window of at most `max` (zero: never poll), starting at `max`.
+    /// A window of at most `max` (zero: never poll), starting at `max`; none where this
+    /// process may use only one CPU.
     pub fn new(max: Duration) -> Self {
+        Self::for_cpus(
+            max,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        )
+    }
+
+    /// On one CPU the spinning worker would keep the guest's vCPU from sending the very
+    /// request it waits for: there, never poll.
+    fn for_cpus(max: Duration, cpus: usize) -> Self {
+        let max = if cpus > 1 { max } else { Duration::ZERO };
         Self {
             max,
             window: max,

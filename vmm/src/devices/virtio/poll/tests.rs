@@ -116,7 +116,7 @@ fn a_used_ring_outside_guest_memory_fails_that_poll_only() {
 #[test]
 fn the_window_shrinks_while_requests_come_late_and_grows_when_they_come_soon() {
     let max = Duration::from_millis(20);
-    let mut p = Poller::new(max);
+    let mut p = Poller::for_cpus(max, 2);
     assert_eq!(p.window(), max, "starts at its largest");
     // The driver comes back long after the window: spinning was wasted, halve it each time.
     for expected in [10, 5] {
@@ -151,7 +151,9 @@ fn the_window_shrinks_while_requests_come_late_and_grows_when_they_come_soon() {
 
 #[test]
 fn a_poller_without_a_window_stays_without_one() {
-    let mut p = Poller::new(Duration::ZERO);
+    let one_cpu = Poller::for_cpus(Duration::from_micros(32), 1);
+    assert_eq!(one_cpu.window(), Duration::ZERO, "one CPU: never spin");
+    let mut p = Poller::for_cpus(Duration::ZERO, 4);
     p.sleeping();
     p.woken();
     assert_eq!(p.window(), Duration::ZERO);
