@@ -272,6 +272,7 @@ fn main() {
     let only: Option<usize> = std::env::var("PHYLLOME_BENCH_PATTERN")
         .ok()
         .and_then(|v| v.parse().ok());
+    let (mut rows, mut qsd_met, mut host_met) = (0usize, 0usize, 0usize);
     for (n, p) in PATTERNS.iter().enumerate() {
         if only.is_some_and(|o| o != n) {
             continue;
@@ -295,6 +296,11 @@ fn main() {
             }
             let (a, b, h) = (median(&mut a), median(&mut b), median(&mut h));
             let ours_rate = p.count as f64 / a.as_secs_f64();
+            let vs_qsd = b.as_secs_f64() / a.as_secs_f64();
+            let vs_fio = fio.map(|f| ours_rate / f);
+            rows += 1;
+            qsd_met += usize::from(vs_qsd >= 1.0);
+            host_met += usize::from(vs_fio.is_some_and(|r| r >= 0.8));
             println!(
                 "{:<24} {:>5} {:>6} {} {} {} {} {:>6.2}x {:>6.2}x {}",
                 p.name,
@@ -304,12 +310,15 @@ fn main() {
                 rate(p, b),
                 rate(p, h),
                 fio.map_or_else(|| format!("{:>14}", "no fio"), |f| per_sec(p, f)),
-                b.as_secs_f64() / a.as_secs_f64(),
+                vs_qsd,
                 h.as_secs_f64() / a.as_secs_f64(),
-                fio.map_or_else(|| "-".to_owned(), |f| format!("{:>6.2}x", ours_rate / f))
+                vs_fio.map_or_else(|| "-".to_owned(), |r| format!("{r:>6.2}x"))
             );
         }
     }
+    // The targets: at least 1.0x qemu-storage-daemon, and at least 80% of fio.
+    println!("at least 1.0x qemu-storage-daemon: {qsd_met} of {rows} rows");
+    println!("within 80% of fio on the host file: {host_met} of {rows} rows");
     drop(ours_d);
     drop(qsd_d);
     let _ = ours.wait();
