@@ -108,6 +108,7 @@ impl NewVm {
             readonly: false,
             format: Some(self.format),
             queues: 1,
+            cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
         });
         match &self.source {
             Source::Iso {
@@ -125,6 +126,7 @@ impl NewVm {
                     readonly: true,
                     format: Some(ImageFormat::Raw),
                     queues: 1,
+                    cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
                 });
                 c.about = AboutConfig {
                     os: Some(detected.name.clone()),

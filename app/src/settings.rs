@@ -408,6 +408,7 @@ impl SimpleComponent for Settings {
                     readonly: iso,
                     format: None,
                     queues: 1,
+                    cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
                 });
                 if self.apply(c, &sender) {
                     self.show_disks(&sender);

@@ -435,12 +435,14 @@ fn settings_eject_the_installer_and_turn_3d_on_and_delete_keeps_the_disk_when_as
             readonly: false,
             format: None,
             queues: 1,
+            cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
         },
         phyllome_vmm::config::DiskConfig {
             path: iso.clone(),
             readonly: true,
             format: None,
             queues: 1,
+            cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
         },
     ];
     c.about.installer = Some(iso.clone());

@@ -59,6 +59,9 @@ pub enum DeviceCommand {
         /// CPU time and saves a wake-up per request when the guest sends them one by one.
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=1000))]
         poll_us: u64,
+        /// Through the host's page cache (writeback) or around it (none, raw images only).
+        #[arg(long, default_value = "writeback")]
+        cache: crate::devices::virtio::blk::CacheMode,
     },
     /// A virtio-console port (the guest's hvc0): output to stdout (typing on stdin reaches
     /// the guest) or to a file.
@@ -147,7 +150,7 @@ pub struct RunArgs {
     /// Stop instead of rebooting when the guest resets.
     #[arg(long)]
     pub no_reboot: bool,
-    /// A disk image as virtio-blk: PATH[,readonly][,format=raw|qcow2][,queues=N] (repeatable: vda, vdb, ...).
+    /// A disk image as virtio-blk: PATH[,readonly][,format=raw|qcow2][,queues=N][,cache=writeback|none] (repeatable: vda, vdb, ...).
     #[arg(long)]
     pub disk: Vec<crate::config::DiskConfig>,
     /// A device served by another process: KIND,socket=PATH with KIND blk, rng or console (repeatable).
@@ -274,6 +277,20 @@ mod tests {
                 ..
             })
         ));
+        let direct = [
+            "device", "blk", "--socket", "/s", "--path", "/d", "--cache", "none",
+        ];
+        assert!(matches!(
+            parse(&direct).unwrap().command,
+            Command::Device(DeviceCommand::Blk {
+                cache: crate::devices::virtio::blk::CacheMode::None,
+                ..
+            })
+        ));
+        let bogus = [
+            "device", "blk", "--socket", "/s", "--path", "/d", "--cache", "unsafe",
+        ];
+        assert!(parse(&bogus).is_err());
         for (poll, ok) in [("0", true), ("1000", true), ("5000", false)] {
             let args = [
                 "device",

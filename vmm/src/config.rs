@@ -2,7 +2,7 @@
 //! TOML, what `phyllome-vmm run --config` reads, and what the command-line flags build.
 //! Every field is checked by [`VmConfig::validate`] with an error that names it.
 
-use crate::devices::virtio::blk::ImageFormat;
+use crate::devices::virtio::blk::{CacheMode, ImageFormat};
 use crate::devices::virtio::console::endpoint::ConsoleEndpoint;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -147,6 +147,13 @@ pub struct DiskConfig {
     /// Request queues the guest may use (1 to 16).
     #[serde(default = "one_queue")]
     pub queues: u16,
+    /// Through the host's page cache (the default) or around it (raw images only).
+    #[serde(default, skip_serializing_if = "is_writeback")]
+    pub cache: CacheMode,
+}
+
+fn is_writeback(c: &CacheMode) -> bool {
+    *c == CacheMode::Writeback
 }
 
 fn one_queue() -> u16 {
@@ -158,7 +165,8 @@ pub const MAX_DISK_QUEUES: u16 = 16;
 
 impl FromStr for DiskConfig {
     type Err = String;
-    /// `PATH[,readonly][,format=raw|qcow2][,queues=N]` (a path may not contain commas).
+    /// `PATH[,readonly][,format=raw|qcow2][,queues=N][,cache=writeback|none]` (a path may
+    /// not contain commas).
     fn from_str(s: &str) -> Result<Self, String> {
         let mut parts = s.split(',');
         let path = parts.next().unwrap_or_default();
@@ -170,11 +178,13 @@ impl FromStr for DiskConfig {
             readonly: false,
             format: None,
             queues: 1,
+            cache: CacheMode::Writeback,
         };
         for option in parts {
             match option.split_once('=') {
                 None if option == "readonly" => disk.readonly = true,
                 Some(("format", f)) => disk.format = Some(f.parse()?),
+                Some(("cache", c)) => disk.cache = c.parse()?,
                 Some(("queues", n)) => {
                     disk.queues = n
                         .parse()
@@ -186,7 +196,7 @@ impl FromStr for DiskConfig {
                 }
                 _ => {
                     return Err(format!(
-                        "unknown disk option '{option}'; use readonly, format=raw|qcow2 or queues=N"
+                        "unknown disk option '{option}'; use readonly, format=raw|qcow2, queues=N or cache=writeback|none"
                     ))
                 }
             }
@@ -699,11 +709,15 @@ readonly = true
         );
         let d: DiskConfig = "/d.img".parse().unwrap();
         assert_eq!((d.readonly, d.format, d.queues), (false, None, 1));
+        assert_eq!(d.cache, CacheMode::Writeback);
+        let d: DiskConfig = "/d.img,cache=none".parse().unwrap();
+        assert_eq!(d.cache, CacheMode::None);
         for (bad, says) in [
             ("/d.img,format=vmdk", "raw or qcow2"),
             ("/d.img,queues=0", "from 1 to 16"),
             ("/d.img,queues=99", "from 1 to 16"),
-            ("/d.img,cache=none", "use readonly"),
+            ("/d.img,cache=weird", "writeback or none"),
+            ("/d.img,discard", "use readonly"),
             (",readonly", "needs a path"),
         ] {
             let e = bad.parse::<DiskConfig>().unwrap_err();
@@ -711,11 +725,17 @@ readonly = true
         }
         let toml = GOOD.replace(
             "path = \"/var/lib/disk.img\"",
-            "path = \"/var/lib/disk.img\"\nformat = \"qcow2\"\nqueues = 2",
+            "path = \"/var/lib/disk.img\"\nformat = \"qcow2\"\nqueues = 2\ncache = \"none\"",
         );
         let c = VmConfig::from_toml(&toml).unwrap();
         assert_eq!(c.disks[0].format, Some(ImageFormat::Qcow2));
         assert_eq!(c.disks[0].queues, 2);
+        assert_eq!(c.disks[0].cache, CacheMode::None);
+        assert_eq!(c.disks[1].cache, CacheMode::Writeback);
+        assert!(
+            !c.to_toml().contains("writeback"),
+            "the default is left out"
+        );
         assert_eq!(VmConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
         let e =
             VmConfig::from_toml(&GOOD.replace("readonly = true", "readonly = true\nqueues = 17"))

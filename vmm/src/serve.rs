@@ -43,8 +43,9 @@ pub fn device(device: DeviceCommand) -> ExitCode {
             format,
             queues,
             poll_us,
+            cache,
         } => {
-            let disk = match Disk::open(&path, readonly, format) {
+            let disk = match Disk::open_cached(&path, readonly, format, cache) {
                 Ok(d) => d,
                 Err(e) => return fail(&e),
             };

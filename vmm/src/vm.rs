@@ -591,7 +591,7 @@ fn attach_pci(
         Ok(())
     };
     for (i, disk) in bp.config.disks.iter().enumerate() {
-        let image = Disk::open(&disk.path, disk.readonly, disk.format)?;
+        let image = Disk::open_cached(&disk.path, disk.readonly, disk.format, disk.cache)?;
         let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
         add(Box::new(LocalEngine::new(Box::new(core))))?;
     }

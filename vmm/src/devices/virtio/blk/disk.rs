@@ -1,11 +1,13 @@
 //! Disk images: opening (with an advisory lock, so two VMs never write the same image:
 //! shared for read-only users, exclusive otherwise), telling raw from qcow2, and the raw
 //! format itself: positioned reads and writes, flush to stable storage (fdatasync),
-//! discard (punching holes) and write-zeroes.
+//! discard (punching holes) and write-zeroes. A raw image may also bypass the host's page
+//! cache (`cache=none`, as QEMU's): the guest keeps its own cache, so the host's would hold
+//! the same data twice.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes in a virtio-blk sector.
@@ -66,6 +68,50 @@ pub enum DiskError {
         /// The path.
         path: PathBuf,
     },
+    /// `cache=none` asked of a file system or a format that cannot do it.
+    #[error("The disk image {} cannot bypass the host's cache: {reason}; use cache=writeback.", path.display())]
+    NoDirectIo {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether a disk's data goes through the host's page cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Through the page cache; FLUSH makes it durable (fdatasync). The default.
+    #[default]
+    Writeback,
+    /// Around it (`O_DIRECT`), for raw images: the guest's data is cached once, by the
+    /// guest. Requests the file system cannot take directly (misaligned buffers) still go
+    /// through the cache, which the kernel keeps coherent with direct I/O.
+    None,
+}
+
+impl std::str::FromStr for CacheMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "writeback" => Ok(Self::Writeback),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "'{other}' is not a cache mode; use writeback or none"
+            )),
+        }
+    }
+}
+
+/// The second descriptor of a `cache=none` image, opened `O_DIRECT`, and what it needs.
+#[derive(Debug)]
+struct Direct {
+    file: File,
+    /// Every buffer's address must be a multiple of this.
+    mem_align: usize,
+    /// Every file offset and length must be a multiple of this.
+    offset_align: usize,
 }
 
 /// An open raw image.
@@ -74,6 +120,7 @@ pub struct RawDisk {
     file: File,
     size: u64,
     readonly: bool,
+    direct: Option<Direct>,
 }
 
 /// How an image's bytes map to the guest's disk.
@@ -113,6 +160,16 @@ impl Disk {
         readonly: bool,
         format: Option<ImageFormat>,
     ) -> Result<Self, DiskError> {
+        Self::open_cached(path, readonly, format, CacheMode::Writeback)
+    }
+
+    /// Like [`Disk::open`], with the data through the host's cache or around it.
+    pub fn open_cached(
+        path: &Path,
+        readonly: bool,
+        format: Option<ImageFormat>,
+        cache: CacheMode,
+    ) -> Result<Self, DiskError> {
         let file = open_locked(path, readonly)?;
         let format = match format {
             Some(f) => f,
@@ -124,11 +181,21 @@ impl Disk {
                 }
             }
         };
-        match format {
-            ImageFormat::Raw => RawDisk::from_locked(file, path, readonly).map(Self::Raw),
-            ImageFormat::Qcow2 => {
+        match (format, cache) {
+            (ImageFormat::Raw, _) => {
+                let raw = RawDisk::from_locked(file, path, readonly)?;
+                match cache {
+                    CacheMode::Writeback => Ok(Self::Raw(raw)),
+                    CacheMode::None => raw.bypass_cache(path).map(Self::Raw),
+                }
+            }
+            (ImageFormat::Qcow2, CacheMode::Writeback) => {
                 super::qcow2::Qcow2Disk::open(file, path, readonly).map(Self::Qcow2)
             }
+            (ImageFormat::Qcow2, CacheMode::None) => Err(DiskError::NoDirectIo {
+                path: path.to_owned(),
+                reason: "cache=none is for raw images, and this one is qcow2".into(),
+            }),
         }
     }
 
@@ -204,6 +271,31 @@ pub fn create_image(path: &Path, size: u64, format: ImageFormat) -> Result<(), D
     }
 }
 
+/// What direct I/O on `file` needs: (buffer address alignment, file offset and length
+/// alignment), as the kernel reports it (statx `STATX_DIOALIGN`, Linux 6.1 and later).
+fn dio_alignment(file: &File) -> Option<(usize, usize)> {
+    // SAFETY: statx is plain data, for which all zeroes is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, an empty path with AT_EMPTY_PATH (the descriptor itself),
+    // and a pointer to a statx we own for the kernel to fill.
+    let rc = unsafe {
+        libc::statx(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            &mut stx,
+        )
+    };
+    if rc != 0 || stx.stx_mask & libc::STATX_DIOALIGN == 0 || stx.stx_dio_offset_align == 0 {
+        return None;
+    }
+    Some((
+        usize::try_from(stx.stx_dio_mem_align).ok()?.max(1),
+        usize::try_from(stx.stx_dio_offset_align).ok()?,
+    ))
+}
+
 /// Opens `path` for reading (and writing unless `readonly`) and takes the advisory lock.
 fn open_locked(path: &Path, readonly: bool) -> Result<File, DiskError> {
     let open_err = |source| DiskError::Open {
@@ -264,7 +356,57 @@ impl RawDisk {
             file,
             size,
             readonly,
+            direct: None,
         })
+    }
+
+    /// Opens the image a second time, `O_DIRECT`, for the guest's reads and writes.
+    fn bypass_cache(mut self, path: &Path) -> Result<Self, DiskError> {
+        let refused = |reason: String| DiskError::NoDirectIo {
+            path: path.to_owned(),
+            reason,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!self.readonly)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EINVAL) => refused("its file system does not do direct I/O".into()),
+                _ => refused(e.to_string()),
+            })?;
+        let (mem_align, offset_align) = dio_alignment(&file).unwrap_or((4096, 4096));
+        self.direct = Some(Direct {
+            file,
+            mem_align,
+            offset_align,
+        });
+        Ok(self)
+    }
+
+    /// Whether the guest's data bypasses the host's cache.
+    pub fn cache(&self) -> CacheMode {
+        if self.direct.is_some() {
+            CacheMode::None
+        } else {
+            CacheMode::Writeback
+        }
+    }
+
+    /// The descriptor to move `iovecs` at `offset` with: the direct one where this image
+    /// bypasses the cache and the request is aligned as direct I/O needs, else the cached one.
+    pub fn data_fd(&self, iovecs: &[libc::iovec], offset: u64) -> std::os::fd::RawFd {
+        match &self.direct {
+            Some(d)
+                if offset % d.offset_align as u64 == 0
+                    && iovecs.iter().all(|v| {
+                        v.iov_base as usize % d.mem_align == 0 && v.iov_len % d.offset_align == 0
+                    }) =>
+            {
+                d.file.as_raw_fd()
+            }
+            _ => self.file.as_raw_fd(),
+        }
     }
 
     /// Size in bytes (whole sectors).
@@ -346,6 +488,79 @@ impl RawDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page-aligned buffer, as direct I/O wants.
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    fn iovec(ptr: *mut u8, len: usize) -> libc::iovec {
+        libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        }
+    }
+
+    #[test]
+    fn cache_none_moves_aligned_requests_around_the_page_cache_and_the_rest_through_it() {
+        let image = tempfile::NamedTempFile::new_in("/var/tmp").unwrap();
+        image.as_file().set_len(1 << 20).unwrap();
+        let Disk::Raw(d) =
+            Disk::open_cached(image.path(), false, Some(ImageFormat::Raw), CacheMode::None)
+                .unwrap()
+        else {
+            panic!("a raw image")
+        };
+        assert_eq!(d.cache(), CacheMode::None);
+        // The direct descriptor is the second one, opened O_DIRECT.
+        let mut page = Page([0x3c; 4096]);
+        let aligned = [iovec(page.0.as_mut_ptr(), 4096)];
+        let fd = d.data_fd(&aligned, 8192);
+        assert_ne!(fd, d.as_raw_fd());
+        // SAFETY: F_GETFL on a descriptor the disk owns.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        assert_ne!(flags & libc::O_DIRECT, 0);
+        assert_eq!(
+            super::super::iov::transfer(fd, aligned.to_vec(), 8192, true).unwrap(),
+            4096
+        );
+        // Misaligned: a length that is no whole block, an offset inside a block: the cached
+        // descriptor.
+        let odd = [iovec(page.0[1..].as_mut_ptr(), 100)];
+        assert_eq!(d.data_fd(&odd, 8192), d.as_raw_fd());
+        assert_eq!(d.data_fd(&aligned, 8192 + 100), d.as_raw_fd());
+        // Both see the same bytes: the kernel keeps the cache coherent with direct I/O.
+        let mut back = vec![0u8; 4096];
+        d.read_at(&mut back, 8192).unwrap();
+        assert_eq!(back, vec![0x3c; 4096]);
+        let plain = Disk::open(image.path(), true, None);
+        assert!(plain.is_err(), "still locked by the writer");
+    }
+
+    #[test]
+    fn cache_none_is_refused_for_qcow2_and_writeback_has_no_second_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("a.qcow2");
+        create_image(&q, 1 << 20, ImageFormat::Qcow2).unwrap();
+        let e = Disk::open_cached(&q, false, None, CacheMode::None).unwrap_err();
+        assert!(matches!(e, DiskError::NoDirectIo { .. }));
+        assert!(e.to_string().contains("use cache=writeback"), "{e}");
+        let raw = dir.path().join("a.img");
+        create_image(&raw, 1 << 20, ImageFormat::Raw).unwrap();
+        let Disk::Raw(d) = Disk::open(&raw, false, None).unwrap() else {
+            panic!("a raw image")
+        };
+        assert_eq!(d.cache(), CacheMode::Writeback);
+        let mut page = Page([0; 4096]);
+        assert_eq!(
+            d.data_fd(&[iovec(page.0.as_mut_ptr(), 4096)], 0),
+            d.as_raw_fd()
+        );
+        assert_eq!("none".parse::<CacheMode>(), Ok(CacheMode::None));
+        assert!("unsafe"
+            .parse::<CacheMode>()
+            .unwrap_err()
+            .contains("writeback or none"));
+    }
 
     #[test]
     fn new_images_are_sparse_of_their_size_and_never_replace_a_file() {

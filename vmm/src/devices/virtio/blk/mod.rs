@@ -8,7 +8,7 @@ mod iov;
 mod parallel;
 mod qcow2;
 
-pub use disk::{Disk, DiskError, ImageFormat, RawDisk, SECTOR_SIZE};
+pub use disk::{CacheMode, Disk, DiskError, ImageFormat, RawDisk, SECTOR_SIZE};
 pub use qcow2::Qcow2Disk;
 
 use super::{
@@ -160,7 +160,7 @@ impl Block {
         let offset = self.range(header.sector, len as u64)?;
         Some(Planned {
             transfer: parallel::Transfer {
-                fd: raw.as_raw_fd(),
+                fd: raw.data_fd(&iovecs, offset),
                 iovecs,
                 offset,
                 write,
@@ -259,7 +259,7 @@ impl Block {
         else {
             return (VIRTIO_BLK_S_IOERR, 0);
         };
-        match iov::transfer(raw.as_raw_fd(), iovecs, offset, false) {
+        match iov::transfer(raw.data_fd(&iovecs, offset), iovecs, offset, false) {
             Ok(n) if n == len => (VIRTIO_BLK_S_OK, len),
             _ => (VIRTIO_BLK_S_IOERR, 0),
         }
@@ -288,7 +288,7 @@ impl Block {
         else {
             return VIRTIO_BLK_S_IOERR;
         };
-        match iov::transfer(raw.as_raw_fd(), iovecs, offset, true) {
+        match iov::transfer(raw.data_fd(&iovecs, offset), iovecs, offset, true) {
             Ok(n) if n == len => VIRTIO_BLK_S_OK,
             _ => VIRTIO_BLK_S_IOERR,
         }
