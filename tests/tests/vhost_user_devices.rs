@@ -105,6 +105,11 @@ fn spawn_blk(server: BlkServer, image: &Path, socket: &Path, readonly: bool) -> 
             if readonly {
                 c.arg("--readonly");
             }
+            // The raw disk the guest writes goes around the host's page cache (cache=none):
+            // Linux's driver through O_DIRECT, the test's checks of the file through the cache.
+            if server == BlkServer::Phyllome && !readonly {
+                c.args(["--cache", "none"]);
+            }
             c.stdout(Stdio::null()).spawn().unwrap()
         }
         BlkServer::QemuStorageDaemon => Command::new("qemu-storage-daemon")

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 const IMAGE_MIB: u64 = 256;
 const RANDOM_READS: usize = 4000;
 const ROUNDS: usize = 7;
+/// Rounds around the page cache, where the disk's own speed makes each one slow.
+const DIRECT_ROUNDS: usize = 5;
 
 struct Pattern {
     name: &'static str,
@@ -105,10 +107,11 @@ fn run_host(file: &std::fs::File, p: &Pattern) -> Duration {
     start.elapsed()
 }
 
-/// What `fio` gets on the host file, from the page cache as the others: requests per second
+/// What `fio` gets on the host file, from the page cache or around it as the backends:
+/// requests per second
 /// (psync at depth 1, io_uring at the pattern's depth), the median of three one-second runs;
 /// `None` without fio.
-fn run_fio(image: &Path, p: &Pattern) -> Option<f64> {
+fn run_fio(image: &Path, p: &Pattern, direct: bool) -> Option<f64> {
     let mut runs = Vec::new();
     for _ in 0..3 {
         let mut cmd = Command::new("fio");
@@ -118,6 +121,7 @@ fn run_fio(image: &Path, p: &Pattern) -> Option<f64> {
             "--runtime=1",
             "--time_based",
         ])
+        .arg(format!("--direct={}", u8::from(direct)))
         .arg(format!("--filename={}", image.display()))
         .arg(format!("--bs={}", p.len))
         .arg(format!(
@@ -190,47 +194,45 @@ fn per_sec(p: &Pattern, per_sec: f64) -> String {
     }
 }
 
-fn main() {
-    if Command::new("qemu-storage-daemon")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("qemu-storage-daemon is missing (scripts/install-deps.sh installs it): no peer to measure");
-        return;
-    }
-    let dir = tempfile::tempdir_in(
-        std::env::var_os("PHYLLOME_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()),
-    )
-    .unwrap();
-    let image = dir.path().join("bench.img");
-    {
-        let f = std::fs::File::create(&image).unwrap();
-        let chunk = vec![0xa5u8; 1 << 20];
-        for i in 0..IMAGE_MIB {
-            f.write_all_at(&chunk, i << 20).unwrap();
-        }
-        f.sync_all().unwrap();
-    }
-    let ours_sock = dir.path().join("ours.sock");
-    let qsd_sock = dir.path().join("qsd.sock");
-    let mut ours: Child = Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
+/// Where the two backends serve from: the page cache, or around it (direct I/O).
+#[derive(Clone, Copy, PartialEq)]
+enum Cache {
+    Writeback,
+    Direct,
+}
+
+/// Our backend and qemu-storage-daemon (its best set-up: an iothread, which polls,
+/// `poll-max-ns` 32 µs by default) serving `image`, each with its own socket in `dir`.
+fn start_backends(dir: &Path, image: &Path, cache: Cache) -> (Child, Child, Driver, Driver) {
+    let tag = if cache == Cache::Direct {
+        "direct"
+    } else {
+        "cached"
+    };
+    let ours_sock = dir.join(format!("ours-{tag}.sock"));
+    let qsd_sock = dir.join(format!("qsd-{tag}.sock"));
+    let ours: Child = Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
         .args(["device", "blk", "--socket"])
         .arg(&ours_sock)
         .arg("--path")
-        .arg(&image)
+        .arg(image)
+        .args(if cache == Cache::Direct {
+            &["--cache", "none"][..]
+        } else {
+            &[]
+        })
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut qsd: Child = Command::new("qemu-storage-daemon")
+    let direct = if cache == Cache::Direct { "on" } else { "off" };
+    let qsd: Child = Command::new("qemu-storage-daemon")
         .arg("--blockdev")
         .arg(format!(
-            "driver=file,node-name=file0,filename={},locking=off",
+            "driver=file,node-name=file0,filename={},locking=off,cache.direct={direct}",
             image.display()
         ))
         .arg("--blockdev")
         .arg("driver=raw,node-name=disk0,file=file0")
-        // Its best set-up: an iothread, which polls (poll-max-ns 32 µs by default).
         .args(["--object", "iothread,id=io0"])
         .arg("--export")
         .arg(format!(
@@ -240,21 +242,83 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut ours_d = connect(&ours_sock);
-    let mut qsd_d = connect(&qsd_sock);
-    let host = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&image)
-        .unwrap();
+    let ours_d = connect(&ours_sock);
+    let qsd_d = connect(&qsd_sock);
+    (ours, qsd, ours_d, qsd_d)
+}
 
-    println!(
-        "image {IMAGE_MIB} MiB in {}, {ROUNDS} interleaved rounds, medians",
-        dir.path().display()
-    );
-    println!(
-        "client \"irq\": sleeps until its interrupt line (an irqfd) fires; \"poll\": watches the used ring"
-    );
+/// Stops both backends: ours exits when its frontend goes, qsd is killed.
+fn stop_backends(mut ours: Child, mut qsd: Child, ours_d: Driver, qsd_d: Driver) {
+    drop((ours_d, qsd_d));
+    let _ = ours.wait();
+    let _ = qsd.kill();
+    let _ = qsd.wait();
+}
+
+/// Rows met of each target: (rows, at least 1.0x qsd, within 80% of fio).
+#[derive(Default)]
+struct Met {
+    rows: usize,
+    qsd: usize,
+    fio: usize,
+}
+
+impl Met {
+    fn print(&self) {
+        // The targets: at least 1.0x qemu-storage-daemon, and at least 80% of fio.
+        println!(
+            "at least 1.0x qemu-storage-daemon: {} of {} rows",
+            self.qsd, self.rows
+        );
+        println!(
+            "within 80% of fio on the host file: {} of {} rows",
+            self.fio, self.rows
+        );
+    }
+}
+
+/// How the client waits for a completion.
+#[derive(Clone, Copy)]
+enum Client {
+    /// Sleeps until its interrupt line (an irqfd) fires.
+    Irq,
+    /// Watches its line for 200 µs first, as KVM's halt polling keeps a halted vCPU.
+    Kvm,
+    /// Watches the used ring, asking for no interrupt.
+    Poll,
+}
+
+impl Client {
+    fn set(self, d: &mut Driver) {
+        d.poll_completions = matches!(self, Self::Poll);
+        d.halt_poll = match self {
+            Self::Kvm => Duration::from_micros(200),
+            _ => Duration::ZERO,
+        };
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Irq => "irq",
+            Self::Kvm => "kvm",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// How one table is measured.
+struct Setup<'a> {
+    image: &'a Path,
+    cache: Cache,
+    clients: &'a [Client],
+    rounds: usize,
+    /// The file for the tight pread loop, if that column is wanted.
+    host: Option<&'a std::fs::File>,
+}
+
+/// Measures every pattern (or the one PHYLLOME_BENCH_PATTERN names) as `setup` says and
+/// prints a table.
+fn table(setup: &Setup<'_>, ours_d: &mut Driver, qsd_d: &mut Driver) -> Met {
     println!(
         "{:<24} {:>5} {:>6} {:>14} {:>14} {:>14} {:>14} {:>7} {:>7} {:>7}",
         "pattern",
@@ -272,56 +336,128 @@ fn main() {
     let only: Option<usize> = std::env::var("PHYLLOME_BENCH_PATTERN")
         .ok()
         .and_then(|v| v.parse().ok());
-    let (mut rows, mut qsd_met, mut host_met) = (0usize, 0usize, 0usize);
+    let mut met = Met::default();
     for (n, p) in PATTERNS.iter().enumerate() {
         if only.is_some_and(|o| o != n) {
             continue;
         }
-        let fio = run_fio(&image, p);
-        for poll in [false, true] {
-            ours_d.poll_completions = poll;
-            qsd_d.poll_completions = poll;
+        let fio = run_fio(setup.image, p, setup.cache == Cache::Direct);
+        for &client in setup.clients {
+            client.set(ours_d);
+            client.set(qsd_d);
             let (mut a, mut b, mut h) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..ROUNDS {
+            for round in 0..setup.rounds {
                 // Who goes first changes each round: the first runner of a round was seen
                 // to gain up to 20% on this machine.
                 if round % 2 == 0 {
-                    a.push(run_driver(&mut ours_d, p));
-                    b.push(run_driver(&mut qsd_d, p));
+                    a.push(run_driver(ours_d, p));
+                    b.push(run_driver(qsd_d, p));
                 } else {
-                    b.push(run_driver(&mut qsd_d, p));
-                    a.push(run_driver(&mut ours_d, p));
+                    b.push(run_driver(qsd_d, p));
+                    a.push(run_driver(ours_d, p));
                 }
-                h.push(run_host(&host, p));
+                if let Some(file) = setup.host {
+                    h.push(run_host(file, p));
+                }
             }
-            let (a, b, h) = (median(&mut a), median(&mut b), median(&mut h));
+            let (a, b) = (median(&mut a), median(&mut b));
             let ours_rate = p.count as f64 / a.as_secs_f64();
             let vs_qsd = b.as_secs_f64() / a.as_secs_f64();
             let vs_fio = fio.map(|f| ours_rate / f);
-            rows += 1;
-            qsd_met += usize::from(vs_qsd >= 1.0);
-            host_met += usize::from(vs_fio.is_some_and(|r| r >= 0.8));
+            met.rows += 1;
+            met.qsd += usize::from(vs_qsd >= 1.0);
+            met.fio += usize::from(vs_fio.is_some_and(|r| r >= 0.8));
+            let (pread, vs_pread) = if h.is_empty() {
+                (format!("{:>14}", "-"), format!("{:>7}", "-"))
+            } else {
+                let h = median(&mut h);
+                (
+                    rate(p, h),
+                    format!("{:>6.2}x", h.as_secs_f64() / a.as_secs_f64()),
+                )
+            };
             println!(
-                "{:<24} {:>5} {:>6} {} {} {} {} {:>6.2}x {:>6.2}x {}",
+                "{:<24} {:>5} {:>6} {} {} {} {} {:>6.2}x {} {}",
                 p.name,
                 p.depth,
-                if poll { "poll" } else { "irq" },
+                client.name(),
                 rate(p, a),
                 rate(p, b),
-                rate(p, h),
+                pread,
                 fio.map_or_else(|| format!("{:>14}", "no fio"), |f| per_sec(p, f)),
                 vs_qsd,
-                h.as_secs_f64() / a.as_secs_f64(),
+                vs_pread,
                 vs_fio.map_or_else(|| "-".to_owned(), |r| format!("{r:>6.2}x"))
             );
         }
     }
-    // The targets: at least 1.0x qemu-storage-daemon, and at least 80% of fio.
-    println!("at least 1.0x qemu-storage-daemon: {qsd_met} of {rows} rows");
-    println!("within 80% of fio on the host file: {host_met} of {rows} rows");
-    drop(ours_d);
-    drop(qsd_d);
-    let _ = ours.wait();
-    let _ = qsd.kill();
-    let _ = qsd.wait();
+    met
+}
+
+fn make_image(path: &Path) {
+    let f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0xa5u8; 1 << 20];
+    for i in 0..IMAGE_MIB {
+        f.write_all_at(&chunk, i << 20).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+fn main() {
+    if Command::new("qemu-storage-daemon")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("qemu-storage-daemon is missing (scripts/install-deps.sh installs it): no peer to measure");
+        return;
+    }
+    let dir = tempfile::tempdir_in(
+        std::env::var_os("PHYLLOME_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()),
+    )
+    .unwrap();
+    println!(
+        "images of {IMAGE_MIB} MiB in {}, interleaved rounds, medians",
+        dir.path().display()
+    );
+    println!(
+        "client \"irq\": sleeps until its interrupt line (an irqfd) fires; \"kvm\": watches the line for 200 µs first (KVM's halt polling); \"poll\": watches the used ring"
+    );
+
+    let image = dir.path().join("bench.img");
+    make_image(&image);
+    let host = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    println!("\nfrom the page cache ({ROUNDS} rounds; fio --invalidate=0)");
+    let (ours, qsd, mut ours_d, mut qsd_d) = start_backends(dir.path(), &image, Cache::Writeback);
+    let setup = Setup {
+        image: &image,
+        cache: Cache::Writeback,
+        clients: &[Client::Irq, Client::Kvm, Client::Poll],
+        rounds: ROUNDS,
+        host: Some(&host),
+    };
+    table(&setup, &mut ours_d, &mut qsd_d).print();
+    stop_backends(ours, qsd, ours_d, qsd_d);
+
+    // Around the page cache: our cache=none, qsd's cache.direct=on and fio --direct=1 on
+    // another image. The disk sets the pace, and a guest's vCPU sleeps (or halt-polls)
+    // while it waits, so those two clients are measured.
+    let direct_image = dir.path().join("direct.img");
+    make_image(&direct_image);
+    println!("\naround the page cache ({DIRECT_ROUNDS} rounds; cache=none, cache.direct=on, fio --direct=1)");
+    let (ours, qsd, mut ours_d, mut qsd_d) =
+        start_backends(dir.path(), &direct_image, Cache::Direct);
+    let setup = Setup {
+        image: &direct_image,
+        cache: Cache::Direct,
+        clients: &[Client::Irq, Client::Kvm],
+        rounds: DIRECT_ROUNDS,
+        host: None,
+    };
+    table(&setup, &mut ours_d, &mut qsd_d).print();
+    stop_backends(ours, qsd, ours_d, qsd_d);
 }

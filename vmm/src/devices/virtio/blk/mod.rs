@@ -87,8 +87,8 @@ pub struct Block {
     pool: parallel::Pool,
 }
 
-/// Requests at least this large are worth a helper thread's wake-up (a guest's readahead is
-/// 128 KiB).
+/// Requests through the page cache at least this large are worth a helper thread's wake-up
+/// (a guest's readahead is 128 KiB).
 const PARALLEL_MIN: usize = 128 << 10;
 
 /// Most requests taken from a queue at once.
@@ -109,15 +109,20 @@ pub const DEFAULT_POLL_WINDOW: std::time::Duration = std::time::Duration::from_m
 impl Block {
     /// A device serving `disk` on `queues` queues, reporting `id` (truncated to 20 bytes).
     pub fn new(disk: impl Into<Disk>, id: &str, queues: u16) -> Self {
+        let disk = disk.into();
+        let pool = match &disk {
+            Disk::Raw(raw) if raw.cache() == CacheMode::None => parallel::Pool::for_waits(),
+            _ => parallel::Pool::for_copies(),
+        };
         let mut buf = [0u8; ID_LEN];
         let n = id.len().min(ID_LEN);
         buf[..n].copy_from_slice(&id.as_bytes()[..n]);
         Self {
-            disk: disk.into(),
+            disk,
             id: buf,
             queues: queues.max(1),
             poll: DEFAULT_POLL_WINDOW,
-            pool: parallel::Pool::default(),
+            pool,
         }
     }
 
@@ -154,13 +159,18 @@ impl Block {
             iov::data_iovecs(mem, chain, true, 0, 1)?
         };
         let len: usize = iovecs.iter().map(|v| v.iov_len).sum();
-        if len < PARALLEL_MIN || len as u64 % SECTOR_SIZE != 0 {
+        if len as u64 % SECTOR_SIZE != 0 {
             return None;
         }
         let offset = self.range(header.sector, len as u64)?;
+        let fd = raw.data_fd(&iovecs, offset);
+        // A direct transfer waits for the disk: worth a helper whatever its size.
+        if len < PARALLEL_MIN && fd == raw.as_raw_fd() {
+            return None;
+        }
         Some(Planned {
             transfer: parallel::Transfer {
-                fd: raw.data_fd(&iovecs, offset),
+                fd,
                 iovecs,
                 offset,
                 write,

@@ -3,7 +3,9 @@
 //! page-cache copy that keeps one core busy while the others idle (qemu-storage-daemon hands
 //! each request to a thread pool). Here the worker and a few helper threads take the batch's
 //! transfers from a shared list until it is empty, and the worker waits for every one
-//! before the requests complete.
+//! before the requests complete. Around the page cache (`cache=none`) a transfer mostly
+//! waits for the disk, not a core: there more helpers keep more requests at the disk at
+//! once, small ones included.
 
 use super::iov;
 use crate::devices::bus::lock;
@@ -12,8 +14,12 @@ use std::os::fd::RawFd;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-/// Most helper threads per device (besides its worker).
-const MAX_HELPERS: usize = 3;
+/// Most helper threads per device (besides its worker) for copies, which keep a core busy.
+const MAX_COPY_HELPERS: usize = 3;
+
+/// Helper threads for transfers that wait for the disk (direct I/O): the worker and these
+/// keep up to 16 requests at the disk, a guest's usual queue depth.
+const WAIT_HELPERS: usize = 15;
 
 /// One read or write between a file and guest memory.
 #[derive(Debug)]
@@ -44,10 +50,18 @@ type Batch = Arc<Mutex<VecDeque<(usize, Transfer)>>>;
 type Results = Sender<(usize, std::io::Result<usize>)>;
 
 /// The helper threads of one device, started on its first batch and ended with it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pool {
     helpers: Vec<Sender<(Batch, Results)>>,
     started: bool,
+    /// How many helpers to start.
+    wanted: usize,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::for_copies()
+    }
 }
 
 fn helper(batches: &Receiver<(Batch, Results)>) {
@@ -61,11 +75,29 @@ fn helper(batches: &Receiver<(Batch, Results)>) {
 }
 
 impl Pool {
+    /// Helpers for page-cache copies: one per other core, at most three.
+    pub fn for_copies() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::with_helpers(cores.saturating_sub(1).min(MAX_COPY_HELPERS))
+    }
+
+    /// Helpers for transfers that wait for the disk (direct I/O), whatever the cores.
+    pub fn for_waits() -> Self {
+        Self::with_helpers(WAIT_HELPERS)
+    }
+
+    fn with_helpers(wanted: usize) -> Self {
+        Self {
+            helpers: Vec::new(),
+            started: false,
+            wanted,
+        }
+    }
+
     fn helpers(&mut self) -> &[Sender<(Batch, Results)>] {
         if !self.started {
             self.started = true;
-            let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            for _ in 0..cores.saturating_sub(1).min(MAX_HELPERS) {
+            for _ in 0..self.wanted {
                 let (tx, rx) = channel();
                 match std::thread::Builder::new()
                     .name("virtio-blk-io".into())
