@@ -2,10 +2,12 @@
 //! through the vhost-user-blk protocol, driven by the same client (our harness acting as
 //! frontend and guest driver, at queue depth 1 and at a depth a guest keeps in flight)
 //! against `phyllome-vmm device blk` and against `qemu-storage-daemon` on the same image,
-//! interleaved, medians of several rounds; plus the same patterns with pread/pwrite on the
-//! host file directly (from the page cache, where depth changes nothing), as a tight
-//! pread/pwrite loop and as `fio` (psync, or io_uring at depth) where it is installed. Run
-//! with `cargo bench -p phyllome-vmm --bench blk`.
+//! interleaved, medians of several rounds; plus the same patterns on the host file directly,
+//! as a tight pread/pwrite loop and as `fio` (psync, or io_uring at depth) where it is
+//! installed. Two tables: from the page cache, and around it (our `--cache none`, qsd's
+//! `cache.direct=on`, fio `--direct=1`). The client waits for completions three ways: asleep
+//! on its interrupt line, halt-polling first as KVM's vCPUs do, or watching the used ring.
+//! Run with `cargo bench -p phyllome-vmm --bench blk`.
 
 #![allow(
     clippy::unwrap_used,
