@@ -182,13 +182,12 @@ impl Disk {
             }
         };
         match (format, cache) {
-            (ImageFormat::Raw, _) => {
-                let raw = RawDisk::from_locked(file, path, readonly)?;
-                match cache {
-                    CacheMode::Writeback => Ok(Self::Raw(raw)),
-                    CacheMode::None => raw.bypass_cache(path).map(Self::Raw),
-                }
+            (ImageFormat::Raw, CacheMode::Writeback) => {
+                RawDisk::from_locked(file, path, readonly).map(Self::Raw)
             }
+            (ImageFormat::Raw, CacheMode::None) => RawDisk::from_locked(file, path, readonly)?
+                .bypass_cache(path)
+                .map(Self::Raw),
             (ImageFormat::Qcow2, CacheMode::Writeback) => {
                 super::qcow2::Qcow2Disk::open(file, path, readonly).map(Self::Qcow2)
             }

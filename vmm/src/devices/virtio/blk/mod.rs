@@ -94,11 +94,13 @@ const PARALLEL_MIN: usize = 128 << 10;
 /// Most requests taken from a queue at once.
 const BATCH_LIMIT: usize = 32;
 
-/// A large raw read or write of a batch, checked and ready to run, with where its status goes.
+/// A raw read or write of a batch, checked and ready to run, with where its status goes.
 struct Planned<'a> {
     transfer: parallel::Transfer,
     len: usize,
     status: Writer<'a, ()>,
+    /// Worth a helper thread (large, or waiting for the disk); else run in place.
+    overlap: bool,
 }
 
 /// How long a block worker watches its queue after a batch (see
@@ -133,8 +135,9 @@ impl Block {
         self
     }
 
-    /// A large read or write of a raw disk, checked, for a helper to run; `None` for
-    /// anything else (carried out in place by [`Block::process`]).
+    /// A read or write of a raw disk, checked and ready to run (by a helper where it is
+    /// worth one); `None` for anything else, and for a request that fails its checks
+    /// (carried out, or failed, by [`Block::process`]).
     fn plan<'a>(&self, mem: &'a GuestMemory, chain: &Chain<'a>) -> Option<Planned<'a>> {
         let Disk::Raw(raw) = &self.disk else {
             return None;
@@ -165,10 +168,9 @@ impl Block {
         let offset = self.range(header.sector, len as u64)?;
         let fd = raw.data_fd(&iovecs, offset);
         // A direct transfer waits for the disk: worth a helper whatever its size.
-        if len < PARALLEL_MIN && fd == raw.as_raw_fd() {
-            return None;
-        }
+        let overlap = len >= PARALLEL_MIN || fd != raw.as_raw_fd();
         Some(Planned {
+            overlap,
             transfer: parallel::Transfer {
                 fd,
                 iovecs,
@@ -414,7 +416,8 @@ impl DeviceCore for Block {
 
     /// Large raw reads and writes run together on several cores; anything else (a flush,
     /// a small or a qcow2 request) first waits for those before it, then runs in place, so
-    /// a flush still follows every write the driver sent before it.
+    /// a flush still follows every write the driver sent before it. A small raw read or
+    /// write runs from its plan, so its chain is not read twice.
     fn process_batch(
         &mut self,
         queue: usize,
@@ -424,12 +427,17 @@ impl DeviceCore for Block {
         let mut used = vec![0u32; chains.len()];
         let mut planned = Vec::new();
         for (slot, chain) in chains.into_iter().enumerate() {
-            if let Some(p) = self.plan(mem, &chain) {
-                planned.push((slot, p));
-                continue;
+            match self.plan(mem, &chain) {
+                Some(p) if p.overlap => planned.push((slot, p)),
+                Some(p) => {
+                    self.run_planned(&mut planned, &mut used);
+                    self.run_planned(&mut vec![(slot, p)], &mut used);
+                }
+                None => {
+                    self.run_planned(&mut planned, &mut used);
+                    used[slot] = self.process(queue, mem, chain);
+                }
             }
-            self.run_planned(&mut planned, &mut used);
-            used[slot] = self.process(queue, mem, chain);
         }
         self.run_planned(&mut planned, &mut used);
         used
