@@ -9,11 +9,17 @@
 #                    /dev/vda and switches to it
 #
 # About 500 MB and a minute or two the first time (packages from the machine's Debian
-# mirror); rebuilt when this script or the check program changes. Needs root (debootstrap).
+# mirror); rebuilt when this script or the check program changes. Building needs root
+# (debootstrap), or password-less sudo; a cached guest does not.
+#
+# Standard output carries the cache folder alone, as its last line: everything else the
+# script and the tools it runs print goes to standard error.
 set -euo pipefail
+exec 3>&1 1>&2
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$SCRIPTS")
-CACHE=$("$SCRIPTS/guest-assets.sh")
+CACHE=$("$SCRIPTS/guest-assets.sh" | tail -n 1)
+[ -d "$CACHE" ] || { echo "gl-guest: guest-assets.sh answered '$CACHE', which is not a folder" >&2; exit 1; }
 cd "$CACHE"
 log() { echo "gl-guest: $*" >&2; }
 for tool in debootstrap mke2fs gcc; do
@@ -27,18 +33,32 @@ if [ "$(cat gl.stamp 2>/dev/null)" != "$stamp" ]; then
 fi
 
 if [ ! -f gl-rootfs.ext4 ]; then
+  # debootstrap unpacks packages as root and runs their scripts in a chroot: as another user,
+  # only through sudo that asks no password (a test cannot type one).
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then
+    if sudo -n true 2>/dev/null; then
+      as_root=(sudo -n)
+    else
+      log "building the 3D test guest needs root, because debootstrap installs Debian into a folder with chroot: run scripts/gl-guest.sh once as root or with sudo, then the cached guest serves every user"
+      exit 1
+    fi
+  fi
   mirror=$(grep -rhs '^URIs:.*debian$' /etc/apt/sources.list.d/ | head -n1 | awk '{print $2}')
   [ -n "$mirror" ] || mirror=$(grep -hs '^deb .*debian ' /etc/apt/sources.list | head -n1 | awk '{print $2}')
   [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
   dir=$(mktemp -d)
-  trap 'rm -rf "$dir"' EXIT
+  trap '"${as_root[@]}" rm -rf "$dir"' EXIT
   log "debootstrap from $mirror (a minute or two)"
-  debootstrap --variant=minbase \
+  "${as_root[@]}" debootstrap --variant=minbase \
     --include=libgl1-mesa-dri,libegl1,libegl-mesa0,libgles2,libgbm1,mesa-utils,kmscube,glmark2-es2-drm,kmod,mesa-vulkan-drivers,vulkan-tools \
-    bookworm "$dir" "$mirror" >&2
-  rm -rf "$dir"/usr/share/{doc,man,locale,info} "$dir"/var/cache/apt/archives/*.deb
-  gcc -O2 -Wall -o "$dir/usr/local/bin/gles-check" "$ROOT/tests/guest/gles-check.c" -lEGL -lGLESv2 -lgbm
-  cat > "$dir/sbin/phyllome-gl-test" <<'TEST'
+    bookworm "$dir" "$mirror"
+  "${as_root[@]}" rm -rf "$dir"/usr/share/{doc,man,locale,info} "$dir"/var/cache/apt/archives/*.deb
+  build=$(mktemp -d)
+  trap '"${as_root[@]}" rm -rf "$dir" "$build"' EXIT
+  gcc -O2 -Wall -o "$build/gles-check" "$ROOT/tests/guest/gles-check.c" -lEGL -lGLESv2 -lgbm
+  "${as_root[@]}" install -m 755 "$build/gles-check" "$dir/usr/local/bin/gles-check"
+  cat > "$build/phyllome-gl-test" <<'TEST'
 #!/bin/sh
 # The 3D test, run as the guest's first process: our GLES check on the render node, then
 # kmscube on the card (its frames reach the scanout), reported on the serial console.
@@ -80,9 +100,11 @@ echo PHYLLOME-GL-TEST-DONE
 sync
 echo o > /proc/sysrq-trigger
 TEST
-  chmod +x "$dir/sbin/phyllome-gl-test"
+  "${as_root[@]}" install -m 755 "$build/phyllome-gl-test" "$dir/sbin/phyllome-gl-test"
   log "making the ext4 image"
-  mke2fs -q -t ext4 -d "$dir" gl-rootfs.ext4.tmp 900M
+  # As root too: some of the guest's files are readable by root alone.
+  "${as_root[@]}" mke2fs -q -t ext4 -d "$dir" gl-rootfs.ext4.tmp 900M
+  "${as_root[@]}" chown "$(id -u):$(id -g)" gl-rootfs.ext4.tmp
   mv gl-rootfs.ext4.tmp gl-rootfs.ext4
 fi
 
@@ -112,4 +134,4 @@ INIT
   rm -rf "$root"
 fi
 echo "$stamp" > gl.stamp
-echo "$CACHE"
+echo "$CACHE" >&3

@@ -8,8 +8,11 @@
 #   l2-initrd.cpio            busybox /init: reports CPUs and powers off (test guest)
 #   demo-initrd.cpio          busybox /init: a shell on the console (demo VM)
 #
-# Prints the asset folder on stdout. Safe to run again: finished parts are kept.
+# Prints the asset folder on standard output, as its last and only line (everything else
+# the script and its tools print goes to standard error). Safe to run again: finished
+# parts are kept.
 set -euo pipefail
+exec 3>&1 1>&2
 
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 CACHE="${PHYLLOME_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/phyllome/assets}"
@@ -31,7 +34,7 @@ fetch_kernel() { # flavour, metapackage
   [ -n "$pkg" ] || { log "cannot resolve $meta (run apt-get update)"; exit 1; }
   log "fetching $pkg"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/deb"
-  (cd "$dir.tmp" && apt-get download -q "$pkg" >&2)
+  (cd "$dir.tmp" && apt-get download -q "$pkg")
   dpkg-deb -x "$dir.tmp"/*.deb "$dir.tmp/deb"
   local kver
   kver=$(ls "$dir.tmp/deb/lib/modules" | head -n1)
@@ -208,4 +211,4 @@ INIT
   rm -rf "$root"
 fi
 
-echo "$CACHE"
+echo "$CACHE" >&3

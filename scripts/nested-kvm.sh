@@ -13,7 +13,8 @@
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]" >&2; exit 2; }
 vmm=$1 l2_kernel=$2 l2_initrd=$3; shift 3
-assets=$("$(dirname "$0")/guest-assets.sh")
+assets=$("$(dirname "$0")/guest-assets.sh" | tail -n 1)
+[ -d "$assets" ] || { echo "guest-assets.sh did not name its asset folder (it said '$assets')" >&2; exit 1; }
 l1=$assets/kernels/generic
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -13,7 +13,8 @@ if ! command -v cargo >/dev/null; then
 fi
 scripts/install-deps.sh
 cargo build --release -p phyllome-vmm -p phyllome
-assets=$(scripts/guest-assets.sh)
+assets=$(scripts/guest-assets.sh | tail -n 1)
+[ -d "$assets" ] || { echo "scripts/guest-assets.sh did not name its asset folder (it said '$assets')" >&2; exit 1; }
 kernel=$assets/kernels/generic/vmlinuz
 initrd=$assets/demo-initrd.cpio
 if grep -qE '^flags.* (vmx|svm)( |$)' /proc/cpuinfo; then

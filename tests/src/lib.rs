@@ -83,15 +83,39 @@ pub fn app_binary() -> PathBuf {
 /// The guest-asset folder with the 3D test guest built in it (`scripts/gl-guest.sh`,
 /// cached): `gl-rootfs.ext4`, `gl-initrd.cpio`, and the kernels.
 pub fn gl_guest_assets() -> PathBuf {
-    let out = Command::new(workspace().join("scripts/gl-guest.sh"))
+    run_asset_script("gl-guest.sh", None).0
+}
+
+/// Runs `scripts/<script>` (a script that builds guest assets and names their folder as the
+/// last line of its standard output) and returns that folder with the whole of its standard
+/// output. With `cache_home`, the script builds under that `XDG_CACHE_HOME` instead of the
+/// usual cache (as on a fresh machine).
+///
+/// # Panics
+/// When the script fails, or its last line is not a folder (a tool's chatter on standard
+/// output once became the "folder" on fresh machines).
+pub fn run_asset_script(script: &str, cache_home: Option<&Path>) -> (PathBuf, String) {
+    let mut cmd = Command::new(workspace().join("scripts").join(script));
+    if let Some(home) = cache_home {
+        cmd.env("XDG_CACHE_HOME", home)
+            .env_remove("PHYLLOME_ASSETS");
+    }
+    let out = cmd
         .output()
-        .expect("scripts/gl-guest.sh runs");
+        .unwrap_or_else(|e| panic!("scripts/{script} cannot be started: {e}"));
     assert!(
         out.status.success(),
-        "gl-guest.sh failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = stdout.lines().last().unwrap_or_default().trim();
+    let dir = PathBuf::from(last);
+    assert!(
+        dir.is_dir(),
+        "{script} should end its standard output with its asset folder, but its last line is {last:?} (all of it: {stdout:?})"
+    );
+    (dir, stdout)
 }
 
 /// QEMU (TCG, 2 vCPUs, 1 GiB of shareable memory for vhost-user) booting the 3D guest in
@@ -163,17 +187,8 @@ pub struct Assets {
 impl Assets {
     /// Builds the assets if needed and returns their folder.
     pub fn get() -> Self {
-        let out = Command::new(workspace().join("scripts/guest-assets.sh"))
-            .output()
-            .expect("scripts/guest-assets.sh runs");
-        assert!(
-            out.status.success(),
-            "guest-assets.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         Self {
-            dir: PathBuf::from(dir),
+            dir: run_asset_script("guest-assets.sh", None).0,
         }
     }
 
