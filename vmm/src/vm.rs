@@ -22,6 +22,7 @@ use crate::console_conn::Message;
 use crate::devices::bus::{lock, Bus, BusError, SharedDevice};
 use crate::devices::legacy::acpi_pm::AcpiPm;
 use crate::devices::legacy::cmos::Cmos;
+use crate::devices::legacy::fw_cfg::{FW_CFG_PORT, FW_CFG_PORT_LEN};
 use crate::devices::legacy::i8042::I8042;
 use crate::devices::legacy::serial::{IrqLine, SerialDevice};
 use crate::devices::pci::msix::MsiSink;
@@ -133,6 +134,9 @@ pub enum VmError {
     /// The PCI bus is full.
     #[error(transparent)]
     Pci(#[from] PciError),
+    /// The platform's firmware interface could not be built (a bug, not the user's doing).
+    #[error("Cannot build the machine's firmware interface: {0}")]
+    Platform(String),
     /// An OS resource (eventfd, thread) could not be had.
     #[error("Cannot create the VM's {what}: {source}.")]
     Os {
@@ -311,7 +315,10 @@ impl Machine {
         }
 
         let mmio64 = layout::pci_mmio64_window(ram_bytes, cpuid::phys_bits(&bp.cpuid));
-        let tables = acpi::build(cpus, mmio64);
+        let acpi_files = acpi::files(cpus, mmio64);
+        let tables = acpi_files
+            .placed_at(layout::ACPI_TABLES_START)
+            .map_err(|e| VmError::Platform(e.to_string()))?;
         for (addr, blob) in &tables.blobs {
             ram.memory
                 .write_slice(blob, GuestAddress(*addr))
@@ -352,6 +359,13 @@ impl Machine {
         )?;
         pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(Cmos::new())))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
+        let fw_cfg = boot::firmware::fw_cfg(cpus, ram_bytes, &acpi_files, ram.memory.clone())
+            .map_err(|e| VmError::Platform(e.to_string()))?;
+        pio.insert(
+            u64::from(FW_CFG_PORT),
+            FW_CFG_PORT_LEN,
+            Arc::new(Mutex::new(fw_cfg)),
+        )?;
         let mut mmio = Bus::new();
         let ram_slots = ram.memory.iter().count() as u32;
         let pci = attach_pci(bp, &vm, &ram.memory, ram_slots, mmio64, &mut pio, &mut mmio)?;

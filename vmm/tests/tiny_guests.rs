@@ -259,7 +259,7 @@ fn port_io_and_mmio_reach_the_right_device() {
     let extra = vec![
         ExtraDevice {
             space: AddressSpace::Pio,
-            base: 0x510,
+            base: 0x520,
             len: 4,
             device: pio.clone(),
         },
@@ -357,7 +357,7 @@ fn pause_stops_guest_progress_and_resume_restarts_it() {
     let counter = Arc::new(Mutex::new(Counter::default()));
     let extra = vec![ExtraDevice {
         space: AddressSpace::Pio,
-        base: 0x510,
+        base: 0x520,
         len: 4,
         device: counter.clone(),
     }];
@@ -500,4 +500,31 @@ fn a_display_viewer_drives_the_vm_through_the_console_connection() {
     assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
     drop(handle);
     assert!(!socket.exists(), "the socket goes with the VM");
+}
+
+/// The firmware's view of fw_cfg: the signature and DMA bit by port, the directory by
+/// port (four files: the RAM map, the two ACPI files and the loader script), and the
+/// loader script's first command by DMA, whose control field comes back zero.
+#[test]
+fn a_guest_reads_fw_cfg_by_port_and_by_dma() {
+    let seen = run_to_stop(config_for("fw_cfg"), T);
+    assert!(
+        seen.serial.contains("PHYLLOME-FWCFG-SIGNATURE-OK"),
+        "{:?}",
+        seen.serial
+    );
+    assert!(
+        seen.serial.contains("PHYLLOME-FWCFG-FILES=04"),
+        "{:?}",
+        seen.serial
+    );
+    // The control field read as a little-endian dword: zero; the first command is
+    // ALLOCATE (1) as a little-endian 32-bit number.
+    assert!(
+        seen.serial
+            .contains("PHYLLOME-FWCFG-DMA control=00000000 first=00000001"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
 }

@@ -6,6 +6,7 @@
 //! against guest memory before anything is written.
 
 pub mod e820;
+pub mod firmware;
 pub mod linux;
 pub mod pvh;
 

@@ -1,7 +1,7 @@
 # Exercises port I/O and MMIO: writes to a test port and a test MMIO page, reads both
 # back and reports what it read on the serial port.
         .include "common64.inc"
-        .set TEST_PORT, 0x510
+        .set TEST_PORT, 0x520
         .set TEST_MMIO, 0xf0000000
         .globl _start
 _start:

@@ -70,24 +70,6 @@ next:   inc ebx
         PRINT done
         jmp poweroff
 
-# Prints the low ecx hex digits of edi, most significant first.
-print_hex:
-        mov dx, COM1
-1:      dec ecx
-        mov eax, edi
-        shl ecx, 2
-        shr eax, cl
-        shr ecx, 2
-        and eax, 0xf
-        cmp al, 10
-        jb 2f
-        add al, 'a' - 10 - '0'
-2:      add al, '0'
-        out dx, al
-        test ecx, ecx
-        jnz 1b
-        ret
-
 found:   .asciz "PHYLLOME-SHM-CAP device="
 bar:     .asciz " bar="
 id:      .asciz " id="

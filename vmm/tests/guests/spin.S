@@ -4,7 +4,7 @@
         .globl _start
 _start:
         xor eax, eax
-        mov dx, 0x510
+        mov dx, 0x520
 1:      inc eax
         out dx, eax
         jmp 1b

@@ -15,6 +15,7 @@ use super::layout::{
     ACPI_PM_PORT, ACPI_SCI_IRQ, ACPI_TABLES_START, I8042_PORT, IOAPIC_ADDR, LAPIC_ADDR,
     PCI_CONFIG_PORT, PCI_ECAM_START, PCI_MMIO_END, PCI_MMIO_START,
 };
+use crate::devices::legacy::fw_cfg::loader::{self, Command, LoaderError, Zone};
 use acpi_tables::aml;
 use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags, PmProfile};
@@ -27,6 +28,7 @@ use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::Aml;
+use std::collections::BTreeMap;
 use zerocopy::{Immutable, IntoBytes};
 
 const OEM_ID: [u8; 6] = *b"PHYLLO";
@@ -263,45 +265,167 @@ fn fix_checksum(table: &mut [u8]) {
     table[9] = 0u8.wrapping_sub(sum);
 }
 
-fn align(addr: u64, to: u64) -> u64 {
-    addr.div_ceil(to) * to
+/// The fw_cfg file holding the RSDP.
+pub const RSDP_FILE: &str = "etc/acpi/rsdp";
+/// The fw_cfg file holding every other table.
+pub const TABLES_FILE: &str = "etc/acpi/tables";
+
+/// The tables as QEMU hands them to firmware: two fw_cfg files whose pointers hold offsets
+/// into [`TABLES_FILE`] and whose checksums are zero, and the table-loader script that
+/// places them, patches the pointers and sets the checksums.
+#[derive(Debug)]
+pub struct AcpiFiles {
+    /// The RSDP.
+    pub rsdp: Vec<u8>,
+    /// The XSDT, FACS, DSDT, FADT, MADT and MCFG, one after another.
+    pub tables: Vec<u8>,
+    /// What the firmware does with them (`etc/table-loader`).
+    pub script: Vec<Command>,
+    /// Where each table is in `tables` (offset, length), the XSDT first.
+    layout: Vec<(usize, usize)>,
 }
 
-/// Builds all tables for `cpu_count` vCPUs at their final addresses; `mmio64` is the
-/// 64-bit PCI window, if the machine has one.
-pub fn build(cpu_count: u8, mmio64: Option<(u64, u64)>) -> AcpiTables {
-    let rsdp_addr = ACPI_TABLES_START;
-    let xsdt_addr = align(rsdp_addr + Rsdp::len() as u64, 16);
-    // XSDT with three entries: FADT, MADT, MCFG (the DSDT hangs off the FADT).
-    let facs_addr = align(xsdt_addr + 36 + 3 * 8, 64);
-    let facs = to_bytes(&FACS::new());
-    let dsdt_addr = align(facs_addr + facs.len() as u64, 16);
-    let dsdt = dsdt(mmio64);
-    let fadt_addr = align(dsdt_addr + dsdt.len() as u64, 16);
-    let fadt = fadt(dsdt_addr, facs_addr);
-    let madt_addr = align(fadt_addr + fadt.len() as u64, 16);
-    let madt = madt(cpu_count);
-    let mcfg_addr = align(madt_addr + madt.len() as u64, 16);
-    let mcfg = mcfg();
+/// Collects tables into [`TABLES_FILE`] with the loader commands they need.
+struct Packer {
+    tables: Vec<u8>,
+    pointers: Vec<Command>,
+    checksums: Vec<Command>,
+    layout: Vec<(usize, usize)>,
+}
 
-    let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
-    xsdt.add_entry(fadt_addr);
-    xsdt.add_entry(madt_addr);
-    xsdt.add_entry(mcfg_addr);
-    let rsdp = Rsdp::new(OEM_ID, xsdt_addr);
-
-    AcpiTables {
-        rsdp_addr,
-        blobs: vec![
-            (rsdp_addr, to_bytes(&rsdp)),
-            (xsdt_addr, to_bytes(&xsdt)),
-            (facs_addr, facs),
-            (dsdt_addr, dsdt),
-            (fadt_addr, fadt),
-            (madt_addr, madt),
-            (mcfg_addr, mcfg),
-        ],
+impl Packer {
+    /// Appends `table` at the next multiple of `align`; a table with a standard header gets
+    /// its checksum zeroed here and set by the loader. Returns its offset.
+    fn push(&mut self, mut table: Vec<u8>, align_to: usize, checksummed: bool) -> usize {
+        let offset = self.tables.len().div_ceil(align_to) * align_to;
+        self.tables.resize(offset, 0);
+        if checksummed {
+            table[9] = 0;
+            self.checksums.push(Command::AddChecksum {
+                file: TABLES_FILE.into(),
+                result: (offset + 9) as u32,
+                start: offset as u32,
+                length: table.len() as u32,
+            });
+        }
+        self.layout.push((offset, table.len()));
+        self.tables.extend_from_slice(&table);
+        offset
     }
+
+    /// The 8-byte field at `at` in `file` points into the tables.
+    fn pointer(&mut self, file: &str, at: usize) {
+        self.pointers.push(Command::AddPointer {
+            dest: file.into(),
+            src: TABLES_FILE.into(),
+            offset: at as u32,
+            size: 8,
+        });
+    }
+}
+
+/// Builds the tables for `cpu_count` vCPUs, as fw_cfg files and their loader script;
+/// `mmio64` is the 64-bit PCI window, if the machine has one.
+pub fn files(cpu_count: u8, mmio64: Option<(u64, u64)>) -> AcpiFiles {
+    let mut p = Packer {
+        tables: Vec::new(),
+        pointers: Vec::new(),
+        checksums: Vec::new(),
+        layout: Vec::new(),
+    };
+    let facs = p.push(to_bytes(&FACS::new()), 64, false);
+    let dsdt = p.push(dsdt(mmio64), 16, true);
+    let fadt = p.push(fadt(dsdt as u64, facs as u64), 16, true);
+    p.pointer(TABLES_FILE, fadt + FADT_X_FIRMWARE_CTRL);
+    p.pointer(TABLES_FILE, fadt + FADT_X_DSDT);
+    let madt = p.push(madt(cpu_count), 16, true);
+    let mcfg = p.push(mcfg(), 16, true);
+    let mut xsdt_table = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    for table in [fadt, madt, mcfg] {
+        xsdt_table.add_entry(table as u64);
+    }
+    let xsdt = p.push(to_bytes(&xsdt_table), 16, true);
+    for i in 0..3 {
+        p.pointer(TABLES_FILE, xsdt + 36 + 8 * i);
+    }
+    // The XSDT leads the layout (the RSDP's target).
+    p.layout.rotate_right(1);
+
+    let mut rsdp = to_bytes(&Rsdp::new(OEM_ID, xsdt as u64));
+    rsdp[RSDP_CHECKSUM] = 0;
+    rsdp[RSDP_EXTENDED_CHECKSUM] = 0;
+    p.pointer(RSDP_FILE, RSDP_XSDT_ADDRESS);
+    // The first checksum covers the ACPI 1.0 part, the second the whole (including the first).
+    for (result, length) in [(RSDP_CHECKSUM, 20), (RSDP_EXTENDED_CHECKSUM, rsdp.len())] {
+        p.checksums.push(Command::AddChecksum {
+            file: RSDP_FILE.into(),
+            result: result as u32,
+            start: 0,
+            length: length as u32,
+        });
+    }
+
+    let mut script = vec![
+        Command::Allocate {
+            file: RSDP_FILE.into(),
+            align: 16,
+            zone: Zone::FSeg,
+        },
+        Command::Allocate {
+            file: TABLES_FILE.into(),
+            align: 64,
+            zone: Zone::High,
+        },
+    ];
+    script.append(&mut p.pointers);
+    script.append(&mut p.checksums);
+    AcpiFiles {
+        rsdp,
+        tables: p.tables,
+        script,
+        layout: p.layout,
+    }
+}
+
+/// FADT field offsets the loader patches.
+const FADT_X_FIRMWARE_CTRL: usize = 132;
+const FADT_X_DSDT: usize = 140;
+/// RSDP field offsets.
+const RSDP_CHECKSUM: usize = 8;
+const RSDP_XSDT_ADDRESS: usize = 24;
+const RSDP_EXTENDED_CHECKSUM: usize = 32;
+
+impl AcpiFiles {
+    /// The tables placed as a direct boot needs them: the RSDP at `rsdp_addr` (in the BIOS
+    /// area, where Linux looks), the rest right after it, by running the loader script as
+    /// the firmware would.
+    pub fn placed_at(&self, rsdp_addr: u64) -> Result<AcpiTables, LoaderError> {
+        let tables_addr = (rsdp_addr + self.rsdp.len() as u64).div_ceil(64) * 64;
+        let mut files = BTreeMap::from([
+            (RSDP_FILE.to_owned(), self.rsdp.clone()),
+            (TABLES_FILE.to_owned(), self.tables.clone()),
+        ]);
+        let addresses = BTreeMap::from([
+            (RSDP_FILE.to_owned(), rsdp_addr),
+            (TABLES_FILE.to_owned(), tables_addr),
+        ]);
+        loader::apply(&self.script, &mut files, &addresses)?;
+        let mut blobs = vec![(rsdp_addr, files.remove(RSDP_FILE).unwrap_or_default())];
+        let tables = files.remove(TABLES_FILE).unwrap_or_default();
+        for &(offset, len) in &self.layout {
+            let bytes = tables.get(offset..offset + len).unwrap_or_default();
+            blobs.push((tables_addr + offset as u64, bytes.to_vec()));
+        }
+        Ok(AcpiTables { rsdp_addr, blobs })
+    }
+}
+
+/// Builds all tables for `cpu_count` vCPUs at their final addresses for a direct boot;
+/// `mmio64` is the 64-bit PCI window, if the machine has one.
+pub fn build(cpu_count: u8, mmio64: Option<(u64, u64)>) -> AcpiTables {
+    files(cpu_count, mmio64)
+        .placed_at(ACPI_TABLES_START)
+        .expect("our own loader script places our own tables")
 }
 
 #[cfg(test)]
@@ -443,6 +567,54 @@ mod tests {
         assert_eq!(sig_at(entries[0]), Some(b"FACP".to_vec()));
         assert_eq!(sig_at(entries[1]), Some(b"APIC".to_vec()));
         assert_eq!(sig_at(entries[2]), Some(b"MCFG".to_vec()));
+    }
+
+    /// What OVMF does with `etc/table-loader`: parse it, allocate the files where it likes,
+    /// patch and checksum, then install every table an ADD_POINTER points at (the XSDT
+    /// aside). Each must be a whole table with a valid checksum, and together they are
+    /// the FACS, DSDT, FADT, MADT and MCFG.
+    #[test]
+    fn firmware_running_the_loader_script_anywhere_finds_every_table() {
+        let f = files(2, Some((8 << 30, 32 << 30)));
+        let script = loader::parse(&loader::encode(&f.script)).expect("parses");
+        let (rsdp_at, tables_at) = (0xf_5a10u64, 0x7fe7_e000u64);
+        let mut placed = BTreeMap::from([
+            (RSDP_FILE.to_owned(), f.rsdp.clone()),
+            (TABLES_FILE.to_owned(), f.tables.clone()),
+        ]);
+        let at = BTreeMap::from([
+            (RSDP_FILE.to_owned(), rsdp_at),
+            (TABLES_FILE.to_owned(), tables_at),
+        ]);
+        loader::apply(&script, &mut placed, &at).expect("applies");
+        let rsdp = &placed[RSDP_FILE];
+        assert!(sums_to_zero(&rsdp[..20]) && sums_to_zero(rsdp));
+        let tables = &placed[TABLES_FILE];
+        let mut installed = Vec::new();
+        for cmd in &script {
+            let Command::AddPointer {
+                dest, offset, size, ..
+            } = cmd
+            else {
+                continue;
+            };
+            assert_eq!(*size, 8);
+            let file = &placed[dest.as_str()];
+            let o = *offset as usize;
+            let target = u64::from_le_bytes(file[o..o + 8].try_into().unwrap_or_default());
+            let off = usize::try_from(target - tables_at).expect("points into the tables");
+            let sig = &tables[off..off + 4];
+            let len = u32::from_le_bytes(tables[off + 4..off + 8].try_into().unwrap_or_default());
+            let table = &tables[off..off + len as usize];
+            if sig != b"FACS" {
+                assert!(sums_to_zero(table), "{sig:?}");
+            }
+            if sig != b"XSDT" {
+                installed.push(String::from_utf8_lossy(sig).into_owned());
+            }
+        }
+        installed.sort();
+        assert_eq!(installed, ["APIC", "DSDT", "FACP", "FACS", "MCFG"]);
     }
 
     /// Disassembles a table with ACPICA's `iasl`, the reference implementation, and

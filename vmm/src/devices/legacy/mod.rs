@@ -3,5 +3,6 @@
 
 pub mod acpi_pm;
 pub mod cmos;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod serial;
