@@ -142,8 +142,9 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
         "virtio_blk virtio0: [vda] 32768 512-byte logical blocks",
         "PHYLLOME-BLOCK-DEVICES: vda vdb",
         "PHYLLOME-VDA-QUEUES=2",
-        // The first disk's 64-bit BAR lies in the window above RAM (256 MiB: at 4 GiB).
-        "PHYLLOME-VIRTIO-BAR 0000:00:01.0 0x0000000100000000",
+        // The first disk (slot 2, after the platform's functions) has its 64-bit BAR in
+        // the window above RAM (256 MiB: at 4 GiB).
+        "PHYLLOME-VIRTIO-BAR 0000:00:02.0 0x0000000100000000",
         "PHYLLOME-VDA-WRITE-FLUSH-OK",
         "PHYLLOME-VDA-READBACK-OK",
         "PHYLLOME-VDB-RO=1",

@@ -19,7 +19,7 @@ bad:
         lea esi, [fail]
         call print32
 off:
-        mov dx, 0x604
+        mov dx, 0xb004
         mov ax, 0x3400
         out dx, ax
 1:      hlt

@@ -7,7 +7,7 @@ _start:
         mov ax, 0x100                  # PWRBTN_EN
         out dx, ax
         PRINT ready
-        mov dx, 0x600                  # PM1_STS
+        mov dx, 0xb000                 # PM1_STS
 1:      in ax, dx
         test ax, 0x100
         jz 1b

@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(Some(x_dsdt), dsdt_addr);
         let pm1a_evt = u32::from_le_bytes(fadt[56..60].try_into().unwrap_or_default());
         let pm1a_cnt = u32::from_le_bytes(fadt[64..68].try_into().unwrap_or_default());
-        assert_eq!((pm1a_evt, pm1a_cnt), (0x600, 0x604));
+        assert_eq!((pm1a_evt, pm1a_cnt), (0xb000, 0xb004));
         assert_eq!(u16::from_le_bytes([fadt[46], fadt[47]]), 9);
         // Reset register: system I/O port 0x64, value 0xfe.
         assert_eq!(fadt[116], 1);
@@ -661,14 +661,14 @@ mod tests {
         let text = iasl_listing("facp", table(&tables, b"FACP"));
         assert!(!text.contains("Invalid"), "{text}");
         assert!(
-            text.contains("PM1A Event Block Address : 00000600"),
+            text.contains("PM1A Event Block Address : 0000B000"),
             "{text}"
         );
         assert!(
-            text.contains("PM1A Control Block Address : 00000604"),
+            text.contains("PM1A Control Block Address : 0000B004"),
             "{text}"
         );
-        assert!(text.contains("PM Timer Block Address : 00000608"), "{text}");
+        assert!(text.contains("PM Timer Block Address : 0000B008"), "{text}");
         assert!(text.contains("SCI Interrupt : 0009"), "{text}");
         assert!(text.contains("Value to cause reset : FE"), "{text}");
     }

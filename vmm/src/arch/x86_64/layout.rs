@@ -60,8 +60,9 @@ pub const PCI_ECAM_SIZE: u64 = 1 << 20;
 pub const IOAPIC_ADDR: u64 = 0xfec0_0000;
 /// Local APIC registers (in-kernel).
 pub const LAPIC_ADDR: u64 = 0xfee0_0000;
-/// Where KVM's TSS for real-mode emulation goes (three pages just below the IOAPIC window).
-pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
+/// Where KVM's TSS for real-mode emulation goes (three pages below the IOAPIC, where QEMU
+/// puts them: the top 4 MiB of the address space belong to the firmware's flash).
+pub const KVM_TSS_ADDR: u64 = 0xfeff_d000;
 /// Where RAM resumes above the hole.
 pub const HIGH_RAM_START: u64 = MMIO_HOLE_END;
 /// Size of the PCI MMIO window for 64-bit BARs, above RAM (room for large device memory,
@@ -88,7 +89,7 @@ pub const I8042_PORT: u16 = 0x60;
 /// The CMOS/RTC index and data ports.
 pub const CMOS_PORT: u16 = 0x70;
 /// ACPI fixed-hardware block: PM1a event (status + enable), PM1a control, PM timer.
-pub const ACPI_PM_PORT: u16 = 0x600;
+pub const ACPI_PM_PORT: u16 = 0xb000;
 /// The legacy PCI configuration ports (0xCF8 address, 0xCFC data).
 pub const PCI_CONFIG_PORT: u16 = 0xcf8;
 /// ACPI System Control Interrupt (ISA IRQ 9, level, active high).

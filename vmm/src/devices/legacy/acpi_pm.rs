@@ -1,5 +1,6 @@
-//! The ACPI fixed-hardware power-management block at port 0x600: PM1 status and enable
-//! (the power button), PM1 control (sleep: S5 is how the guest powers off) and the PM timer.
+//! The ACPI fixed-hardware power-management block at port 0xB000 (where the PIIX4 PM
+//! function says it is, and where OVMF's shutdown writes): PM1 status and enable (the
+//! power button), PM1 control (sleep: S5 is how the guest powers off) and the PM timer.
 //! The FADT in [`crate::arch::x86_64::acpi`] points the guest here.
 
 #![allow(

@@ -14,6 +14,7 @@ pub const COMMAND: usize = 0x04;
 pub const COMMAND_MEMORY: u16 = 0x2;
 const COMMAND_WRITABLE: u32 = 0x0407; // I/O, memory, bus master, INTx disable
 const STATUS_CAP_LIST: u32 = 0x10 << 16;
+const HEADER_TYPE: usize = 0x0c;
 const BAR0: usize = 0x10;
 const CAP_PTR: usize = 0x34;
 const FIRST_CAP: usize = 0x40;
@@ -98,6 +99,24 @@ impl ConfigSpace {
         self.regs[BAR0 / 4 + index + 1] = (addr >> 32) as u32;
         self.writable[BAR0 / 4 + index] = mask as u32 & !0xf;
         self.writable[BAR0 / 4 + index + 1] = (mask >> 32) as u32;
+    }
+
+    /// Sets the dword register at `offset` (below the BARs' range or past the header) to
+    /// `value`, of which the bits in `writable` software may change.
+    pub fn set_register(&mut self, offset: usize, value: u32, writable: u32) {
+        debug_assert!(offset % 4 == 0 && offset < 256);
+        if let (Some(r), Some(w)) = (
+            self.regs.get_mut(offset / 4),
+            self.writable.get_mut(offset / 4),
+        ) {
+            *r = value;
+            *w = writable;
+        }
+    }
+
+    /// Marks the function as the first of a multi-function device (header type bit 7).
+    pub fn set_multifunction(&mut self) {
+        self.regs[HEADER_TYPE / 4] |= 0x80 << 16;
     }
 
     /// Where BAR `index` is, if it exists.

@@ -11,12 +11,14 @@
 
 pub mod config;
 pub mod msix;
+pub mod piix;
 
 use crate::devices::bus::{lock, BusDevice};
-use config::{BarMove, ConfigSpace, PciId};
+use config::{BarMove, ConfigSpace};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Functions per bus we model (one function per device).
+/// Slots on the bus.
 pub const SLOTS: usize = 32;
 /// Bytes of ECAM per bus.
 pub const ECAM_BUS_SIZE: u64 = 1 << 20;
@@ -38,32 +40,15 @@ pub trait PciDevice: Send {
 /// A device shared between the bus and its worker.
 pub type SharedPciDevice = Arc<Mutex<dyn PciDevice>>;
 
-/// The host bridge at 00:00.0: identity only.
-#[derive(Debug)]
-struct HostBridge(ConfigSpace);
-
-impl PciDevice for HostBridge {
-    fn config(&self) -> &ConfigSpace {
-        &self.0
-    }
-    fn write_config(&mut self, offset: usize, data: &[u8]) -> Option<BarMove> {
-        self.0.write(offset, data)
-    }
-    fn bar_read(&mut self, _: usize, _: u64, data: &mut [u8]) {
-        data.fill(0xff);
-    }
-    fn bar_write(&mut self, _: usize, _: u64, _: &[u8]) {}
-}
-
-/// Bus 0 and the devices on it.
+/// Bus 0 and the functions on it.
 pub struct PciBus {
-    slots: Vec<Option<SharedPciDevice>>,
+    functions: BTreeMap<(u8, u8), SharedPciDevice>,
 }
 
 impl std::fmt::Debug for PciBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let used: Vec<usize> = (0..SLOTS).filter(|&i| self.slots[i].is_some()).collect();
-        f.debug_struct("PciBus").field("slots", &used).finish()
+        let used: Vec<_> = self.functions.keys().collect();
+        f.debug_struct("PciBus").field("functions", &used).finish()
     }
 }
 
@@ -71,40 +56,35 @@ impl std::fmt::Debug for PciBus {
 #[derive(Debug, thiserror::Error)]
 pub enum PciError {
     /// All slots are taken.
-    #[error("The PCI bus is full: at most {} devices fit.", SLOTS - 1)]
+    #[error("The PCI bus is full: at most {} devices fit.", SLOTS - piix::FIRST_FREE_SLOT)]
     Full,
 }
 
 impl PciBus {
-    /// A bus with only the host bridge.
+    /// A bus with the PC platform's functions (the i440FX host bridge, the PIIX ISA bridge
+    /// and power management: see [`piix`]).
     pub fn new() -> Self {
-        let mut slots: Vec<Option<SharedPciDevice>> = (0..SLOTS).map(|_| None).collect();
-        let bridge = ConfigSpace::new(PciId {
-            vendor: 0x8086,
-            device: 0x0d57,
-            revision: 0,
-            class: 0x06_00_00,
-            subsystem_vendor: 0x1af4,
-            subsystem: 0x1100,
-        });
-        slots[0] = Some(Arc::new(Mutex::new(HostBridge(bridge))));
-        Self { slots }
+        let functions = piix::functions()
+            .into_iter()
+            .map(|(at, dev)| (at, Arc::new(Mutex::new(dev)) as SharedPciDevice))
+            .collect();
+        Self { functions }
     }
 
-    /// Plugs `device` into the first free slot; returns the slot number.
+    /// Plugs `device` into the first free slot (function 0); returns the slot number.
     pub fn add(&mut self, device: SharedPciDevice) -> Result<usize, PciError> {
-        let slot = (1..SLOTS)
-            .find(|&i| self.slots[i].is_none())
+        let slot = (piix::FIRST_FREE_SLOT..SLOTS)
+            .find(|&i| !self.functions.keys().any(|&(s, _)| usize::from(s) == i))
             .ok_or(PciError::Full)?;
-        self.slots[slot] = Some(device);
+        self.functions.insert((slot as u8, 0), device);
         Ok(slot)
     }
 
     fn function(&self, bus: u8, slot: u8, function: u8) -> Option<&SharedPciDevice> {
-        if bus != 0 || function != 0 {
+        if bus != 0 {
             return None;
         }
-        self.slots.get(usize::from(slot))?.as_ref()
+        self.functions.get(&(slot, function))
     }
 
     /// A configuration read; absent functions read as all ones.
@@ -132,7 +112,7 @@ impl PciBus {
         len: usize,
         f: impl FnOnce(&mut dyn PciDevice, usize, u64),
     ) -> bool {
-        for dev in self.slots.iter().flatten() {
+        for dev in self.functions.values() {
             let mut d = lock(dev);
             if !d.config().memory_enabled() {
                 continue;
@@ -289,6 +269,7 @@ impl BusDevice for PciMmioWindow {
 
 #[cfg(test)]
 mod tests {
+    use super::config::PciId;
     use super::*;
 
     #[derive(Debug)]
@@ -332,7 +313,7 @@ mod tests {
             moves: vec![],
         }));
         let mut bus = PciBus::new();
-        assert_eq!(bus.add(dummy.clone()).unwrap(), 1);
+        assert_eq!(bus.add(dummy.clone()).unwrap(), 2);
         (Arc::new(Mutex::new(bus)), dummy)
     }
 
@@ -347,11 +328,11 @@ mod tests {
     fn legacy_ports_reach_the_host_bridge_and_devices() {
         let (bus, _) = bus_with_dummy();
         let mut io = PciConfigIo::new(bus);
-        assert_eq!(cf8(&mut io, 0, 0), 0x0d57_8086);
-        assert_eq!(cf8(&mut io, 1, 0), 0x1044_1af4);
-        assert_eq!(cf8(&mut io, 2, 0), 0xffff_ffff, "empty slot");
+        assert_eq!(cf8(&mut io, 0, 0), 0x1237_8086);
+        assert_eq!(cf8(&mut io, 2, 0), 0x1044_1af4);
+        assert_eq!(cf8(&mut io, 3, 0), 0xffff_ffff, "empty slot");
         // A byte read at 0xCFE reads the device ID's low byte.
-        io.write(0, &(0x8000_0000u32 | (1 << 11)).to_le_bytes());
+        io.write(0, &(0x8000_0000u32 | (2 << 11)).to_le_bytes());
         let mut b = [0u8; 1];
         io.read(6, &mut b);
         assert_eq!(b, [0x44]);
@@ -362,9 +343,9 @@ mod tests {
         let (bus, _) = bus_with_dummy();
         let mut ecam = PciConfigMmio::new(bus);
         let mut b = [0u8; 4];
-        ecam.read(1 << 15, &mut b);
+        ecam.read(2 << 15, &mut b);
         assert_eq!(u32::from_le_bytes(b), 0x1044_1af4);
-        ecam.read((1 << 15) | 0x800, &mut b);
+        ecam.read((2 << 15) | 0x800, &mut b);
         assert_eq!(b, [0; 4], "extended space reads as zero");
     }
 
@@ -375,7 +356,7 @@ mod tests {
         window.write(0x10, &[1, 2]);
         assert!(lock(&dummy).writes.is_empty());
         let mut ecam = PciConfigMmio::new(bus);
-        ecam.write((1 << 15) | 4, &[0x02, 0]);
+        ecam.write((2 << 15) | 4, &[0x02, 0]);
         window.write(0x10, &[1, 2]);
         let mut b = [0u8; 1];
         window.read(0x3000, &mut b);
@@ -389,7 +370,7 @@ mod tests {
     fn reprogrammed_bar_is_reported_to_the_device() {
         let (bus, dummy) = bus_with_dummy();
         let mut io = PciConfigIo::new(bus);
-        io.write(0, &(0x8000_0010u32 | (1 << 11)).to_le_bytes());
+        io.write(0, &(0x8000_0010u32 | (2 << 11)).to_le_bytes());
         io.write(4, &0xc001_0000u32.to_le_bytes());
         assert_eq!(
             lock(&dummy).moves,
