@@ -120,6 +120,8 @@ impl NewVm {
                     kernel: dir.join(INSTALLER_KERNEL),
                     initrd: Some(dir.join(INSTALLER_INITRD)),
                     cmdline: Some(boot.cmdline.clone()),
+                    firmware: None,
+                    firmware_vars: None,
                 };
                 c.disks.push(DiskConfig {
                     path: path.clone(),
@@ -142,6 +144,8 @@ impl NewVm {
                     kernel: kernel.clone(),
                     initrd: initrd.clone(),
                     cmdline: (!cmdline.trim().is_empty()).then(|| cmdline.trim().to_owned()),
+                    firmware: None,
+                    firmware_vars: None,
                 };
             }
         }

@@ -130,11 +130,20 @@ pub enum DisplayAction {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A VM definition (TOML); the other options are then not allowed.
-    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "vhost_user"])]
+    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "vhost_user"])]
     pub config: Option<PathBuf>,
     /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "firmware"], conflicts_with = "firmware")]
     pub kernel: Option<PathBuf>,
+    /// Boot UEFI firmware instead of a kernel, as a PC does (Debian's
+    /// /usr/share/OVMF/OVMF_CODE_4M.fd): it starts the OS on the disks.
+    #[arg(long, conflicts_with_all = ["initrd", "cmdline"])]
+    pub firmware: Option<PathBuf>,
+    /// The firmware's variable store (boot entries, settings), written as the firmware
+    /// changes it: this VM's own copy of /usr/share/OVMF/OVMF_VARS_4M.fd. Without it the
+    /// variables live in memory only and are lost when the VM stops.
+    #[arg(long)]
+    pub firmware_vars: Option<PathBuf>,
     /// Initial ramdisk.
     #[arg(long)]
     pub initrd: Option<PathBuf>,
@@ -198,6 +207,8 @@ impl RunArgs {
         c.version = CONFIG_VERSION;
         c.boot.initrd = self.initrd.clone();
         c.boot.cmdline = self.cmdline.clone();
+        c.boot.firmware = self.firmware.clone();
+        c.boot.firmware_vars = self.firmware_vars.clone();
         c.machine.cpus = self.cpus;
         c.machine.memory_mib = self.memory;
         c.machine.no_reboot = self.no_reboot;
@@ -254,6 +265,42 @@ mod tests {
         assert_eq!(c.serial.output, SerialOutput::None);
         assert_eq!(c.disks.len(), 2);
         assert!(c.disks[1].readonly);
+    }
+
+    #[test]
+    fn firmware_flags_become_a_firmware_boot() {
+        let cli = parse(&[
+            "run",
+            "--firmware",
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "--firmware-vars",
+            "vars.fd",
+        ])
+        .expect("valid");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        let c = args.to_config().expect("config");
+        assert_eq!(
+            c.boot.firmware.as_deref(),
+            Some(std::path::Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd"))
+        );
+        assert_eq!(
+            c.boot.firmware_vars.as_deref(),
+            Some(std::path::Path::new("vars.fd"))
+        );
+        assert!(c.boot.kernel.as_os_str().is_empty());
+        c.validate().expect("a firmware boot needs no kernel");
+        assert!(parse(&["run", "--firmware", "f", "--kernel", "k"]).is_err());
+        // A variable store without firmware: refused, by clap or by validation.
+        let refused = parse(&["run", "--firmware-vars", "v", "--kernel", "k"]).map(|cli| {
+            let Command::Run(args) = cli.command else {
+                panic!("expected run");
+            };
+            args.to_config().expect("config").validate()
+        });
+        assert!(!matches!(refused, Ok(Ok(()))), "{refused:?}");
+        assert!(parse(&["run"]).is_err(), "a kernel or firmware is needed");
     }
 
     #[test]

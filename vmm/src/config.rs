@@ -113,8 +113,17 @@ impl Default for MachineConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootConfig {
-    /// bzImage, ELF vmlinux or PVH ELF.
+    /// bzImage, ELF vmlinux or PVH ELF (direct boot); empty when the VM boots firmware.
+    #[serde(default, skip_serializing_if = "path_is_empty")]
     pub kernel: PathBuf,
+    /// UEFI firmware code (such as Debian's `/usr/share/OVMF/OVMF_CODE_4M.fd`): the VM
+    /// boots as a PC does, from its disks, instead of a kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<PathBuf>,
+    /// The VM's own copy of the firmware's variable store (made from `OVMF_VARS_4M.fd`):
+    /// boot entries and settings, kept across reboots and runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_vars: Option<PathBuf>,
     /// Initial ramdisk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd: Option<PathBuf>,
@@ -477,6 +486,10 @@ pub fn host_memory_bytes() -> u64 {
     (pages as u64).saturating_mul(page_size as u64)
 }
 
+fn path_is_empty(p: &Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
 impl VmConfig {
     /// A configuration that boots `kernel` with defaults for everything else.
     pub fn new(kernel: impl Into<PathBuf>) -> Self {
@@ -486,6 +499,8 @@ impl VmConfig {
             machine: MachineConfig::default(),
             boot: BootConfig {
                 kernel: kernel.into(),
+                firmware: None,
+                firmware_vars: None,
                 initrd: None,
                 cmdline: None,
             },
@@ -576,8 +591,30 @@ impl VmConfig {
                 ),
             ));
         }
-        if self.boot.kernel.as_os_str().is_empty() {
-            return Err(invalid("boot.kernel", "no kernel was given"));
+        let has_kernel = !self.boot.kernel.as_os_str().is_empty();
+        match (&self.boot.firmware, has_kernel) {
+            (None, false) => {
+                return Err(invalid(
+                    "boot.kernel",
+                    "no kernel and no firmware were given; name one of them",
+                ))
+            }
+            (Some(_), true) => {
+                return Err(invalid(
+                    "boot.firmware",
+                    "a VM boots either firmware or a kernel; remove one of boot.firmware and boot.kernel",
+                ))
+            }
+            (Some(f), false) if f.as_os_str().is_empty() => {
+                return Err(invalid("boot.firmware", "the firmware path is empty"));
+            }
+            _ => {}
+        }
+        if self.boot.firmware_vars.is_some() && self.boot.firmware.is_none() {
+            return Err(invalid(
+                "boot.firmware_vars",
+                "a variable store needs firmware; set boot.firmware too",
+            ));
         }
         if self
             .boot

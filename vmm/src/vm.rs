@@ -15,6 +15,7 @@ use crate::arch::x86_64::layout::{
     PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_END, PCI_MMIO_START, SERIAL_IRQ, SERIAL_PORT,
 };
 use crate::arch::x86_64::{cpuid, layout};
+use crate::boot::firmware::{FirmwareError, FirmwareFlash};
 use crate::boot::{self, BootError, BootSource};
 use crate::config::{ConfigError, VmConfig};
 use crate::console_conn::server::ConsoleServer;
@@ -47,7 +48,7 @@ use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
 use crate::vhost_user::{FrontendError, SharedEngine, VhostUserEngine};
 use kvm_bindings::{
     kvm_msi, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
-    KVM_PIT_SPEAKER_DUMMY,
+    KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VmFd};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
@@ -134,6 +135,9 @@ pub enum VmError {
     /// The PCI bus is full.
     #[error(transparent)]
     Pci(#[from] PciError),
+    /// The firmware could not be loaded.
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
     /// The platform's firmware interface could not be built (a bug, not the user's doing).
     #[error("Cannot build the machine's firmware interface: {0}")]
     Platform(String),
@@ -208,6 +212,8 @@ struct Blueprint {
     gpu_process: Option<GpuProcess>,
     /// Where a viewer (the app) attaches to the display; held for its listening thread.
     _display_server: Option<ConsoleServer>,
+    /// The firmware's flash, when the VM boots firmware (its variables outlive reboots).
+    firmware: Option<FirmwareFlash>,
 }
 
 /// What a display viewer's message asks of the VM.
@@ -316,22 +322,35 @@ impl Machine {
 
         let mmio64 = layout::pci_mmio64_window(ram_bytes, cpuid::phys_bits(&bp.cpuid));
         let acpi_files = acpi::files(cpus, mmio64);
-        let tables = acpi_files
-            .placed_at(layout::ACPI_TABLES_START)
-            .map_err(|e| VmError::Platform(e.to_string()))?;
-        for (addr, blob) in &tables.blobs {
-            ram.memory
-                .write_slice(blob, GuestAddress(*addr))
-                .map_err(|_| BootError::GuestWrite {
-                    what: "ACPI tables",
-                })?;
-        }
-        let source = BootSource {
-            kernel: &config.boot.kernel,
-            initrd: config.boot.initrd.as_deref(),
-            cmdline: config.cmdline(),
+        let mut next_slot = ram.memory.iter().count() as u32;
+        let entry = match &bp.firmware {
+            // Firmware starts at the reset vector, in its flash, and finds the tables
+            // through fw_cfg.
+            Some(flash) => {
+                flash.reset();
+                map_firmware_code(&vm, &bp.kvm, flash, next_slot)?;
+                next_slot += 1;
+                None
+            }
+            None => {
+                let tables = acpi_files
+                    .placed_at(layout::ACPI_TABLES_START)
+                    .map_err(|e| VmError::Platform(e.to_string()))?;
+                for (addr, blob) in &tables.blobs {
+                    ram.memory
+                        .write_slice(blob, GuestAddress(*addr))
+                        .map_err(|_| BootError::GuestWrite {
+                            what: "ACPI tables",
+                        })?;
+                }
+                let source = BootSource {
+                    kernel: &config.boot.kernel,
+                    initrd: config.boot.initrd.as_deref(),
+                    cmdline: config.cmdline(),
+                };
+                Some(boot::load(&ram.memory, ram_bytes, &source, &tables)?)
+            }
         };
-        let entry = boot::load(&ram.memory, ram_bytes, &source, &tables)?;
 
         let vm = Arc::new(vm);
         let os = |what| move |source| VmError::Os { what, source };
@@ -357,7 +376,10 @@ impl Machine {
             5,
             Arc::new(Mutex::new(I8042::new(bp.exits.clone()))),
         )?;
-        pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(Cmos::new())))?;
+        let mut cmos = Cmos::new();
+        let low_ram = ram_bytes.min(layout::MMIO_HOLE_START);
+        cmos.set_memory(low_ram, ram_bytes - low_ram, cpus);
+        pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(cmos)))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
         let fw_cfg = boot::firmware::fw_cfg(cpus, ram_bytes, &acpi_files, ram.memory.clone())
             .map_err(|e| VmError::Platform(e.to_string()))?;
@@ -367,8 +389,11 @@ impl Machine {
             Arc::new(Mutex::new(fw_cfg)),
         )?;
         let mut mmio = Bus::new();
-        let ram_slots = ram.memory.iter().count() as u32;
-        let pci = attach_pci(bp, &vm, &ram.memory, ram_slots, mmio64, &mut pio, &mut mmio)?;
+        if let Some(flash) = &bp.firmware {
+            let (base, len) = flash.range();
+            mmio.insert(base, len, flash.device.clone())?;
+        }
+        let pci = attach_pci(bp, &vm, &ram.memory, next_slot, mmio64, &mut pio, &mut mmio)?;
         for extra in &bp.extra {
             let bus = match extra.space {
                 AddressSpace::Pio => &mut pio,
@@ -382,7 +407,7 @@ impl Machine {
             let fd = vm
                 .create_vcpu(u64::from(index))
                 .map_err(kvm_err("KVM_CREATE_VCPU"))?;
-            vcpu::configure(&fd, &bp.cpuid, index, cpus, (index == 0).then_some(entry))?;
+            vcpu::configure(&fd, &bp.cpuid, index, cpus, entry.filter(|_| index == 0))?;
             vcpus.push(fd);
         }
 
@@ -436,6 +461,34 @@ impl Drop for Machine {
     fn drop(&mut self) {
         self.shut_down();
     }
+}
+
+/// Maps the firmware's code at the top of 4 GiB as memory slot `slot`: read-only where
+/// KVM can (a write then reaches the flash device, which refuses it), else plain memory
+/// holding a private copy.
+fn map_firmware_code(
+    vm: &VmFd,
+    kvm: &Kvm,
+    flash: &FirmwareFlash,
+    slot: u32,
+) -> Result<(), VmError> {
+    let (gpa, host, len) = flash.code_slot();
+    let flags = if kvm.check_extension(kvm_ioctls::Cap::ReadonlyMem) {
+        KVM_MEM_READONLY
+    } else {
+        0
+    };
+    let region = kvm_userspace_memory_region {
+        slot,
+        flags,
+        guest_phys_addr: gpa,
+        memory_size: len,
+        userspace_addr: host,
+    };
+    // SAFETY: [host, host + len) is the code mapping `flash` owns; the blueprint holds the
+    // flash for the VM's whole life, longer than any machine (and so any VmFd) built from it.
+    unsafe { vm.set_user_memory_region(region) }
+        .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (firmware)"))
 }
 
 /// The KVM device: `$PHYLLOME_KVM_DEVICE` if set (for tests and unusual set-ups), else /dev/kvm.
@@ -681,6 +734,13 @@ impl Vm {
         extra: Vec<ExtraDevice>,
     ) -> Result<VmHandle, VmError> {
         config.validate()?;
+        let firmware = match &config.boot.firmware {
+            Some(code) => Some(FirmwareFlash::open(
+                code,
+                config.boot.firmware_vars.as_deref(),
+            )?),
+            None => None,
+        };
         let kvm = open_kvm()?;
         let max = kvm.get_max_vcpus().min(usize::from(u8::MAX) - 1);
         if config.machine.cpus as usize > max {
@@ -768,6 +828,7 @@ impl Vm {
         };
         let blueprint = Blueprint {
             _display_server: display_server,
+            firmware,
             gpu,
             gpu_process,
             input,

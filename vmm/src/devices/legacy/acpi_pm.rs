@@ -82,7 +82,10 @@ impl AcpiPm {
 
     fn write_control(&mut self, value: u16) {
         self.control = (value & !SLP_EN) | SCI_EN;
-        if value & SLP_EN != 0 && (value >> SLP_TYP_SHIFT) & SLP_TYP_MASK == SLP_TYP_S5 {
+        // Soft off: our `\_S5`'s type, or 0, which is what the PIIX4 takes as soft off and
+        // what OVMF's ResetSystem(Shutdown) writes.
+        let kind = (value >> SLP_TYP_SHIFT) & SLP_TYP_MASK;
+        if value & SLP_EN != 0 && (kind == SLP_TYP_S5 || kind == 0) {
             self.exits.send(ExitRequest::PowerOff);
         }
     }
@@ -208,6 +211,16 @@ mod tests {
         let (mut d, _, rx) = pm();
         d.write(4, &((3 << 10) | SLP_EN).to_le_bytes());
         assert!(rx.try_recv().is_none());
+    }
+
+    #[test]
+    fn the_piix4_soft_off_type_that_ovmf_writes_powers_off() {
+        let (mut d, _, rx) = pm();
+        // OVMF: SLP_TYP cleared, then SLP_EN set.
+        d.write(4, &0u16.to_le_bytes());
+        assert!(rx.try_recv().is_none());
+        d.write(4, &SLP_EN.to_le_bytes());
+        assert_eq!(rx.try_recv(), Some(ExitRequest::PowerOff));
     }
 
     #[test]

@@ -115,6 +115,24 @@ impl Cmos {
         }
     }
 
+    /// Fills the NVRAM bytes where PC firmware reads the memory size (as QEMU's pc machine
+    /// does): base and extended memory in KiB, RAM from 16 MiB to the 32-bit hole and RAM
+    /// above 4 GiB in 64 KiB units; `low` is the RAM below the hole, `high` above 4 GiB.
+    pub fn set_memory(&mut self, low: u64, high: u64, cpus: u8) {
+        let mut put16 = |reg: usize, v: u64| {
+            let v = v.min(0xffff) as u16;
+            self.ram[reg..reg + 2].copy_from_slice(&v.to_le_bytes());
+        };
+        put16(0x15, 640);
+        let extended_kib = (low.min(64 << 20).saturating_sub(1 << 20)) >> 10;
+        put16(0x17, extended_kib);
+        put16(0x30, extended_kib);
+        put16(0x34, low.saturating_sub(16 << 20) >> 16);
+        let high_64k = (high >> 16).min(0xff_ffff) as u32;
+        self.ram[0x5b..0x5e].copy_from_slice(&high_64k.to_le_bytes()[..3]);
+        self.ram[0x5f] = cpus.saturating_sub(1);
+    }
+
     fn register(&mut self, reg: u8) -> u8 {
         let now = || (self.clock)();
         match reg {
@@ -201,6 +219,22 @@ mod tests {
         assert_eq!(read_reg(&mut c, REG_CENTURY), 0x20);
         assert_eq!(read_reg(&mut c, REG_STATUS_B), 0x02);
         assert_eq!(read_reg(&mut c, REG_STATUS_D), 0x80);
+    }
+
+    #[test]
+    fn memory_size_bytes_say_what_firmware_reads() {
+        let mut c = Cmos::new();
+        c.set_memory(3 << 30, 1 << 30, 4);
+        let word =
+            |c: &mut Cmos, r: u8| u16::from(read_reg(c, r)) | (u16::from(read_reg(c, r + 1)) << 8);
+        assert_eq!(word(&mut c, 0x15), 640);
+        assert_eq!(word(&mut c, 0x30), 63 * 1024, "1 MiB to 64 MiB, in KiB");
+        assert_eq!(word(&mut c, 0x34), 0xbf00, "16 MiB to 3 GiB, in 64 KiB");
+        let high = u32::from(read_reg(&mut c, 0x5b))
+            | (u32::from(read_reg(&mut c, 0x5c)) << 8)
+            | (u32::from(read_reg(&mut c, 0x5d)) << 16);
+        assert_eq!(high, (1 << 30) >> 16);
+        assert_eq!(read_reg(&mut c, 0x5f), 3);
     }
 
     #[test]

@@ -5,4 +5,5 @@ pub mod acpi_pm;
 pub mod cmos;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod pflash;
 pub mod serial;
