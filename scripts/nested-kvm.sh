@@ -9,6 +9,12 @@
 # The VMM arguments follow `phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd`.
 # PHYLLOME_NESTED_SETUP and PHYLLOME_NESTED_CHECK are shell lines L1 runs before and after
 # the VMM (to make disk images, and to look at them afterwards).
+# PHYLLOME_NESTED_FILES lists more host files to copy into L1's /l2/ (by their names), and
+# PHYLLOME_NESTED_BOOT replaces `--kernel /l2/kernel --initrd /l2/initrd` (firmware boots:
+# give "-" as L2_KERNEL and L2_INITRD). PHYLLOME_NESTED_ICOUNT=1 runs L1 on one vCPU under
+# QEMU's -icount: QEMU 10.0's multi-threaded TCG aborts ("tcg_handle_interrupt: assertion
+# failed: (bql_locked())") when an L2 writes CR8 while L1's KVM has a virtual interrupt
+# pending, which OVMF's interrupt return path does.
 # L1 prints PHYLLOME-L1-KVM-READY once /dev/kvm exists, and PHYLLOME-VMM-EXIT=<status>.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]" >&2; exit 2; }
@@ -36,8 +42,10 @@ ldd "$vmm" | grep -o '/[^ ]*' | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
-cp "$l2_kernel" "$root/l2/kernel"
-cp "$l2_initrd" "$root/l2/initrd"
+[ "$l2_kernel" = - ] || cp "$l2_kernel" "$root/l2/kernel"
+[ "$l2_initrd" = - ] || cp "$l2_initrd" "$root/l2/initrd"
+for f in ${PHYLLOME_NESTED_FILES:-}; do cp "$f" "$root/l2/"; done
+boot=${PHYLLOME_NESTED_BOOT:---kernel /l2/kernel --initrd /l2/initrd}
 
 # PHYLLOME_NESTED_INTERACTIVE=1 lets what is typed reach the L2 guest (the demo).
 stdin="</dev/null"
@@ -53,7 +61,7 @@ for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "PHYLLOME-L1
 if [ ! -e /dev/kvm ]; then echo PHYLLOME-L1-NO-KVM; poweroff -f; fi
 echo PHYLLOME-L1-KVM-READY
 ${PHYLLOME_NESTED_SETUP:-}
-/phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd $args $stdin
+/phyllome-vmm run $boot $args $stdin
 echo PHYLLOME-VMM-EXIT=\$?
 ${PHYLLOME_NESTED_CHECK:-}
 poweroff -f
@@ -61,7 +69,9 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) > "$work/l1.cpio"
 
-exec qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+cpus=(-accel tcg,thread=multi -smp 2)
+[ "${PHYLLOME_NESTED_ICOUNT:-0}" = 1 ] && cpus=(-accel tcg -smp 1 -icount shift=0,sleep=off)
+exec qemu-system-x86_64 "${cpus[@]}" -cpu max -m 2048 \
   -nodefaults -display none -serial stdio -no-reboot \
   -kernel "$l1/vmlinuz" -initrd "$work/l1.cpio" \
   -append "console=ttyS0 panic=-1 loglevel=3"

@@ -143,8 +143,8 @@ fn debian_kernel_drives_in_process_and_vhost_user_virtio_devices_nested() {
         "PHYLLOME-BLOCK-DEVICES: vda vdb",
         "PHYLLOME-VDA-QUEUES=2",
         // The first disk (slot 2, after the platform's functions) has its 64-bit BAR in
-        // the window above RAM (256 MiB: at 4 GiB).
-        "PHYLLOME-VIRTIO-BAR 0000:00:02.0 0x0000000100000000",
+        // the window above RAM, where OVMF puts it too (256 MiB of RAM: at 32 GiB).
+        "PHYLLOME-VIRTIO-BAR 0000:00:02.0 0x0000000800000000",
         "PHYLLOME-VDA-WRITE-FLUSH-OK",
         "PHYLLOME-VDA-READBACK-OK",
         "PHYLLOME-VDB-RO=1",

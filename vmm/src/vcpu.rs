@@ -281,19 +281,27 @@ enum Step {
 fn handle_exit(vcpu: &mut VcpuFd, index: u8, ctx: &VcpuContext) -> Step {
     let kind = match vcpu.run() {
         Ok(VcpuExit::IoIn(port, data)) => {
-            ctx.pio.read(u64::from(port), data);
+            if !ctx.pio.read(u64::from(port), data) {
+                log::trace!("vCPU {index}: nobody answers a read of port {port:#x}");
+            }
             return Step::Continue;
         }
         Ok(VcpuExit::IoOut(port, data)) => {
-            ctx.pio.write(u64::from(port), data);
+            if !ctx.pio.write(u64::from(port), data) {
+                log::trace!("vCPU {index}: nobody takes a write to port {port:#x}");
+            }
             return Step::Continue;
         }
         Ok(VcpuExit::MmioRead(addr, data)) => {
-            ctx.mmio.read(addr, data);
+            if !ctx.mmio.read(addr, data) {
+                log::debug!("vCPU {index}: nobody answers a read at {addr:#x}");
+            }
             return Step::Continue;
         }
         Ok(VcpuExit::MmioWrite(addr, data)) => {
-            ctx.mmio.write(addr, data);
+            if !ctx.mmio.write(addr, data) {
+                log::debug!("vCPU {index}: nobody takes a write at {addr:#x}");
+            }
             return Step::Continue;
         }
         // With the in-kernel LAPIC, HLT is handled by KVM; a stray exit just re-enters.

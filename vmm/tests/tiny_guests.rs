@@ -528,3 +528,104 @@ fn a_guest_reads_fw_cfg_by_port_and_by_dma() {
     );
     assert_eq!(seen.stopped, Some(StopReason::PowerOff));
 }
+
+/// A config that boots the firmware image `image` with the variable store `vars`.
+fn firmware_config(image: &std::path::Path, vars: &std::path::Path) -> phyllome_vmm::VmConfig {
+    let mut c = phyllome_vmm::VmConfig::new(std::path::PathBuf::new());
+    c.boot.kernel = std::path::PathBuf::new();
+    c.boot.firmware = Some(image.to_owned());
+    c.boot.firmware_vars = Some(vars.to_owned());
+    c.machine.memory_mib = 64;
+    c.machine.no_reboot = true;
+    c.serial.output = phyllome_vmm::SerialOutput::Events;
+    c
+}
+
+/// Firmware starting at the reset vector programs two bytes of its variable store, erases
+/// a block and is refused a write to its code, as OVMF's flash driver would: the changes
+/// reach the vars file (atomically, no temporary file left) and the next run sees them.
+#[test]
+fn firmware_programs_and_erases_its_flash_and_the_vars_file_keeps_it() {
+    let image = common::firmware("flash_fw");
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("VARS.fd");
+    // Block 0 erased but for a header; block 1 all zero so that its erase shows.
+    let mut initial = vec![0xffu8; 8192];
+    initial[..4].copy_from_slice(b"_FVH");
+    initial[0x20..0x24].copy_from_slice(&[1, 2, 3, 4]);
+    initial[0x1000..].fill(0);
+    std::fs::write(&vars, &initial).unwrap();
+
+    let seen = run_to_stop(firmware_config(&image, &vars), T);
+    assert!(
+        seen.serial.contains("PHYLLOME-FLASH-FRESH"),
+        "{:?}",
+        seen.serial
+    );
+    assert!(
+        seen.serial.contains("PHYLLOME-FLASH-OK"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(
+        seen.stopped,
+        Some(StopReason::PowerOff),
+        "{:?}",
+        seen.serial
+    );
+
+    let saved = std::fs::read(&vars).unwrap();
+    assert_eq!(saved.len(), 8192);
+    assert_eq!(saved[0x10..0x12], [0x5a, 0xa5]);
+    assert!(saved[0x1000..].iter().all(|&b| b == 0xff));
+    // Everything else as it was.
+    assert_eq!(saved[..0x10], initial[..0x10]);
+    assert_eq!(saved[0x12..0x1000], initial[0x12..0x1000]);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let seen = run_to_stop(firmware_config(&image, &vars), T);
+    assert!(
+        seen.serial.contains("PHYLLOME-FLASH-PERSISTED"),
+        "{:?}",
+        seen.serial
+    );
+    assert!(
+        seen.serial.contains("PHYLLOME-FLASH-OK"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(
+        seen.stopped,
+        Some(StopReason::PowerOff),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(std::fs::read(&vars).unwrap(), saved);
+}
+
+/// A vars file the flash cannot hold (not a multiple of 4 KiB) stops the VM from starting,
+/// with an error that says so, and is left as it was.
+#[test]
+fn firmware_vars_file_of_the_wrong_size_is_refused_and_left_alone() {
+    let image = common::firmware("flash_fw");
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("VARS.fd");
+    let initial: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    std::fs::write(&vars, &initial).unwrap();
+
+    let err = match Vm::start(firmware_config(&image, &vars)) {
+        Ok(_) => panic!("a 5000-byte variable store was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("5000 bytes") && err.contains("multiple of 4 KiB"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&vars).unwrap(), initial);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

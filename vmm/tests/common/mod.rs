@@ -58,6 +58,46 @@ pub fn guest(name: &str) -> PathBuf {
     elf
 }
 
+/// Assembles `tests/guests/<name>.S` into a flat 4 KiB firmware image (`as --32`, then
+/// `objcopy -O binary -j .text`; the source is never linked, so it must need no
+/// relocations), once per test binary run, one build at a time as [`guest`].
+pub fn firmware(name: &str) -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let src = guests_dir().join(format!("{name}.S"));
+    // Unique per process so parallel test binaries never race on the same file.
+    let obj = out_dir.join(format!("{name}.fw.{}.o", std::process::id()));
+    let image = out_dir.join(format!("{name}.fw.{}.fd", std::process::id()));
+    if image.exists() {
+        return image;
+    }
+    let status = Command::new("as")
+        .args(["--32", "-I"])
+        .arg(guests_dir())
+        .arg("-o")
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .expect("binutils' `as` is installed (scripts/install-deps.sh)");
+    assert!(status.success(), "assembling {name}.S failed");
+    let tmp = image.with_extension("tmp");
+    let status = Command::new("objcopy")
+        .args(["-O", "binary", "-j", ".text"])
+        .arg(&obj)
+        .arg(&tmp)
+        .status()
+        .expect("binutils' `objcopy` is installed");
+    assert!(status.success(), "extracting {name}'s image failed");
+    let len = std::fs::metadata(&tmp).unwrap().len();
+    assert_eq!(len, 4096, "{name}.S must assemble to a 4 KiB image");
+    std::fs::rename(&tmp, &image).unwrap();
+    image
+}
+
 /// A config for a tiny guest whose serial output comes back as events.
 pub fn config_for(name: &str) -> VmConfig {
     let mut c = VmConfig::new(guest(name));

@@ -70,11 +70,15 @@ pub const HIGH_RAM_START: u64 = MMIO_HOLE_END;
 pub const PCI_MMIO64_SIZE: u64 = 32 << 30;
 
 /// The 64-bit PCI MMIO window for a guest with `ram_bytes` of RAM on a CPU with
-/// `phys_bits` physical address bits: the first 1 GiB boundary above RAM, if the whole
-/// window fits under the CPU's address limit.
+/// `phys_bits` physical address bits, where the distribution's OVMF puts its 64-bit PCI
+/// aperture (so that a firmware boot and a direct boot place BARs alike): above RAM,
+/// aligned to its own size ("naturally", as OVMF's PlatformInitLib aligns it), if the
+/// whole window fits under the CPU's address limit.
 pub fn pci_mmio64_window(ram_bytes: u64, phys_bits: u8) -> Option<(u64, u64)> {
     let ram_end = HIGH_RAM_START + ram_bytes.saturating_sub(MMIO_HOLE_START);
-    let start = ram_end.div_ceil(1 << 30).checked_mul(1 << 30)?;
+    let start = ram_end
+        .div_ceil(PCI_MMIO64_SIZE)
+        .checked_mul(PCI_MMIO64_SIZE)?;
     let end = start.checked_add(PCI_MMIO64_SIZE)?;
     let limit = 1u64.checked_shl(u32::from(phys_bits)).unwrap_or(u64::MAX);
     (end <= limit).then_some((start, PCI_MMIO64_SIZE))
@@ -148,16 +152,19 @@ mod window_tests {
 
     #[test]
     fn the_64_bit_window_sits_above_ram_and_under_the_address_limit() {
+        // RAM ends at 4 GiB: OVMF's aperture, 32 GiB aligned to 32 GiB.
         assert_eq!(
             pci_mmio64_window(256 << 20, 40),
-            Some((4 << 30, PCI_MMIO64_SIZE))
+            Some((32 << 30, PCI_MMIO64_SIZE))
         );
-        // 5 GiB of RAM: 3 GiB below the hole, 2 GiB from 4 GiB, so RAM ends at 6 GiB.
+        // 31 GiB of RAM: 3 GiB below the hole, 28 GiB from 4 GiB, so RAM ends at 32 GiB.
+        assert_eq!(pci_mmio64_window(31 << 30, 40).unwrap().0, 32 << 30);
+        assert_eq!(pci_mmio64_window((31 << 30) + 1, 40).unwrap().0, 64 << 30);
         assert_eq!(
-            pci_mmio64_window(5 << 30, 40),
-            Some((6 << 30, PCI_MMIO64_SIZE))
+            pci_mmio64_window(256 << 20, 36).unwrap().0,
+            32 << 30,
+            "a 64 GiB CPU just has room"
         );
-        assert_eq!(pci_mmio64_window((5 << 30) + 1, 40).unwrap().0, 7 << 30);
         assert_eq!(
             pci_mmio64_window(256 << 20, 35),
             None,

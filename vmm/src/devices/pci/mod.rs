@@ -100,6 +100,12 @@ impl PciBus {
         if let Some(dev) = self.function(bus, slot, function) {
             let mut dev = lock(dev);
             if let Some(moved) = dev.write_config(offset, data) {
+                log::debug!(
+                    "PCI 00:{slot:02x}.{function}: BAR {} moved from {:#x} to {:#x}",
+                    moved.index,
+                    moved.from,
+                    moved.to
+                );
                 dev.bar_moved(moved);
             }
         }

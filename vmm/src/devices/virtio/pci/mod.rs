@@ -454,7 +454,10 @@ impl VirtioPci {
                 _ => {}
             },
             0x10 => self.config_vector = value as u16,
-            0x14 => self.write_status(value as u8),
+            0x14 => {
+                log::debug!("virtio device status {:#x} -> {value:#x}", self.status);
+                self.write_status(value as u8);
+            }
             0x16 => self.queue_select = value as u16,
             0x18 if !live => {
                 let max = self.max_queue_size;
