@@ -320,7 +320,11 @@ impl Machine {
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
 
-        let mmio64 = layout::pci_mmio64_window(ram_bytes, cpuid::phys_bits(&bp.cpuid));
+        let mmio64 = layout::pci_mmio64_window(
+            ram_bytes,
+            cpuid::phys_bits(&bp.cpuid),
+            cpuid::firmware_phys_bits(&bp.cpuid),
+        );
         let acpi_files = acpi::files(cpus, mmio64);
         let mut next_slot = ram.memory.iter().count() as u32;
         let entry = match &bp.firmware {

@@ -105,9 +105,94 @@ pub fn phys_bits(cpuid: &CpuId) -> u8 {
         .map_or(36, |e| (e.eax & 0xff) as u8)
 }
 
+/// The physical address width the distribution's OVMF trusts and uses for its 64-bit PCI
+/// aperture (PlatformInitLib's `PlatformAddressWidthFromCpuid`, with QEMU's quirk rules):
+/// CPUID's width if it is 41 or more, or 36/39 on Intel, or 40 on AMD (other small values
+/// may be QEMU's made-up default); capped at 47, and at 40 without 1 GiB pages. `None`
+/// where OVMF would not trust it.
+pub fn firmware_phys_bits(cpuid: &CpuId) -> Option<u8> {
+    let leaf = |f: u32| {
+        cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == f && e.index == 0)
+    };
+    let vendor = leaf(0).map(|e| {
+        let mut v = [0u8; 12];
+        v[0..4].copy_from_slice(&e.ebx.to_le_bytes());
+        v[4..8].copy_from_slice(&e.edx.to_le_bytes());
+        v[8..12].copy_from_slice(&e.ecx.to_le_bytes());
+        v
+    });
+    let bits = phys_bits(cpuid);
+    let valid = bits >= 41
+        || (vendor == Some(*b"GenuineIntel") && matches!(bits, 36 | 39))
+        || (vendor == Some(*b"AuthenticAMD") && bits == 40);
+    if !valid {
+        return None;
+    }
+    let page_1g = leaf(0x8000_0001).is_some_and(|e| e.edx & (1 << 26) != 0);
+    let bits = bits.min(47);
+    Some(if page_1g { bits } else { bits.min(40) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vendor_leaf(name: &[u8; 12]) -> kvm_cpuid_entry2 {
+        let word = |i: usize| u32::from_le_bytes([name[i], name[i + 1], name[i + 2], name[i + 3]]);
+        kvm_cpuid_entry2 {
+            function: 0,
+            ebx: word(0),
+            edx: word(4),
+            ecx: word(8),
+            ..Default::default()
+        }
+    }
+
+    fn cpu(vendor: &[u8; 12], bits: u32, page_1g: bool) -> CpuId {
+        let leaves = [
+            vendor_leaf(vendor),
+            kvm_cpuid_entry2 {
+                function: 0x8000_0001,
+                edx: if page_1g { 1 << 26 } else { 0 },
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: LEAF_AMD_ADDR_SIZES,
+                eax: bits,
+                ..Default::default()
+            },
+        ];
+        CpuId::from_entries(&leaves).expect("three leaves")
+    }
+
+    #[test]
+    fn firmware_trusts_the_widths_ovmf_trusts() {
+        assert_eq!(
+            firmware_phys_bits(&cpu(b"AuthenticAMD", 40, true)),
+            Some(40)
+        );
+        assert_eq!(firmware_phys_bits(&cpu(b"AuthenticAMD", 39, true)), None);
+        assert_eq!(
+            firmware_phys_bits(&cpu(b"GenuineIntel", 39, true)),
+            Some(39)
+        );
+        assert_eq!(firmware_phys_bits(&cpu(b"GenuineIntel", 40, true)), None);
+        assert_eq!(
+            firmware_phys_bits(&cpu(b"GenuineIntel", 46, true)),
+            Some(46)
+        );
+        assert_eq!(
+            firmware_phys_bits(&cpu(b"GenuineIntel", 52, true)),
+            Some(47)
+        );
+        assert_eq!(
+            firmware_phys_bits(&cpu(b"AuthenticAMD", 48, false)),
+            Some(40)
+        );
+    }
 
     fn entry(function: u32, index: u32) -> kvm_cpuid_entry2 {
         kvm_cpuid_entry2 {

@@ -71,17 +71,34 @@ pub const PCI_MMIO64_SIZE: u64 = 32 << 30;
 
 /// The 64-bit PCI MMIO window for a guest with `ram_bytes` of RAM on a CPU with
 /// `phys_bits` physical address bits, where the distribution's OVMF puts its 64-bit PCI
-/// aperture (so that a firmware boot and a direct boot place BARs alike): above RAM,
-/// aligned to its own size ("naturally", as OVMF's PlatformInitLib aligns it), if the
-/// whole window fits under the CPU's address limit.
-pub fn pci_mmio64_window(ram_bytes: u64, phys_bits: u8) -> Option<(u64, u64)> {
+/// aperture, so that a firmware boot and a direct boot place BARs alike (the firmware
+/// assigns every BAR, and they must land where we route them). As OVMF's PlatformInitLib:
+/// where it trusts the CPU's width (`firmware_bits`, see
+/// [`super::cpuid::firmware_phys_bits`]) and an eighth of the address space is more than
+/// the classic 32 GiB, the top eighth; otherwise 32 GiB above RAM, aligned to its size.
+/// `None` if the window does not fit under the CPU's address limit.
+pub fn pci_mmio64_window(
+    ram_bytes: u64,
+    phys_bits: u8,
+    firmware_bits: Option<u8>,
+) -> Option<(u64, u64)> {
     let ram_end = HIGH_RAM_START + ram_bytes.saturating_sub(MMIO_HOLE_START);
-    let start = ram_end
+    let classic = ram_end
+        .div_ceil(1 << 30)
+        .checked_mul(1 << 30)?
         .div_ceil(PCI_MMIO64_SIZE)
         .checked_mul(PCI_MMIO64_SIZE)?;
-    let end = start.checked_add(PCI_MMIO64_SIZE)?;
+    let (start, size) = firmware_bits
+        .and_then(|bits| {
+            let space = 1u64.checked_shl(u32::from(bits))?;
+            let eighth = space >> 3;
+            (PCI_MMIO64_SIZE < eighth && classic.checked_add(eighth)? < space)
+                .then_some((space - eighth, eighth))
+        })
+        .unwrap_or((classic, PCI_MMIO64_SIZE));
+    let end = start.checked_add(size)?;
     let limit = 1u64.checked_shl(u32::from(phys_bits)).unwrap_or(u64::MAX);
-    (end <= limit).then_some((start, PCI_MMIO64_SIZE))
+    (end <= limit).then_some((start, size))
 }
 
 /// Port of the first 16550 UART (COM1).
@@ -152,23 +169,36 @@ mod window_tests {
 
     #[test]
     fn the_64_bit_window_sits_above_ram_and_under_the_address_limit() {
-        // RAM ends at 4 GiB: OVMF's aperture, 32 GiB aligned to 32 GiB.
+        // A width OVMF does not trust: 32 GiB above RAM, aligned to 32 GiB.
         assert_eq!(
-            pci_mmio64_window(256 << 20, 40),
+            pci_mmio64_window(256 << 20, 40, None),
             Some((32 << 30, PCI_MMIO64_SIZE))
         );
         // 31 GiB of RAM: 3 GiB below the hole, 28 GiB from 4 GiB, so RAM ends at 32 GiB.
-        assert_eq!(pci_mmio64_window(31 << 30, 40).unwrap().0, 32 << 30);
-        assert_eq!(pci_mmio64_window((31 << 30) + 1, 40).unwrap().0, 64 << 30);
+        assert_eq!(pci_mmio64_window(31 << 30, 40, None).unwrap().0, 32 << 30);
         assert_eq!(
-            pci_mmio64_window(256 << 20, 36).unwrap().0,
-            32 << 30,
-            "a 64 GiB CPU just has room"
+            pci_mmio64_window((31 << 30) + 1, 40, None).unwrap().0,
+            64 << 30
         );
         assert_eq!(
-            pci_mmio64_window(256 << 20, 35),
+            pci_mmio64_window(256 << 20, 36, Some(36)),
+            Some((32 << 30, PCI_MMIO64_SIZE)),
+            "a 64 GiB CPU: an eighth is too small, the classic window just fits"
+        );
+        assert_eq!(
+            pci_mmio64_window(256 << 20, 35, None),
             None,
             "32 GiB CPU: no room"
+        );
+        // A trusted 40-bit width (AMD, as QEMU's -cpu max): the top eighth of 1 TiB.
+        assert_eq!(
+            pci_mmio64_window(256 << 20, 40, Some(40)),
+            Some((896 << 30, 128 << 30))
+        );
+        // 46 bits (a current Intel desktop): the top 8 TiB of 64 TiB.
+        assert_eq!(
+            pci_mmio64_window(16 << 30, 46, Some(46)),
+            Some((56 << 40, 8 << 40))
         );
     }
 }
