@@ -27,7 +27,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,l2,lib/modules,lib64}
 cp /bin/busybox "$root/bin/busybox"
-for a in sh mount insmod poweroff echo cat dd grep printf sleep base64; do ln -s busybox "$root/bin/$a"; done
+for a in sh mount insmod poweroff echo cat dd grep printf sleep base64 cmp wc; do ln -s busybox "$root/bin/$a"; done
 
 # kvm-amd and what it needs, in dependency order.
 "$(dirname "$0")/module-order.py" "$l1/modules" irqbypass kvm ccp kvm_amd > "$root/modules.order"

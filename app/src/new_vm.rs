@@ -1,10 +1,12 @@
 //! What the install wizard makes, without any GTK: the user's choices ([`NewVm`]) become a
 //! VM definition, and [`NewVm::build`] makes the files it names in the VM's folder (the
-//! installer's kernel and initrd copied out of the ISO, the new empty disk), reporting each
-//! step. Until the firmware lands, Linux installers boot directly from the kernel and initrd
-//! inside their ISO (as `virt-install --location` does), with the ISO attached read-only.
+//! VM's own copy of the firmware's variable store, the new empty disk), reporting each
+//! step. An installer boots as on a PC: UEFI firmware (the distribution's OVMF) starts it
+//! from the ISO, attached read-only, and the system it installs boots from the new disk
+//! afterwards, through the boot entry the installer leaves in the VM's variables.
 
-use crate::iso::{self, Detected, DirectBoot};
+use crate::i18n::tr_args;
+use crate::iso::Detected;
 use crate::resources::Resources;
 use phyllome_vmm::config::{
     AboutConfig, BootConfig, DiskConfig, GpuConfig, MachineConfig, Renderer, CONFIG_VERSION,
@@ -14,22 +16,20 @@ use phyllome_vmm::devices::virtio::blk::ImageFormat;
 use phyllome_vmm::VmConfig;
 use std::path::{Path, PathBuf};
 
-/// The installer's kernel, copied beside the definition.
-pub const INSTALLER_KERNEL: &str = "installer-kernel";
-/// Its initrd.
-pub const INSTALLER_INITRD: &str = "installer-initrd";
+/// The VM's UEFI variable store (boot entries, firmware settings), beside the definition.
+pub const FIRMWARE_VARS: &str = "efi-vars.fd";
 
 /// What the VM boots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// An installer image, recognised, with the kernel to boot inside it.
+    /// An installer image, started by UEFI firmware.
     Iso {
         /// The image.
         path: PathBuf,
         /// What it is.
         detected: Detected,
-        /// Its kernel, initrd and command line.
-        boot: DirectBoot,
+        /// The firmware's code (its variable template lies beside it).
+        firmware: PathBuf,
     },
     /// A kernel (and initrd and command line) the user names: the "Advanced" path.
     Kernel {
@@ -45,13 +45,13 @@ pub enum Source {
 /// Why a VM could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum NewVmError {
-    /// The kernel or initrd could not be copied out of the image.
-    #[error("Cannot copy the installer's {what} out of the image: {source}")]
-    Extract {
-        /// "kernel" or "initrd".
-        what: &'static str,
+    /// The firmware's variable template could not be copied.
+    #[error("Cannot copy the firmware's variable store from {}: {source}. Reinstall the ovmf package.", template.display())]
+    Vars {
+        /// The template.
+        template: PathBuf,
         /// Why.
-        source: iso::IsoError,
+        source: std::io::Error,
     },
     /// The disk could not be made.
     #[error("{0}")]
@@ -61,12 +61,58 @@ pub enum NewVmError {
 /// One step of [`NewVm::build`], for the progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Copying the installer's kernel.
-    Kernel,
-    /// Copying its initrd.
-    Initrd,
+    /// Making the VM's variable store.
+    Vars,
     /// Making the disk.
     Disk,
+}
+
+/// Why an installer image cannot be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unstartable {
+    /// Windows's installer finds no disk it has a driver for: it needs an AHCI (SATA) or
+    /// NVMe disk, and Phyllome's disks are virtio.
+    Windows,
+    /// No UEFI firmware is installed; the path looked at.
+    NoFirmware(PathBuf),
+}
+
+impl Unstartable {
+    /// The sentence the wizard shows for the system `os`.
+    pub fn sentence(&self, os: &str) -> String {
+        match self {
+            Self::Windows => tr_args("wizard-windows-needs-disk", &[("os", os)]),
+            Self::NoFirmware(path) => tr_args(
+                "wizard-no-firmware",
+                &[("path", &path.display().to_string())],
+            ),
+        }
+    }
+}
+
+/// What a recognised installer image becomes: started by the UEFI firmware `firmware`
+/// (where one is installed), unless it is a system whose installer cannot work here yet.
+pub fn source_for_iso(
+    path: &Path,
+    detected: &Detected,
+    firmware: Result<PathBuf, phyllome_vmm::boot::firmware::FirmwareError>,
+) -> Result<Source, Unstartable> {
+    if detected.family == crate::iso::OsFamily::Windows {
+        return Err(Unstartable::Windows);
+    }
+    let firmware = firmware.map_err(|e| match e {
+        phyllome_vmm::boot::firmware::FirmwareError::NotInstalled { tried } => {
+            Unstartable::NoFirmware(tried)
+        }
+        _ => Unstartable::NoFirmware(PathBuf::from(
+            phyllome_vmm::boot::firmware::FIRMWARE_PATHS[0],
+        )),
+    })?;
+    Ok(Source::Iso {
+        path: path.to_owned(),
+        detected: detected.clone(),
+        firmware,
+    })
 }
 
 /// The wizard's choices.
@@ -114,14 +160,14 @@ impl NewVm {
             Source::Iso {
                 path,
                 detected,
-                boot,
+                firmware,
             } => {
                 c.boot = BootConfig {
-                    kernel: dir.join(INSTALLER_KERNEL),
-                    initrd: Some(dir.join(INSTALLER_INITRD)),
-                    cmdline: Some(boot.cmdline.clone()),
-                    firmware: None,
-                    firmware_vars: None,
+                    kernel: PathBuf::new(),
+                    initrd: None,
+                    cmdline: None,
+                    firmware: Some(firmware.clone()),
+                    firmware_vars: Some(dir.join(FIRMWARE_VARS)),
                 };
                 c.disks.push(DiskConfig {
                     path: path.clone(),
@@ -164,28 +210,18 @@ impl NewVm {
     /// The steps [`NewVm::build`] takes, in order.
     pub fn steps(&self) -> Vec<Step> {
         match self.source {
-            Source::Iso { .. } => vec![Step::Kernel, Step::Initrd, Step::Disk],
+            Source::Iso { .. } => vec![Step::Vars, Step::Disk],
             Source::Kernel { .. } => vec![Step::Disk],
         }
     }
 
     /// Makes the files the definition for `dir` names, calling `progress` before each step.
     pub fn build(&self, dir: &Path, mut progress: impl FnMut(Step)) -> Result<(), NewVmError> {
-        if let Source::Iso { path, boot, .. } = &self.source {
-            progress(Step::Kernel);
-            iso::extract(path, &boot.kernel, &dir.join(INSTALLER_KERNEL)).map_err(|source| {
-                NewVmError::Extract {
-                    what: "kernel",
-                    source,
-                }
-            })?;
-            progress(Step::Initrd);
-            iso::extract(path, &boot.initrd, &dir.join(INSTALLER_INITRD)).map_err(|source| {
-                NewVmError::Extract {
-                    what: "initrd",
-                    source,
-                }
-            })?;
+        if let Source::Iso { firmware, .. } = &self.source {
+            progress(Step::Vars);
+            let template = phyllome_vmm::boot::firmware::vars_template(firmware);
+            std::fs::copy(&template, dir.join(FIRMWARE_VARS))
+                .map_err(|source| NewVmError::Vars { template, source })?;
         }
         progress(Step::Disk);
         create_image(
@@ -218,7 +254,7 @@ pub fn unique_name(wanted: &str, taken: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iso::OsFamily;
+    use crate::iso::{self, OsFamily};
 
     #[test]
     fn names_get_a_number_when_taken() {
@@ -244,13 +280,13 @@ mod tests {
         let iso = debian_iso(tmp.path());
         let detected = iso::detect(&iso).unwrap();
         assert_eq!(detected.family, OsFamily::Debian);
-        let boot = detected.boot.clone().unwrap();
+        let firmware = fake_firmware(tmp.path());
         let new = NewVm {
             name: " Debian 12 ".into(),
             source: Source::Iso {
                 path: iso.clone(),
                 detected,
-                boot,
+                firmware: firmware.clone(),
             },
             resources: Resources {
                 cpus: 2,
@@ -266,12 +302,9 @@ mod tests {
         new.build(&dir, |s| steps.push(s)).unwrap();
         assert_eq!(steps, new.steps());
         assert_eq!(
-            std::fs::read(dir.join(INSTALLER_KERNEL)).unwrap(),
-            b"KERNEL-BYTES"
-        );
-        assert_eq!(
-            std::fs::read(dir.join(INSTALLER_INITRD)).unwrap(),
-            b"initrd"
+            std::fs::read(dir.join(FIRMWARE_VARS)).unwrap(),
+            b"VARS-TEMPLATE",
+            "the VM's own copy of the variable template"
         );
         let disk =
             phyllome_vmm::devices::virtio::blk::Disk::open(&dir.join("disk.qcow2"), true, None)
@@ -282,7 +315,12 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.name, "Debian 12");
         assert_eq!((c.machine.cpus, c.machine.memory_mib), (2, 2048));
-        assert_eq!(c.boot.kernel, dir.join(INSTALLER_KERNEL));
+        assert_eq!(c.boot.firmware.as_deref(), Some(firmware.as_path()));
+        assert_eq!(
+            c.boot.firmware_vars.as_deref(),
+            Some(dir.join(FIRMWARE_VARS).as_path())
+        );
+        assert!(c.boot.kernel.as_os_str().is_empty(), "no kernel is copied");
         assert_eq!(c.disks.len(), 2);
         assert!(!c.disks[0].readonly);
         assert_eq!(c.disks[1].path, iso);
@@ -298,18 +336,53 @@ mod tests {
     }
 
     #[test]
+    fn installers_start_through_firmware_except_windows_and_without_firmware() {
+        let tmp = tempfile::tempdir().unwrap();
+        let iso = debian_iso(tmp.path());
+        let detected = iso::detect(&iso).unwrap();
+        let firmware = fake_firmware(tmp.path());
+        let source = source_for_iso(&iso, &detected, Ok(firmware.clone())).unwrap();
+        assert!(matches!(source, Source::Iso { firmware: f, .. } if f == firmware));
+
+        let missing = phyllome_vmm::boot::firmware::FirmwareError::NotInstalled {
+            tried: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+        };
+        let why = source_for_iso(&iso, &detected, Err(missing)).unwrap_err();
+        let text = why.sentence("Debian");
+        assert!(text.contains("/usr/share/OVMF/OVMF_CODE_4M.fd"), "{text}");
+        assert!(text.contains("ovmf"), "{text}");
+
+        let windows = Detected {
+            family: OsFamily::Windows,
+            ..detected
+        };
+        let why = source_for_iso(&iso, &windows, Ok(firmware)).unwrap_err();
+        assert_eq!(why, Unstartable::Windows);
+        let text = why.sentence("Windows 11");
+        assert!(text.contains("AHCI") && text.contains("NVMe"), "{text}");
+    }
+
+    /// A firmware file and its variable template ("VARS-TEMPLATE") in `dir`.
+    fn fake_firmware(dir: &Path) -> PathBuf {
+        let code = dir.join("OVMF_CODE_4M.fd");
+        std::fs::write(&code, "CODE").unwrap();
+        std::fs::write(dir.join("OVMF_VARS_4M.fd"), "VARS-TEMPLATE").unwrap();
+        code
+    }
+
+    #[test]
     fn a_failed_copy_says_what_and_leaves_no_disk() {
         let tmp = tempfile::tempdir().unwrap();
         let iso = debian_iso(tmp.path());
         let detected = iso::detect(&iso).unwrap();
-        let mut boot = detected.boot.clone().unwrap();
-        boot.initrd = "/install.amd/missing.gz".into();
+        let firmware = fake_firmware(tmp.path());
+        std::fs::remove_file(tmp.path().join("OVMF_VARS_4M.fd")).unwrap();
         let new = NewVm {
             name: "D".into(),
             source: Source::Iso {
                 path: iso,
                 detected,
-                boot,
+                firmware,
             },
             resources: Resources {
                 cpus: 1,
@@ -320,7 +393,8 @@ mod tests {
             renderer: Renderer::TwoD,
         };
         let err = new.build(tmp.path(), |_| {}).unwrap_err();
-        assert!(err.to_string().contains("initrd"), "{err}");
+        assert!(err.to_string().contains("OVMF_VARS_4M.fd"), "{err}");
+        assert!(err.to_string().contains("ovmf package"), "{err}");
         assert!(!tmp.path().join("disk.img").exists());
     }
 }

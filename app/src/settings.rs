@@ -310,6 +310,27 @@ impl SimpleComponent for Settings {
             e.connect_apply(move |_| s.emit(SettingsMsg::Boot));
             boot.add(e);
         }
+        // A VM that boots firmware shows which, and where its variables are; its kernel
+        // fields stay hidden (a firmware VM starts what is on its disks).
+        if let Some(firmware) = &c.boot.firmware {
+            boot.set_description(None);
+            for e in [&kernel, &initrd, &cmdline] {
+                e.set_visible(false);
+            }
+            let row = adw::ActionRow::new();
+            row.set_title(&glib::markup_escape_text(&tr_args(
+                "settings-boot-firmware",
+                &[("path", &firmware.display().to_string())],
+            )));
+            if let Some(vars) = &c.boot.firmware_vars {
+                row.set_subtitle(&glib::markup_escape_text(&tr_args(
+                    "settings-boot-vars",
+                    &[("path", &vars.display().to_string())],
+                )));
+            }
+            row.add_css_class("property");
+            boot.add(&row);
+        }
         boot_page.add(&boot);
         window.add(&boot_page);
 

@@ -8,7 +8,7 @@
 use crate::graphics::Graphics3d;
 use crate::i18n::{tr, tr_args};
 use crate::iso::{self, Detected};
-use crate::new_vm::{unique_name, NewVm, Source, Step};
+use crate::new_vm::{source_for_iso, unique_name, NewVm, Source, Step, Unstartable};
 use crate::resources::{self, Host, Resources};
 use crate::store::{Entry, Store};
 use phyllome_vmm::config::Renderer;
@@ -217,6 +217,11 @@ fn set_error(label: &gtk::Label, text: Option<&str>) {
 }
 
 /// A user-typed path: `~` expanded.
+/// How the chosen image would start, or why it cannot (with the firmware installed now).
+fn iso_source(path: &Path, detected: &Detected) -> Result<Source, Unstartable> {
+    source_for_iso(path, detected, phyllome_vmm::boot::firmware::installed())
+}
+
 fn typed_path(text: &str) -> Option<PathBuf> {
     let t = text.trim();
     if t.is_empty() {
@@ -292,14 +297,9 @@ impl Wizard {
             });
         }
         match &self.iso {
-            IsoState::Found(path, detected) => match &detected.boot {
-                Some(boot) => Ok(Source::Iso {
-                    path: path.clone(),
-                    detected: detected.clone(),
-                    boot: boot.clone(),
-                }),
-                None => Err(tr_args("wizard-cannot-boot-yet", &[("os", &detected.name)])),
-            },
+            IsoState::Found(path, detected) => {
+                iso_source(path, detected).map_err(|why| why.sentence(&detected.name))
+            }
             IsoState::Bad(why) => Err(why.clone()),
             IsoState::Reading(_) => Err(tr("wizard-reading")),
             IsoState::None => Err(String::new()),
@@ -378,17 +378,17 @@ impl Wizard {
             }
             IsoState::Found(p, d) => {
                 row.set_title(&glib::markup_escape_text(&d.name));
-                let how = if d.boot.is_some() {
-                    tr("wizard-boots-directly")
-                } else {
-                    tr_args("wizard-cannot-boot-yet", &[("os", &d.name)])
+                let usable = iso_source(p, d);
+                let how = match &usable {
+                    Ok(_) => tr("wizard-boots-firmware"),
+                    Err(why) => why.sentence(&d.name),
                 };
                 row.set_subtitle(&glib::markup_escape_text(&format!(
                     "{} · {}",
                     p.file_name().unwrap_or_default().to_string_lossy(),
                     how
                 )));
-                self.w.iso_icon.set_icon_name(Some(if d.boot.is_some() {
+                self.w.iso_icon.set_icon_name(Some(if usable.is_ok() {
                     "emblem-ok-symbolic"
                 } else {
                     "dialog-warning-symbolic"
@@ -983,8 +983,7 @@ impl SimpleComponent for Wizard {
                     .progress
                     .set_fraction(at as f64 / steps.len().max(1) as f64);
                 self.w.progress_label.set_label(&tr(match step {
-                    Step::Kernel => "wizard-step-kernel",
-                    Step::Initrd => "wizard-step-initrd",
+                    Step::Vars => "wizard-step-vars",
                     Step::Disk => "wizard-step-disk",
                 }));
             }

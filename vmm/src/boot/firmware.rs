@@ -15,9 +15,44 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vm_memory::MmapRegion;
 
+/// Where distributions install OVMF's 4 MiB, non-secure-boot build, in the order tried
+/// (Debian and Ubuntu; Fedora; Arch).
+pub const FIRMWARE_PATHS: &[&str] = &[
+    "/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "/usr/share/edk2/ovmf/OVMF_CODE.fd",
+    "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
+];
+
+/// The UEFI firmware new VMs boot: `$PHYLLOME_FIRMWARE` if set (for tests and unusual
+/// set-ups), else the first of [`FIRMWARE_PATHS`] that exists, with its variable template
+/// beside it.
+pub fn installed() -> Result<PathBuf, FirmwareError> {
+    find_installed(std::env::var_os("PHYLLOME_FIRMWARE"))
+}
+
+fn find_installed(chosen: Option<std::ffi::OsString>) -> Result<PathBuf, FirmwareError> {
+    let candidates: Vec<PathBuf> = match chosen {
+        Some(p) => vec![PathBuf::from(p)],
+        None => FIRMWARE_PATHS.iter().map(PathBuf::from).collect(),
+    };
+    candidates
+        .iter()
+        .find(|p| p.is_file() && vars_template(p).is_file())
+        .cloned()
+        .ok_or_else(|| FirmwareError::NotInstalled {
+            tried: candidates.first().cloned().unwrap_or_default(),
+        })
+}
+
 /// Why the firmware could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum FirmwareError {
+    /// No firmware is installed where we look.
+    #[error("UEFI firmware is not installed: install Debian's ovmf package (apt install ovmf), which puts it at {}.", tried.display())]
+    NotInstalled {
+        /// The first path looked at.
+        tried: PathBuf,
+    },
     /// The firmware file cannot be read.
     #[error("Cannot read the firmware {}: {source}. Install Debian's UEFI firmware (apt install ovmf) or give the path of an OVMF_CODE file.", path.display())]
     Unreadable {
@@ -170,6 +205,20 @@ pub fn fw_cfg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_installed_firmware_needs_its_vars_template_beside_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let code = dir.path().join("OVMF_CODE_4M.fd");
+        std::fs::write(&code, [0u8; 16]).expect("write");
+        let chosen = || Some(code.clone().into_os_string());
+        let without_vars = find_installed(chosen());
+        std::fs::write(dir.path().join("OVMF_VARS_4M.fd"), [0u8; 16]).expect("write");
+        let with_vars = find_installed(chosen());
+        let text = without_vars.expect_err("no template").to_string();
+        assert!(text.contains("apt install ovmf"), "{text}");
+        assert_eq!(with_vars.expect("found"), code);
+    }
 
     #[test]
     fn the_vars_template_sits_beside_the_code() {
