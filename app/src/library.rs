@@ -423,11 +423,13 @@ impl Library {
             self.reload();
             return;
         }
-        if config
-            .devices
-            .gpu
-            .as_ref()
-            .is_some_and(|g| !g.renderer.is_2d())
+        // Only a build without virglrenderer (the Flatpak, for now) runs 3D VMs in 2D.
+        if !phyllome_vmm::graphics_probe::BUILT_WITH_3D
+            && config
+                .devices
+                .gpu
+                .as_ref()
+                .is_some_and(|g| !g.renderer.is_2d())
         {
             self.toast(&tr("vm-3d-later"));
         }
