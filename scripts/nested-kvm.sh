@@ -11,8 +11,8 @@
 # the VMM (to make disk images, and to look at them afterwards).
 # PHYLLOME_NESTED_FILES lists more host files to copy into L1's /l2/ (by their names), and
 # PHYLLOME_NESTED_BOOT replaces `--kernel /l2/kernel --initrd /l2/initrd` (firmware boots:
-# give "-" as L2_KERNEL and L2_INITRD). PHYLLOME_NESTED_ICOUNT=1 runs L1 on one vCPU under
-# QEMU's -icount: QEMU 10.0's multi-threaded TCG aborts ("tcg_handle_interrupt: assertion
+# give "-" as L2_KERNEL and L2_INITRD). PHYLLOME_NESTED_ICOUNT=N (1 or 2) runs L1 on N vCPUs
+# under QEMU's -icount, round-robin on one host thread: QEMU 10.0's multi-threaded TCG aborts ("tcg_handle_interrupt: assertion
 # failed: (bql_locked())") when an L2 writes CR8 while L1's KVM has a virtual interrupt
 # pending, which OVMF's interrupt return path does.
 # L1 prints PHYLLOME-L1-KVM-READY once /dev/kvm exists, and PHYLLOME-VMM-EXIT=<status>.
@@ -70,7 +70,9 @@ chmod +x "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) > "$work/l1.cpio"
 
 cpus=(-accel tcg,thread=multi -smp 2)
-[ "${PHYLLOME_NESTED_ICOUNT:-0}" = 1 ] && cpus=(-accel tcg -smp 1 -icount shift=0,sleep=off)
+case "${PHYLLOME_NESTED_ICOUNT:-0}" in
+  1|2) cpus=(-accel tcg -smp "$PHYLLOME_NESTED_ICOUNT" -icount shift=0,sleep=off) ;;
+esac
 exec qemu-system-x86_64 "${cpus[@]}" -cpu max -m 2048 \
   -nodefaults -display none -serial stdio -no-reboot \
   -kernel "$l1/vmlinuz" -initrd "$work/l1.cpio" \

@@ -177,6 +177,40 @@ pub fn vhost_user_device<'a>(
         .arg(format!("{device},chardev={id}"))
 }
 
+/// The L1 shell line that sends the VMM's dumped scanout (`--dump-scanout /scanout.png`)
+/// back on the nested console, for [`png_from_console`].
+pub const SEND_SCANOUT_PNG: &str =
+    "echo PHYLLOME-PNG-BEGIN; base64 /scanout.png; echo PHYLLOME-PNG-END";
+
+/// The PNG that [`SEND_SCANOUT_PNG`] put on a nested console, kept for people to look at
+/// as `target/screenshots/<name>`; its path.
+///
+/// # Panics
+/// When the console holds no PNG.
+pub fn png_from_console(console: &str, name: &str) -> PathBuf {
+    let encoded: String = console
+        .split("PHYLLOME-PNG-BEGIN")
+        .nth(1)
+        .and_then(|rest| rest.split("PHYLLOME-PNG-END").next())
+        .expect("L1 sent the PNG")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+        .collect();
+    let b64 = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(b64.path(), encoded.as_bytes()).expect("written");
+    let png_bytes = Command::new("base64")
+        .arg("-d")
+        .arg(b64.path())
+        .output()
+        .expect("base64 runs")
+        .stdout;
+    let shots = workspace().join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("the screenshot folder");
+    let shot = shots.join(name);
+    std::fs::write(&shot, &png_bytes).expect("the screenshot");
+    shot
+}
+
 /// Guest assets built (and cached) by `scripts/guest-assets.sh`.
 #[derive(Debug)]
 pub struct Assets {

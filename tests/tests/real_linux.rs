@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used)]
 
 use phyllome_tests::desktop::{decode, text_rows};
-use phyllome_tests::{guest_input_devices, vmm_binary, workspace, Assets, VIRTIO_INPUT_DEVICES};
+use phyllome_tests::{
+    guest_input_devices, png_from_console, vmm_binary, workspace, Assets, VIRTIO_INPUT_DEVICES,
+};
 use phyllome_vmm::host::has_hardware_virtualization;
 use std::process::Command;
 use std::sync::Mutex;
@@ -192,10 +194,7 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
             "/scanout.png",
             "--input",
         ])
-        .env(
-            "PHYLLOME_NESTED_CHECK",
-            "echo PHYLLOME-PNG-BEGIN; base64 /scanout.png; echo PHYLLOME-PNG-END",
-        )
+        .env("PHYLLOME_NESTED_CHECK", phyllome_tests::SEND_SCANOUT_PNG)
         .output()
         .unwrap();
     let console = String::from_utf8_lossy(&out.stdout);
@@ -214,26 +213,7 @@ fn debian_kernel_draws_its_console_on_our_virtio_gpu_nested() {
         VIRTIO_INPUT_DEVICES,
         "{console}"
     );
-    let encoded: String = console
-        .split("PHYLLOME-PNG-BEGIN")
-        .nth(1)
-        .and_then(|rest| rest.split("PHYLLOME-PNG-END").next())
-        .expect("L1 sent the PNG")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
-        .collect();
-    let b64 = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(b64.path(), encoded.as_bytes()).unwrap();
-    let png_bytes = Command::new("base64")
-        .arg("-d")
-        .arg(b64.path())
-        .output()
-        .unwrap()
-        .stdout;
-    let shots = workspace().join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = shots.join("nested-gpu-console.png");
-    std::fs::write(&shot, &png_bytes).unwrap();
+    let shot = png_from_console(&console, "nested-gpu-console.png");
 
     let (w, h, rgb) = decode(&shot);
     assert_eq!((w, h), (640, 480));

@@ -11,7 +11,7 @@
 use crate::api::{CommandSender, EventSender, StopReason, VmCommand, VmEvent, VmHandle};
 use crate::arch::x86_64::acpi::{self, PM_BLOCK_LEN};
 use crate::arch::x86_64::layout::{
-    ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KVM_TSS_ADDR, PCI_CONFIG_PORT,
+    ACPI_PM_PORT, ACPI_SCI_IRQ, CMOS_PORT, I8042_PORT, KEYBOARD_IRQ, KVM_TSS_ADDR, PCI_CONFIG_PORT,
     PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_END, PCI_MMIO_START, SERIAL_IRQ, SERIAL_PORT,
 };
 use crate::arch::x86_64::{cpuid, layout};
@@ -25,6 +25,8 @@ use crate::devices::legacy::acpi_pm::AcpiPm;
 use crate::devices::legacy::cmos::Cmos;
 use crate::devices::legacy::fw_cfg::{FW_CFG_PORT, FW_CFG_PORT_LEN};
 use crate::devices::legacy::i8042::I8042;
+use crate::devices::legacy::ramfb::{Ramfb, RamfbWorker};
+use crate::devices::legacy::reset_port::ResetPort;
 use crate::devices::legacy::serial::{IrqLine, SerialDevice};
 use crate::devices::pci::msix::MsiSink;
 use crate::devices::pci::{PciBus, PciConfigIo, PciConfigMmio, PciError, PciMmioWindow};
@@ -267,11 +269,14 @@ type SharedCore = Arc<Mutex<Box<dyn DeviceCore>>>;
 struct Machine {
     // Field order is drop order: devices (and their worker threads) first, then the VM
     // and its memory slots, then the mapping.
+    _ramfb: Option<RamfbWorker>,
     _pci: Arc<Mutex<PciBus>>,
     _vm: Arc<VmFd>,
     _ram: memory::GuestRam,
     serial: Arc<Mutex<SerialDevice>>,
     pm: Arc<Mutex<AcpiPm>>,
+    /// The PS/2 keyboard's controller, on firmware machines.
+    ps2: Option<Arc<Mutex<I8042>>>,
     control: Arc<RunControl>,
     threads: Vec<JoinHandle<()>>,
     /// vCPUs built but not yet running.
@@ -375,18 +380,54 @@ impl Machine {
 
         let mut pio = Bus::new();
         pio.insert(u64::from(SERIAL_PORT), 8, serial.clone())?;
-        pio.insert(
-            u64::from(I8042_PORT),
-            5,
-            Arc::new(Mutex::new(I8042::new(bp.exits.clone()))),
-        )?;
+        // Firmware machines have a PS/2 keyboard (boot menus, installers before their own
+        // drivers); a direct boot's keyboard is virtio, and its i8042 only resets.
+        let ps2 = match &bp.firmware {
+            Some(_) => {
+                let irq_vm = Arc::clone(&vm);
+                let irq = Box::new(move |level| {
+                    if let Err(e) = irq_vm.set_irq_line(KEYBOARD_IRQ, level) {
+                        log::warn!("cannot drive the keyboard interrupt: {e}");
+                    }
+                });
+                let dev = Arc::new(Mutex::new(I8042::with_irq(bp.exits.clone(), irq)));
+                pio.insert(u64::from(I8042_PORT), 5, dev.clone())?;
+                Some(dev)
+            }
+            None => {
+                let port = Arc::new(Mutex::new(ResetPort::new(bp.exits.clone())));
+                pio.insert(u64::from(I8042_PORT), 5, port)?;
+                None
+            }
+        };
         let mut cmos = Cmos::new();
         let low_ram = ram_bytes.min(layout::MMIO_HOLE_START);
         cmos.set_memory(low_ram, ram_bytes - low_ram, cpus);
         pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(cmos)))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
-        let fw_cfg = boot::firmware::fw_cfg(cpus, ram_bytes, &acpi_files, ram.memory.clone())
-            .map_err(|e| VmError::Platform(e.to_string()))?;
+        // A firmware's boot display, where this process draws the VM's screen.
+        let ramfb = bp
+            .firmware
+            .as_ref()
+            .and(bp.gpu.as_ref())
+            .map(|_| Ramfb::new());
+        let fw_cfg = boot::firmware::fw_cfg(
+            cpus,
+            ram_bytes,
+            &acpi_files,
+            ram.memory.clone(),
+            ramfb.as_ref(),
+        )
+        .map_err(|e| VmError::Platform(e.to_string()))?;
+        let ramfb_worker = match (&ramfb, &bp.gpu) {
+            (Some(r), Some(gpu)) => Some(r.show_on(ram.memory.clone(), gpu.clone()).map_err(
+                |source| VmError::Os {
+                    what: "boot display",
+                    source,
+                },
+            )?),
+            _ => None,
+        };
         pio.insert(
             u64::from(FW_CFG_PORT),
             FW_CFG_PORT_LEN,
@@ -423,11 +464,13 @@ impl Machine {
             exits: bp.exits.clone(),
         };
         let machine = Machine {
+            _ramfb: ramfb_worker,
             _pci: pci,
             _vm: vm,
             _ram: ram,
             serial,
             pm,
+            ps2,
             control,
             threads: Vec::new(),
             pending: Some((vcpus, ctx)),
@@ -944,6 +987,12 @@ impl Control {
         }
         // Requests the old vCPUs sent on their way out belong to the old machine.
         while self.exit_rx.try_recv().is_some() {}
+        // A machine reset resets the input devices it keeps: keys go to the PS/2 keyboard
+        // again until the next guest binds its virtio keyboard.
+        if let Some(i) = &self.blueprint.input {
+            lock(&i.keyboard).reset();
+            lock(&i.tablet).reset();
+        }
         // A graphics process that died comes back with the new machine.
         if let Some(gpu) = &mut self.blueprint.gpu_process {
             if let Err(e) = gpu.restart_if_stopped() {
@@ -1025,7 +1074,19 @@ impl Control {
                     )));
                 }
             }
-            VmCommand::Key { code, down } => self.input(|i| i.keys.key(code, down)),
+            VmCommand::Key { code, down } => {
+                // The PS/2 keyboard until the guest binds its virtio keyboard (as QEMU
+                // hands input to whichever handler the guest activated last).
+                let virtio_driven = self
+                    .blueprint
+                    .input
+                    .as_ref()
+                    .is_some_and(|i| i.keys.driven());
+                match &machine.ps2 {
+                    Some(ps2) if !virtio_driven => lock(ps2).key(code, down),
+                    _ => self.input(|i| i.keys.key(code, down)),
+                }
+            }
             VmCommand::Pointer { x, y } => self.input(|i| i.pointer.pointer(x, y)),
             VmCommand::Button { code, down } => self.input(|i| i.pointer.key(code, down)),
             VmCommand::Wheel { dx, dy } => self.input(|i| i.pointer.wheel(dx, dy)),

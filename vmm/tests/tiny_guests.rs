@@ -629,3 +629,110 @@ fn firmware_vars_file_of_the_wrong_size_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&vars).unwrap(), initial);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// Keys typed into a firmware VM reach its PS/2 keyboard while the guest has not bound its
+/// virtio keyboard (firmware never does): a polling real-mode reader, as boot firmware
+/// is, gets the A key's make and break codes in scancode set 1 (the controller translates).
+#[test]
+fn keys_reach_the_ps2_keyboard_of_a_firmware_vm() {
+    let image = common::firmware("ps2_fw");
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("VARS.fd");
+    std::fs::write(&vars, vec![0xffu8; 4096]).unwrap();
+    let mut c = firmware_config(&image, &vars);
+    c.devices.input = true;
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    assert!(
+        watch(&handle, &mut seen, T, |s| s
+            .serial
+            .contains("PHYLLOME-PS2-READY")),
+        "{seen:?}"
+    );
+    const KEY_A: u16 = 30;
+    handle
+        .send(VmCommand::Key {
+            code: KEY_A,
+            down: true,
+        })
+        .unwrap();
+    handle
+        .send(VmCommand::Key {
+            code: KEY_A,
+            down: false,
+        })
+        .unwrap();
+    assert!(
+        watch(&handle, &mut seen, T, |s| s.stopped.is_some()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.serial.contains("PHYLLOME-PS2 1e\nPHYLLOME-PS2 9e\n"),
+        "{:?}",
+        seen.serial
+    );
+    assert_eq!(seen.stopped, Some(StopReason::PowerOff));
+    assert!(
+        !seen.events.iter().any(|e| matches!(e, VmEvent::Error(_))),
+        "{seen:?}"
+    );
+}
+
+/// The firmware's boot display: firmware that sets up ramfb through fw_cfg (finding
+/// `etc/ramfb` in the directory, describing its framebuffer by DMA) and paints it has that
+/// picture on the VM's display (scanout 0), before any virtio-gpu driver exists.
+#[test]
+fn a_firmware_ramfb_reaches_the_display() {
+    let image = common::firmware("ramfb_fw");
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("VARS.fd");
+    std::fs::write(&vars, vec![0xffu8; 4096]).unwrap();
+    let shot = dir.path().join("scanout.png");
+    let mut c = firmware_config(&image, &vars);
+    c.devices.gpu = Some(phyllome_vmm::config::GpuConfig {
+        width: 640,
+        height: 480,
+        dump_scanout: Some(shot.clone()),
+        display_socket: None,
+        renderer: phyllome_vmm::config::Renderer::TwoD,
+    });
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    assert!(
+        watch(&handle, &mut seen, T, |s| s
+            .serial
+            .contains("PHYLLOME-RAMFB-SET")),
+        "{seen:?}"
+    );
+    // The worker looks 20 times a second; the dump is throttled: wait for the picture.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let picture = loop {
+        let decoded = std::fs::File::open(&shot).ok().and_then(|f| {
+            let mut reader = png::Decoder::new(std::io::BufReader::new(f))
+                .read_info()
+                .ok()?;
+            let mut buf = vec![0; reader.output_buffer_size()];
+            let info = reader.next_frame(&mut buf).ok()?;
+            Some((info.width, info.height, info.color_type, buf))
+        });
+        match decoded {
+            Some(p) => break p,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            None => panic!("no scanout was dumped: {seen:?}"),
+        }
+    };
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    let (width, height, color, pixels) = picture;
+    assert_eq!((width, height), (64, 48), "the framebuffer's own size");
+    let channels = match color {
+        png::ColorType::Rgba => 4,
+        png::ColorType::Rgb => 3,
+        other => panic!("unexpected PNG colour type {other:?}"),
+    };
+    for px in pixels.chunks_exact(channels) {
+        assert_eq!(&px[..3], &[0xff, 0x80, 0x00], "orange everywhere");
+    }
+}

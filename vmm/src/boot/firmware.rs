@@ -10,6 +10,7 @@ use crate::arch::x86_64::layout::ram_ranges;
 use crate::boot::e820::E820_RAM;
 use crate::devices::legacy::fw_cfg::{loader, FwCfg, FwCfgBuilder, FwCfgError};
 use crate::devices::legacy::pflash::{Pflash, PflashError, VarsStore};
+use crate::devices::legacy::ramfb::{Ramfb, CONFIG_LEN, RAMFB_FILE};
 use crate::memory::GuestMemory;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -186,14 +187,19 @@ pub fn e820_file(ram_bytes: u64) -> Vec<u8> {
     out
 }
 
-/// The machine's fw_cfg device, DMA reaching `memory`.
+/// The machine's fw_cfg device, DMA reaching `memory`; with `ramfb`, the firmware may set
+/// up a boot framebuffer there.
 pub fn fw_cfg(
     cpus: u8,
     ram_bytes: u64,
     acpi: &AcpiFiles,
     memory: GuestMemory,
+    ramfb: Option<&Ramfb>,
 ) -> Result<FwCfg, FwCfgError> {
     let mut b = FwCfgBuilder::new();
+    if let Some(ramfb) = ramfb {
+        b.writable_file(RAMFB_FILE, CONFIG_LEN, ramfb.write_hook(memory.clone()))?;
+    }
     b.cpus(u16::from(cpus));
     b.file(E820_FILE, e820_file(ram_bytes))?;
     b.file(RSDP_FILE, acpi.rsdp.clone())?;

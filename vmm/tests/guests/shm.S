@@ -5,8 +5,8 @@
 # unmap and checks that the region reads zero again.
         .include "common64.inc"
         .include "pci.inc"
-        .set PD0, 0x300000
-        .set PD1, 0x301000
+        .set PD0, 0x300000            # each with a spare page after it for a PDPT
+        .set PD1, 0x302000
         .set AT, 0x2000               # where the device maps its file in the region
         .globl _start
 _start:
@@ -72,17 +72,38 @@ bar64:
         or rax, r9
         ret
 
-# Identity-maps the GiB holding rdi with 2 MiB pages, using the page at rsi as its page
-# directory (the VMM's tables map the first 4 GiB; its PML4 entry 0 covers 512 GiB).
+# Identity-maps the GiB holding rdi with 2 MiB pages: the page at rsi becomes its page
+# directory and, when nothing maps its 512 GiB yet, the page after it the page-directory-
+# pointer table (the VMM's tables map the first 4 GiB; BARs may lie far above, where the
+# firmware's 64-bit PCI window is: the top of the address space).
 map_1g:
-        mov rax, rdi
-        shr rax, 30
         mov rcx, cr3
         and rcx, ~0xfff
-        mov rcx, [rcx]                # PML4[0] -> the PDPT
-        and rcx, ~0xfff
-        lea rdx, [rsi + 3]
-        mov [rcx + rax * 8], rdx
+        mov rax, rdi
+        shr rax, 39
+        and eax, 511
+        lea rcx, [rcx + rax * 8]      # its PML4 entry
+        mov rdx, [rcx]
+        test rdx, 1
+        jnz 2f
+        push rdi                      # a new, empty PDPT
+        push rcx
+        lea rdi, [rsi + 0x1000]
+        xor eax, eax
+        mov ecx, 512
+        rep stosq
+        pop rcx
+        pop rdi
+        lea rdx, [rsi + 0x1003]
+        mov [rcx], rdx
+2:      and rdx, ~0xfff
+        mov rax, rdi
+        shr rax, 30
+        and eax, 511
+        lea rcx, [rsi + 3]
+        mov [rdx + rax * 8], rcx      # PDPT entry -> the page directory
+        mov rax, rdi
+        shr rax, 30
         shl rax, 30
         or rax, 0x83                  # present, writable, 2 MiB
         xor ecx, ecx

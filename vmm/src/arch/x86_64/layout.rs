@@ -105,6 +105,8 @@ pub fn pci_mmio64_window(
 pub const SERIAL_PORT: u16 = 0x3f8;
 /// Its ISA interrupt.
 pub const SERIAL_IRQ: u32 = 4;
+/// The PS/2 keyboard's ISA interrupt.
+pub const KEYBOARD_IRQ: u32 = 1;
 /// The i8042 keyboard controller's data and command ports.
 pub const I8042_PORT: u16 = 0x60;
 /// The CMOS/RTC index and data ports.

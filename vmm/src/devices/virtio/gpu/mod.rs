@@ -509,6 +509,22 @@ impl Gpu {
         Ok(Response::NoData)
     }
 
+    /// Whether scanout 0 is free for the firmware's boot display: the guest's driver has
+    /// not set it.
+    pub fn firmware_display_free(&self) -> bool {
+        self.scanouts.first().is_some_and(|s| s.resource == 0)
+    }
+
+    /// Shows a frame from the firmware's boot display (ramfb) on scanout 0, unless the
+    /// guest's driver has set that scanout itself; whether it was shown.
+    pub fn show_firmware_frame(&mut self, frame: &Frame<'_>) -> bool {
+        if !self.firmware_display_free() {
+            return false;
+        }
+        self.sink.frame(frame);
+        true
+    }
+
     /// Turns off the scanouts that showed resource `id`.
     fn scanout_gone(&mut self, id: u32) {
         for (i, s) in self.scanouts.iter_mut().enumerate() {

@@ -17,6 +17,7 @@ use crate::devices::bus::lock;
 use crate::memory::GuestMemory;
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -95,6 +96,9 @@ impl InputEvent {
 pub struct InputSender {
     pending: Arc<Mutex<VecDeque<InputEvent>>>,
     ready: Arc<EventFd>,
+    /// A driver has bound the device (it chose what to read from its configuration), and
+    /// has not reset it since.
+    driven: Arc<AtomicBool>,
 }
 
 impl InputSender {
@@ -114,6 +118,12 @@ impl InputSender {
         drop(p);
         let _ = self.ready.write(1);
         true
+    }
+
+    /// Whether a guest driver has bound the device (and so reads what is sent): until
+    /// then, keys are better sent to the PS/2 keyboard that firmware reads.
+    pub fn driven(&self) -> bool {
+        self.driven.load(Ordering::Relaxed)
     }
 
     /// A key press (`down`) or release, by evdev code.
@@ -186,6 +196,7 @@ impl Input {
         let sender = InputSender {
             pending: Arc::new(Mutex::new(VecDeque::new())),
             ready: Arc::new(EventFd::new(libc::EFD_NONBLOCK)?),
+            driven: Arc::new(AtomicBool::new(false)),
         };
         Ok((
             Self {
@@ -279,6 +290,9 @@ impl DeviceCore for Input {
         c
     }
     fn write_config(&mut self, offset: usize, data: &[u8]) {
+        // A driver chooses what to read while it binds the device (Linux's virtio_input
+        // reads the name, the IDs and the event bits before DRIVER_OK).
+        self.sender.driven.store(true, Ordering::Relaxed);
         // Only select and subsel are writable.
         for (i, b) in data.iter().enumerate() {
             match offset + i {
@@ -293,6 +307,7 @@ impl DeviceCore for Input {
         self.select = 0;
         self.subsel = 0;
         lock(&self.sender.pending).clear();
+        self.sender.driven.store(false, Ordering::Relaxed);
     }
     fn ready(&self, queue: usize) -> bool {
         queue != EVENT_QUEUE || !lock(&self.sender.pending).is_empty()
