@@ -12,90 +12,74 @@ fn guests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests")
 }
 
-/// Assembles and links `tests/guests/<name>.S` into an ELF, once per test binary run.
-/// Tests run in parallel threads: one at a time builds (two building the same guest would
-/// race on its temporary files).
-pub fn guest(name: &str) -> PathBuf {
+/// Builds `tests/guests/<name>.S` once per test binary run into `<name>.<ext>`: assembles
+/// it with `as <bits>`, then `finish(object, output)` makes the result. Tests run in
+/// parallel threads: one at a time builds (two building the same guest would race on its
+/// temporary files), and names are unique per process so parallel test binaries never
+/// race on the same file.
+fn build_once(name: &str, bits: &str, ext: &str, finish: impl FnOnce(&Path, &Path)) -> PathBuf {
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BUILDING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let src = guests_dir().join(format!("{name}.S"));
-    // Unique per process so parallel test binaries never race on the same file.
-    let obj = out_dir.join(format!("{name}.{}.o", std::process::id()));
-    let elf = out_dir.join(format!("{name}.{}.elf", std::process::id()));
-    if elf.exists() {
-        return elf;
+    let obj = out_dir.join(format!("{name}.{ext}.{}.o", std::process::id()));
+    let out = out_dir.join(format!("{name}.{}.{ext}", std::process::id()));
+    if out.exists() {
+        return out;
     }
     let status = Command::new("as")
-        .args(["--64", "-I"])
+        .args([bits, "-I"])
         .arg(guests_dir())
         .arg("-o")
         .arg(&obj)
-        .arg(&src)
+        .arg(guests_dir().join(format!("{name}.S")))
         .status()
         .expect("binutils' `as` is installed (scripts/install-deps.sh)");
     assert!(status.success(), "assembling {name}.S failed");
-    let tmp = elf.with_extension("tmp");
-    let status = Command::new("ld")
-        .args([
-            "-m",
-            "elf_x86_64",
-            "-nostdlib",
-            "--no-warn-rwx-segments",
-            "-T",
-        ])
-        .arg(guests_dir().join("guest.ld"))
-        .arg("-o")
-        .arg(&tmp)
-        .arg(&obj)
-        .status()
-        .expect("binutils' `ld` is installed");
-    assert!(status.success(), "linking {name} failed");
-    std::fs::rename(&tmp, &elf).unwrap();
-    elf
+    let tmp = out.with_extension("tmp");
+    finish(&obj, &tmp);
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// Assembles and links `tests/guests/<name>.S` into an ELF, once per test binary run.
+pub fn guest(name: &str) -> PathBuf {
+    build_once(name, "--64", "elf", |obj, out| {
+        let status = Command::new("ld")
+            .args([
+                "-m",
+                "elf_x86_64",
+                "-nostdlib",
+                "--no-warn-rwx-segments",
+                "-T",
+            ])
+            .arg(guests_dir().join("guest.ld"))
+            .arg("-o")
+            .arg(out)
+            .arg(obj)
+            .status()
+            .expect("binutils' `ld` is installed");
+        assert!(status.success(), "linking {name} failed");
+    })
 }
 
 /// Assembles `tests/guests/<name>.S` into a flat 4 KiB firmware image (`as --32`, then
 /// `objcopy -O binary -j .text`; the source is never linked, so it must need no
-/// relocations), once per test binary run, one build at a time as [`guest`].
+/// relocations), once per test binary run.
 pub fn firmware(name: &str) -> PathBuf {
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = BUILDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let src = guests_dir().join(format!("{name}.S"));
-    // Unique per process so parallel test binaries never race on the same file.
-    let obj = out_dir.join(format!("{name}.fw.{}.o", std::process::id()));
-    let image = out_dir.join(format!("{name}.fw.{}.fd", std::process::id()));
-    if image.exists() {
-        return image;
-    }
-    let status = Command::new("as")
-        .args(["--32", "-I"])
-        .arg(guests_dir())
-        .arg("-o")
-        .arg(&obj)
-        .arg(&src)
-        .status()
-        .expect("binutils' `as` is installed (scripts/install-deps.sh)");
-    assert!(status.success(), "assembling {name}.S failed");
-    let tmp = image.with_extension("tmp");
-    let status = Command::new("objcopy")
-        .args(["-O", "binary", "-j", ".text"])
-        .arg(&obj)
-        .arg(&tmp)
-        .status()
-        .expect("binutils' `objcopy` is installed");
-    assert!(status.success(), "extracting {name}'s image failed");
-    let len = std::fs::metadata(&tmp).unwrap().len();
-    assert_eq!(len, 4096, "{name}.S must assemble to a 4 KiB image");
-    std::fs::rename(&tmp, &image).unwrap();
-    image
+    build_once(name, "--32", "fd", |obj, out| {
+        let status = Command::new("objcopy")
+            .args(["-O", "binary", "-j", ".text"])
+            .arg(obj)
+            .arg(out)
+            .status()
+            .expect("binutils' `objcopy` is installed");
+        assert!(status.success(), "extracting {name}'s image failed");
+        let len = std::fs::metadata(out).unwrap().len();
+        assert_eq!(len, 4096, "{name}.S must assemble to a 4 KiB image");
+    })
 }
 
 /// A config for a tiny guest whose serial output comes back as events.

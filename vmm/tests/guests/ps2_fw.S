@@ -45,16 +45,7 @@ poll:   in al, 0x64                  # status: output buffer full?
 1:      hlt
         jmp 1b
 
-# Prints the NUL-terminated string at cs:si on COM1.
-print:
-        mov dx, COM1
-1:      mov al, cs:[si]
-        test al, al
-        jz 2f
-        out dx, al
-        inc si
-        jmp 1b
-2:      ret
+        .include "real16.inc"
 
 # Prints the low nibble of al as a hex digit.
 hex_digit:

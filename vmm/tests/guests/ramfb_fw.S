@@ -111,16 +111,7 @@ failed:
         call print
         jmp 4b
 
-# Prints the NUL-terminated string at cs:si on COM1.
-print:
-        mov dx, COM1
-1:      mov al, cs:[si]
-        test al, al
-        jz 2f
-        out dx, al
-        inc si
-        jmp 1b
-2:      ret
+        .include "real16.inc"
 
 name:       .asciz "etc/ramfb"
 set:        .asciz "PHYLLOME-RAMFB-SET\n"
