@@ -25,6 +25,7 @@ use crate::devices::legacy::acpi_pm::AcpiPm;
 use crate::devices::legacy::cmos::Cmos;
 use crate::devices::legacy::fw_cfg::{FW_CFG_PORT, FW_CFG_PORT_LEN};
 use crate::devices::legacy::i8042::I8042;
+use crate::devices::legacy::port92::{Port92, PORT_92};
 use crate::devices::legacy::ramfb::{Ramfb, RamfbWorker};
 use crate::devices::legacy::reset_port::ResetPort;
 use crate::devices::legacy::serial::{IrqLine, SerialDevice};
@@ -400,6 +401,11 @@ impl Machine {
                 None
             }
         };
+        pio.insert(
+            u64::from(PORT_92),
+            1,
+            Arc::new(Mutex::new(Port92::new(bp.exits.clone()))),
+        )?;
         let mut cmos = Cmos::new();
         let low_ram = ram_bytes.min(layout::MMIO_HOLE_START);
         cmos.set_memory(low_ram, ram_bytes - low_ram, cpus);
@@ -737,7 +743,10 @@ fn attach_pci(
     pio.insert(
         u64::from(PCI_CONFIG_PORT),
         8,
-        Arc::new(Mutex::new(PciConfigIo::new(pci.clone()))),
+        Arc::new(Mutex::new(PciConfigIo::with_reset(
+            pci.clone(),
+            bp.exits.clone(),
+        ))),
     )?;
     mmio.insert(
         PCI_ECAM_START,

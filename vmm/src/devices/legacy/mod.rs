@@ -8,6 +8,7 @@ pub mod cmos;
 pub mod fw_cfg;
 pub mod i8042;
 pub mod pflash;
+pub mod port92;
 pub mod ramfb;
 pub mod reset_port;
 pub mod serial;

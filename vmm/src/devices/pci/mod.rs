@@ -14,9 +14,15 @@ pub mod msix;
 pub mod piix;
 
 use crate::devices::bus::{lock, BusDevice};
+use crate::exit::{ExitRequest, ExitSender};
 use config::{BarMove, ConfigSpace};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+
+/// Reset control register (0xCF9) bits: the kind of reset, and "reset the CPU now".
+const RCR_SYSTEM_RESET: u8 = 1 << 1;
+const RCR_RESET_CPU: u8 = 1 << 2;
+const RCR_FULL_RESET: u8 = 1 << 3;
 
 /// Slots on the bus.
 pub const SLOTS: usize = 32;
@@ -148,12 +154,31 @@ impl Default for PciBus {
 pub struct PciConfigIo {
     bus: Arc<Mutex<PciBus>>,
     address: u32,
+    /// Where a write to the reset control register goes.
+    reset: Option<ExitSender>,
+    /// The reset control register's last value (bits 1 and 3: the kind of reset).
+    reset_control: u8,
 }
 
 impl PciConfigIo {
     /// Ports for `bus`.
     pub fn new(bus: Arc<Mutex<PciBus>>) -> Self {
-        Self { bus, address: 0 }
+        Self {
+            bus,
+            address: 0,
+            reset: None,
+            reset_control: 0,
+        }
+    }
+
+    /// Ports for `bus`, with the PIIX's reset control register at 0xCF9 (inside their
+    /// range; a byte access reaches it) asking `exits` for a reset: how UEFI firmware's
+    /// ResetSystem restarts an i440FX machine.
+    pub fn with_reset(bus: Arc<Mutex<PciBus>>, exits: ExitSender) -> Self {
+        Self {
+            reset: Some(exits),
+            ..Self::new(bus)
+        }
     }
 
     fn target(&self, data_offset: u64) -> Option<(u8, u8, u8, usize)> {
@@ -173,6 +198,13 @@ impl PciConfigIo {
 
 impl BusDevice for PciConfigIo {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
+        match (offset, &mut *data) {
+            (1, [byte]) if self.reset.is_some() => {
+                *byte = self.reset_control;
+                return;
+            }
+            _ => {}
+        }
         match offset {
             0..=3 if offset as usize + data.len() <= 4 => {
                 let bytes = self.address.to_le_bytes();
@@ -187,6 +219,13 @@ impl BusDevice for PciConfigIo {
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
+        if let (1, [value], Some(exits)) = (offset, data, &self.reset) {
+            self.reset_control = value & (RCR_SYSTEM_RESET | RCR_FULL_RESET);
+            if value & RCR_RESET_CPU != 0 {
+                exits.send(ExitRequest::Reset);
+            }
+            return;
+        }
         match offset {
             0 if data.len() == 4 => {
                 self.address = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
@@ -342,6 +381,23 @@ mod tests {
         let mut b = [0u8; 1];
         io.read(6, &mut b);
         assert_eq!(b, [0x44]);
+    }
+
+    #[test]
+    fn the_reset_control_register_resets_and_keeps_the_address_register_apart() {
+        let (bus, _) = bus_with_dummy();
+        let (tx, rx) = crate::exit::exit_channel().expect("channel");
+        let mut io = PciConfigIo::with_reset(bus, tx);
+        // OVMF's cold reset: the kind first, then the kind with "reset the CPU".
+        io.write(1, &[RCR_SYSTEM_RESET]);
+        assert!(rx.try_recv().is_none());
+        let mut b = [0u8];
+        io.read(1, &mut b);
+        assert_eq!(b, [RCR_SYSTEM_RESET]);
+        io.write(1, &[RCR_SYSTEM_RESET | RCR_RESET_CPU]);
+        assert_eq!(rx.try_recv(), Some(ExitRequest::Reset));
+        // The configuration mechanism is unaffected.
+        assert_eq!(cf8(&mut io, 2, 0), 0x1044_1af4);
     }
 
     #[test]
