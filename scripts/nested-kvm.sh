@@ -73,7 +73,13 @@ cpus=(-accel tcg,thread=multi -smp 2)
 case "${PHYLLOME_NESTED_ICOUNT:-0}" in
   1|2) cpus=(-accel tcg -smp "$PHYLLOME_NESTED_ICOUNT" -icount shift=0,sleep=off) ;;
 esac
+# QEMU takes the place of this shell (so that whoever stops the script stops QEMU), which
+# would leave the work folder behind: keep the initramfs open, remove the folder, and let
+# QEMU read the initramfs through the open descriptor.
+exec 3<"$work/l1.cpio"
+rm -rf "$work"
+trap - EXIT
 exec qemu-system-x86_64 "${cpus[@]}" -cpu max -m 2048 \
   -nodefaults -display none -serial stdio -no-reboot \
-  -kernel "$l1/vmlinuz" -initrd "$work/l1.cpio" \
+  -kernel "$l1/vmlinuz" -initrd /dev/fd/3 \
   -append "console=ttyS0 panic=-1 loglevel=3"

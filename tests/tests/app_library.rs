@@ -252,7 +252,7 @@ fn bad_input_is_refused_with_its_reason_and_3d_says_why_it_is_off() {
         &log("bad-input-b.log"),
     );
     s.focus("New Virtual Machine");
-    assert!(s.wait_text("starts directly", 20));
+    assert!(s.wait_text("starts with UEFI firmware", 20));
     s.keys(&["Return"]);
     assert!(s.wait_text("Step 2 of 4", 10));
     s.keys(&["ctrl+a"]);
