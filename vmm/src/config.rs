@@ -399,8 +399,9 @@ pub struct GpuConfig {
     /// The Unix socket a viewer (the app) attaches to (see [`crate::console_conn`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_socket: Option<PathBuf>,
-    /// 2D, or 3D acceleration through virglrenderer. This build renders 2D; a 3D choice is
-    /// kept so the VM gets it once the 3D renderer lands, and runs in 2D until then.
+    /// 2D, or 3D acceleration through virglrenderer (OpenGL) or venus (Vulkan), drawn by the
+    /// VM's graphics process. A build without virglrenderer keeps a 3D choice and runs the
+    /// VM in 2D.
     #[serde(default, skip_serializing_if = "Renderer::is_2d")]
     pub renderer: Renderer,
 }
