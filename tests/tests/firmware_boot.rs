@@ -10,22 +10,30 @@
 
 #![allow(clippy::unwrap_used)]
 
-use phyllome_tests::{run_asset_script, vmm_binary, workspace};
+use phyllome_tests::desktop::{decode, text_rows};
+use phyllome_tests::{png_from_console, run_asset_script, vmm_binary, workspace, SEND_SCANOUT_PNG};
 use std::process::Command;
 use std::time::Instant;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
-#[test]
-fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested() {
+/// Boots Debian's OVMF nested with the firmware test ISO as a read-only disk and `args`
+/// added, L1 on `l1_cpus` vCPUs under icount; L1 runs `setup` before the VMM and `check`
+/// after it. The console, also kept in `target/nested-logs/<log>`.
+fn nested_firmware(args: &[&str], l1_cpus: &str, setup: &str, check: &str, log: &str) -> String {
+    // One nested QEMU at a time (each wants both cores), and one build of the test ISO.
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(
         std::path::Path::new(OVMF_CODE).exists(),
         "Debian's ovmf is installed (scripts/install-deps.sh)"
     );
     let (assets, _) = run_asset_script("firmware-guest.sh", None);
     let iso = assets.join("fw-installer.iso");
-    let vars_len = std::fs::metadata(OVMF_VARS).unwrap().len();
     let started = Instant::now();
     let out = Command::new("timeout")
         .arg("900")
@@ -34,7 +42,8 @@ fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested()
         .args(["-", "-"])
         .args(["--memory", "256", "--no-reboot", "--disk"])
         .arg("/l2/fw-installer.iso,readonly")
-        .env("PHYLLOME_NESTED_ICOUNT", "1")
+        .args(args)
+        .env("PHYLLOME_NESTED_ICOUNT", l1_cpus)
         .env(
             "PHYLLOME_NESTED_FILES",
             format!("{OVMF_CODE} {OVMF_VARS} {}", iso.display()),
@@ -43,19 +52,32 @@ fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested()
             "PHYLLOME_NESTED_BOOT",
             "--firmware /l2/OVMF_CODE_4M.fd --firmware-vars /vars.fd",
         )
-        .env("PHYLLOME_NESTED_SETUP", "cp /l2/OVMF_VARS_4M.fd /vars.fd")
         .env(
-            "PHYLLOME_NESTED_CHECK",
-            "cmp -s /vars.fd /l2/OVMF_VARS_4M.fd && echo PHYLLOME-VARS-UNCHANGED || echo PHYLLOME-VARS-CHANGED; \
-             echo PHYLLOME-VARS-SIZE=$(wc -c < /vars.fd); ls /vars.fd.tmp 2>/dev/null && echo PHYLLOME-VARS-TMP-LEFT",
+            "PHYLLOME_NESTED_SETUP",
+            format!("cp /l2/OVMF_VARS_4M.fd /vars.fd; {setup}"),
         )
+        .env("PHYLLOME_NESTED_CHECK", check)
         .output()
         .expect("scripts/nested-kvm.sh runs");
     let console = String::from_utf8_lossy(&out.stdout).replace('\0', "");
-    println!("firmware boot: nested run took {:.1?}", started.elapsed());
+    println!("{log}: nested run took {:.1?}", started.elapsed());
     let logs = workspace().join("target/nested-logs");
     std::fs::create_dir_all(&logs).unwrap();
-    std::fs::write(logs.join("firmware-boot.log"), console.as_bytes()).unwrap();
+    std::fs::write(logs.join(log), console.as_bytes()).unwrap();
+    console
+}
+
+#[test]
+fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested() {
+    let vars_len = std::fs::metadata(OVMF_VARS).unwrap().len();
+    let console = nested_firmware(
+        &[],
+        "1",
+        ":",
+        "cmp -s /vars.fd /l2/OVMF_VARS_4M.fd && echo PHYLLOME-VARS-UNCHANGED || echo PHYLLOME-VARS-CHANGED; \
+         echo PHYLLOME-VARS-SIZE=$(wc -c < /vars.fd); ls /vars.fd.tmp 2>/dev/null && echo PHYLLOME-VARS-TMP-LEFT",
+        "firmware-boot.log",
+    );
     for marker in [
         "PHYLLOME-L1-KVM-READY",
         // GRUB, loaded by the firmware from the ISO's EFI system partition on our disk.
@@ -77,6 +99,59 @@ fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested()
     }
     assert!(!console.contains("PHYLLOME-VARS-TMP-LEFT"), "{console}");
     assert!(!console.contains("PHYLLOME-GRUB-SECOND-ENTRY"));
+}
+
+/// The boot menu is usable from the window: keys sent on the display connection (as the
+/// app sends them) reach the PS/2 keyboard the firmware reads, and GRUB's menu moves to its
+/// second entry and starts it; the display shows the firmware's screen with GRUB on it.
+/// L1 runs on two vCPUs (still under icount), so that the VMM's display and device threads
+/// do not wait for the vCPU's time slice: on one, GRUB's redraws through the firmware's
+/// virtio-gpu driver took minutes.
+#[test]
+fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
+    const KEY_DOWN: u16 = 108;
+    const KEY_ENTER: u16 = 28;
+    let console = nested_firmware(
+        &[
+            "--gpu",
+            "800x600",
+            "--display-socket",
+            "/d.sock",
+            "--dump-scanout",
+            "/scanout.png",
+            "--serial",
+            "file:/serial.log",
+        ],
+        "2",
+        &format!(
+            "(while ! grep -q PHYLLOME-GRUB-MENU /serial.log 2>/dev/null; do sleep 0.2; done; sleep 1; \
+              /phyllome-vmm display --socket /d.sock key {KEY_DOWN} {KEY_ENTER} && echo PHYLLOME-KEYS-SENT) &"
+        ),
+        &format!("cat /serial.log; {SEND_SCANOUT_PNG}"),
+        "firmware-keys.log",
+    );
+    for marker in [
+        "PHYLLOME-GRUB-MENU",
+        "PHYLLOME-KEYS-SENT",
+        "PHYLLOME-GRUB-SECOND-ENTRY",
+        "PHYLLOME-VMM-EXIT=0",
+    ] {
+        assert!(
+            console.contains(marker),
+            "missing {marker} (whole console in target/nested-logs/firmware-keys.log):\n{}",
+            tail(&console, 40)
+        );
+    }
+    assert!(
+        !console.contains("PHYLLOME-GRUB-BOOTED"),
+        "the default entry ran"
+    );
+    let shot = png_from_console(&console, "nested-firmware-grub.png");
+    let (w, h, rgb) = decode(&shot);
+    assert!(w >= 640 && h >= 480, "{w}x{h}");
+    let (rows, share) = text_rows(w, h, &rgb, (0, 0, w, h));
+    assert!((0.002..0.3).contains(&share), "lit share {share}");
+    assert!(rows >= 3, "only {rows} rows of text");
 }
 
 fn tail(text: &str, lines: usize) -> String {

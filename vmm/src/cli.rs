@@ -124,6 +124,13 @@ pub enum DisplayAction {
         /// The size.
         size: crate::config::GpuConfig,
     },
+    /// Keys typed, in order, each pressed and released: Linux evdev key codes (28 Enter,
+    /// 103 Up, 108 Down, 1 Escape, 30 A...).
+    Key {
+        /// The codes.
+        #[arg(required = true)]
+        codes: Vec<u16>,
+    },
 }
 
 /// `phyllome-vmm run`.
@@ -301,6 +308,20 @@ mod tests {
         });
         assert!(!matches!(refused, Ok(Ok(()))), "{refused:?}");
         assert!(parse(&["run"]).is_err(), "a kernel or firmware is needed");
+    }
+
+    #[test]
+    fn display_key_takes_evdev_codes_in_order() {
+        let cli = parse(&["display", "--socket", "/d.sock", "key", "108", "28"]).expect("valid");
+        let Command::Display { action, .. } = cli.command else {
+            panic!("expected display");
+        };
+        assert!(matches!(action, DisplayAction::Key { codes } if codes == [108, 28]));
+        assert!(
+            parse(&["display", "--socket", "/d.sock", "key"]).is_err(),
+            "no keys"
+        );
+        assert!(parse(&["display", "--socket", "/d.sock", "key", "70000"]).is_err());
     }
 
     #[test]

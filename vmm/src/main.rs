@@ -43,14 +43,19 @@ fn main() -> ExitCode {
 
 /// `display`: one request to a running VM's display, as the app would send it.
 fn display(socket: &std::path::Path, action: DisplayAction) -> ExitCode {
-    let DisplayAction::Resize { size } = action;
-    let sent = ConsoleClient::connect(socket).and_then(|mut c| {
-        c.send(Message::Resize {
+    let messages: Vec<Message> = match action {
+        DisplayAction::Resize { size } => vec![Message::Resize {
             scanout: 0,
             width: size.width,
             height: size.height,
-        })
-    });
+        }],
+        DisplayAction::Key { codes } => codes
+            .iter()
+            .flat_map(|&code| [true, false].map(|down| Message::Key { code, down }))
+            .collect(),
+    };
+    let sent = ConsoleClient::connect(socket)
+        .and_then(|mut c| messages.into_iter().try_for_each(|m| c.send(m)));
     match sent {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!(
