@@ -178,7 +178,14 @@ if [ -e /sys/class/graphics/fb0 ]; then
   # asks for (a resize of the app's window).
   if grep -q phyllome.watchmode /proc/cmdline; then
     modes=$(ls /sys/class/drm/card*-Virtual-1/modes | head -1)
+    # The first probe can race the EDID read too and leave the list empty: ask again.
     m0=$(head -1 "$modes")
+    for i in $(seq 60); do
+      [ -n "$m0" ] && break
+      echo detect > "${modes%/modes}/status" 2>/dev/null
+      sleep 0.5
+      m0=$(head -1 "$modes")
+    done
     echo "PHYLLOME-GPU-MODE-BEFORE=$m0"
     m=$m0
     # The driver probes the connector when the configuration interrupt's display info
