@@ -60,60 +60,6 @@ found:
 bad:    PRINT fail
         jmp poweroff
 
-# eax: configuration address of a 64-bit BAR's low half; returns its address in rax.
-bar64:
-        mov r8d, eax
-        call cfg_read
-        and eax, 0xfffffff0
-        mov r9d, eax
-        lea eax, [r8d + 4]
-        call cfg_read
-        shl rax, 32
-        or rax, r9
-        ret
-
-# Identity-maps the GiB holding rdi with 2 MiB pages: the page at rsi becomes its page
-# directory and, when nothing maps its 512 GiB yet, the page after it the page-directory-
-# pointer table (the VMM's tables map the first 4 GiB; BARs may lie far above, where the
-# firmware's 64-bit PCI window is: the top of the address space).
-map_1g:
-        mov rcx, cr3
-        and rcx, ~0xfff
-        mov rax, rdi
-        shr rax, 39
-        and eax, 511
-        lea rcx, [rcx + rax * 8]      # its PML4 entry
-        mov rdx, [rcx]
-        test rdx, 1
-        jnz 2f
-        push rdi                      # a new, empty PDPT
-        push rcx
-        lea rdi, [rsi + 0x1000]
-        xor eax, eax
-        mov ecx, 512
-        rep stosq
-        pop rcx
-        pop rdi
-        lea rdx, [rsi + 0x1003]
-        mov [rcx], rdx
-2:      and rdx, ~0xfff
-        mov rax, rdi
-        shr rax, 30
-        and eax, 511
-        lea rcx, [rsi + 3]
-        mov [rdx + rax * 8], rcx      # PDPT entry -> the page directory
-        mov rax, rdi
-        shr rax, 30
-        shl rax, 30
-        or rax, 0x83                  # present, writable, 2 MiB
-        xor ecx, ecx
-1:      mov [rsi + rcx * 8], rax
-        add rax, 0x200000
-        inc ecx
-        cmp ecx, 512
-        jne 1b
-        ret
-
 nodev:  .asciz "PHYLLOME-SHM-NO-DEVICE\n"
 zero:   .asciz "PHYLLOME-SHM-UNMAPPED-ZERO\n"
 fail:   .asciz "PHYLLOME-SHM-BAD\n"

@@ -90,13 +90,23 @@ pub const REQ_WRITE: u32 = 1;
 impl Driver {
     /// A driver for a device run by `engine`, in `mem`.
     pub fn with_engine(engine: Box<dyn QueueEngine>, mem: GuestMemory) -> Self {
+        Self::with_doorbells(engine, mem, Arc::new(NoDoorbells))
+    }
+
+    /// A driver for a device run by `engine`, in `mem`, whose doorbells go to `doorbells`
+    /// (as KVM's ioeventfds would).
+    pub fn with_doorbells(
+        engine: Box<dyn QueueEngine>,
+        mem: GuestMemory,
+        doorbells: Arc<dyn Doorbells>,
+    ) -> Self {
         let (tx, rx) = channel::<(u64, u32)>();
         let dev = VirtioPci::new(
             engine,
             mem.clone(),
             BAR,
             Arc::new(Msi(Mutex::new(tx))),
-            Arc::new(NoDoorbells),
+            doorbells,
         )
         .unwrap();
         Self {
@@ -413,6 +423,18 @@ impl Driver {
     /// Posts a chain of `(addr, len, device_writes)` buffers on ring `index` (set up with
     /// [`Driver::setup_ring`]) and rings its doorbell; returns the new available index.
     pub fn post(&mut self, index: u16, buffers: &[(u64, u32, bool)]) -> u16 {
+        let next = self.offer(index, buffers);
+        self.w(
+            NOTIFY + u64::from(index) * u64::from(NOTIFY_MULTIPLIER),
+            0,
+            2,
+        );
+        next
+    }
+
+    /// [`Driver::post`] without ringing the doorbell (the caller rings it elsewhere, as
+    /// the hypervisor's ioeventfd would); returns the new available index.
+    pub fn offer(&mut self, index: u16, buffers: &[(u64, u32, bool)]) -> u16 {
         let base = ring_base(index);
         let avail = base + 0x1000;
         let idx: u16 = self.mem.read_obj(GuestAddress(avail + 2)).unwrap();
@@ -436,11 +458,6 @@ impl Driver {
             .unwrap();
         let next = idx.wrapping_add(1);
         self.mem.write_obj(next, GuestAddress(avail + 2)).unwrap();
-        self.w(
-            NOTIFY + u64::from(index) * u64::from(NOTIFY_MULTIPLIER),
-            0,
-            2,
-        );
         next
     }
 
