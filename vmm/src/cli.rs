@@ -89,6 +89,11 @@ pub enum DeviceCommand {
         /// Listen for the app (`phyllome --console PATH`) here.
         #[arg(long)]
         console: Option<PathBuf>,
+        /// Listen here for the VMM's firmware link: the firmware's boot framebuffer (ramfb)
+        /// comes in and is shown on the display; keys typed before the guest binds the
+        /// virtio keyboard go back to the VMM's PS/2 keyboard.
+        #[arg(long)]
+        boot_socket: Option<PathBuf>,
         /// Write the latest flushed frame to this PNG file (throttled).
         #[arg(long)]
         dump_scanout: Option<PathBuf>,
@@ -397,6 +402,15 @@ mod tests {
                 },
                 input_socket: Some(_),
                 console: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["device", "gpu", "--socket", "/g", "--boot-socket", "/b"])
+                .unwrap()
+                .command,
+            Command::Device(DeviceCommand::Gpu {
+                boot_socket: Some(_),
                 ..
             })
         ));

@@ -4,12 +4,14 @@
 //! app over the console connection. The VMM drives those devices like any other vhost-user
 //! backend, so a fault in the renderer ends that process only: the VM runs on without a
 //! display, [`VmEvent::GraphicsStopped`] says so, and the next guest reset starts a fresh
-//! process.
+//! process. A firmware VM also links to the process through [`crate::firmware_link`] (the
+//! boot framebuffer goes there, PS/2 keys come back), reconnected with each fresh process.
 
 use crate::api::{EventSender, VmEvent};
 use crate::config::{GpuConfig, Renderer};
 use crate::devices::bus::lock;
 use crate::devices::virtio::input::InputKind;
+use crate::firmware_link::{FirmwareLink, KeySink, LinkError};
 use crate::vhost_user::gpu::input_socket_path;
 use crate::vhost_user::{FrontendError, SharedEngine, VhostUserEngine};
 use std::ffi::OsString;
@@ -57,6 +59,9 @@ pub enum GpuProcessError {
     /// A device it serves could not be attached.
     #[error(transparent)]
     Attach(#[from] FrontendError),
+    /// The firmware link could not be made.
+    #[error("Cannot link the firmware's boot display and keyboard to the graphics process: {0}")]
+    FirmwareLink(#[from] LinkError),
 }
 
 /// A sentence about how the process ended.
@@ -78,16 +83,19 @@ struct Launch {
     gpu_socket: PathBuf,
     input: Option<PathBuf>,
     display: Option<PathBuf>,
+    /// The firmware link's socket, for a VM that boots firmware.
+    boot: Option<PathBuf>,
 }
 
 impl Launch {
-    fn new(gpu: &GpuConfig, input: bool, dir: &Path) -> Self {
+    fn new(gpu: &GpuConfig, input: bool, firmware: bool, dir: &Path) -> Self {
         let program = std::env::var_os(PROGRAM_ENV)
             .map(PathBuf::from)
             .or_else(|| std::env::current_exe().ok())
             .unwrap_or_else(|| PathBuf::from("phyllome-vmm"));
         let gpu_socket = dir.join("gpu.sock");
         let input = input.then(|| dir.join("input"));
+        let boot = firmware.then(|| dir.join("boot.sock"));
         let renderer = match gpu.renderer {
             Renderer::TwoD => "2d",
             Renderer::Virgl => "virgl",
@@ -112,12 +120,14 @@ impl Launch {
         pair("--console", gpu.display_socket.as_ref());
         pair("--dump-scanout", gpu.dump_scanout.as_ref());
         pair("--input-socket", input.as_ref());
+        pair("--boot-socket", boot.as_ref());
         Self {
             program,
             args,
             gpu_socket,
             input,
             display: gpu.display_socket.clone(),
+            boot,
         }
     }
 
@@ -150,6 +160,8 @@ pub struct GpuProcess {
     running: Option<Running>,
     /// The GPU, then the keyboard and tablet when asked for.
     engines: Vec<SharedEngine>,
+    /// The firmware link, for a VM that boots firmware (the same across restarts).
+    firmware: Option<FirmwareLink>,
     events: EventSender,
 }
 
@@ -186,20 +198,23 @@ fn private_folder(near: Option<&Path>) -> Result<PathBuf, GpuProcessError> {
 
 impl GpuProcess {
     /// Starts the process for `gpu` (with a keyboard and tablet when `input`) and attaches
-    /// its devices.
+    /// its devices; for a VM that boots firmware (`firmware_keys`: where the keys typed
+    /// during boot go), links the firmware's boot display and keyboard too.
     pub(crate) fn start(
         gpu: &GpuConfig,
         input: bool,
+        firmware_keys: Option<KeySink>,
         events: EventSender,
     ) -> Result<Self, GpuProcessError> {
         let near = gpu.display_socket.as_deref().and_then(Path::parent);
         let dir = private_folder(near)?;
-        let launch = Launch::new(gpu, input, &dir);
+        let launch = Launch::new(gpu, input, firmware_keys.is_some(), &dir);
         let mut process = Self {
             launch,
             dir,
             running: None,
             engines: Vec::new(),
+            firmware: firmware_keys.map(FirmwareLink::new),
             events,
         };
         let engines = process.spawn()?;
@@ -213,6 +228,11 @@ impl GpuProcess {
     /// The devices to put on the PCI bus (the same engines across restarts).
     pub(crate) fn engines(&self) -> &[SharedEngine] {
         &self.engines
+    }
+
+    /// The firmware link, for a VM that boots firmware (connected to the current process).
+    pub(crate) fn firmware_link(&self) -> Option<&FirmwareLink> {
+        self.firmware.as_ref()
     }
 
     /// The process's ID while it runs.
@@ -245,8 +265,8 @@ impl GpuProcess {
         for (_, _, socket) in l.devices() {
             let _ = std::fs::remove_file(&socket);
         }
-        if let Some(display) = &l.display {
-            let _ = std::fs::remove_file(display);
+        for own in [&l.display, &l.boot].into_iter().flatten() {
+            let _ = std::fs::remove_file(own);
         }
         let mut child = Command::new(&l.program)
             .args(&l.args)
@@ -285,6 +305,14 @@ impl GpuProcess {
                     return Err(GpuProcessError::Timeout);
                 }
                 std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The process listens on the link before it serves the GPU, which answered.
+        if let (Some(link), Some(socket)) = (&self.firmware, &l.boot) {
+            if let Err(e) = link.connect(socket) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
             }
         }
         self.running = Some(self.watch(child));
@@ -371,5 +399,30 @@ impl Drop for GpuProcess {
         self.engines.clear();
         self.reap();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_firmware_vms_process_listens_for_the_firmware_link_beside_its_other_sockets() {
+        let gpu = GpuConfig {
+            width: 800,
+            height: 600,
+            dump_scanout: None,
+            display_socket: None,
+            renderer: Renderer::Virgl,
+        };
+        let dir = Path::new("/run/vm/gpu-1");
+        let firmware = Launch::new(&gpu, true, true, dir);
+        let at = firmware.args.iter().position(|a| a == "--boot-socket");
+        let socket = at.and_then(|i| firmware.args.get(i + 1));
+        assert_eq!(socket.map(PathBuf::from), Some(dir.join("boot.sock")));
+        assert_eq!(firmware.boot, Some(dir.join("boot.sock")));
+        let kernel = Launch::new(&gpu, true, false, dir);
+        assert!(!kernel.args.iter().any(|a| a == "--boot-socket"));
+        assert_eq!(kernel.boot, None);
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod console_conn;
 pub mod devices;
 pub mod exit;
+pub mod firmware_link;
 pub mod gpu_process;
 pub mod graphics_probe;
 pub mod host;

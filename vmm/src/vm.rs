@@ -43,6 +43,7 @@ use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
 use crate::devices::virtio::shm::MemorySlots;
 use crate::devices::virtio::DeviceCore;
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
+use crate::firmware_link::KeySink;
 use crate::gpu_process::{GpuProcess, GpuProcessError};
 use crate::irq_routing::{GsiRouter, RoutingError};
 use crate::memory::{self, MemoryError};
@@ -217,6 +218,23 @@ struct Blueprint {
     _display_server: Option<ConsoleServer>,
     /// The firmware's flash, when the VM boots firmware (its variables outlive reboots).
     firmware: Option<FirmwareFlash>,
+    /// The current machine's PS/2 keyboard, where a 3D VM's graphics process sends the
+    /// keys typed during boot.
+    ps2: Ps2Slot,
+}
+
+/// The current machine's PS/2 keyboard, replaced with each machine.
+type Ps2Slot = Arc<Mutex<Option<Arc<Mutex<I8042>>>>>;
+
+/// Keys handed to whichever PS/2 keyboard `slot` holds at the time.
+fn keys_to(slot: &Ps2Slot) -> KeySink {
+    let slot = slot.clone();
+    Arc::new(move |code, down| {
+        let ps2 = lock(&slot).clone();
+        if let Some(ps2) = ps2 {
+            lock(&ps2).key(code, down);
+        }
+    })
 }
 
 /// What a display viewer's message asks of the VM.
@@ -411,12 +429,20 @@ impl Machine {
         cmos.set_memory(low_ram, ram_bytes - low_ram, cpus);
         pio.insert(u64::from(CMOS_PORT), 2, Arc::new(Mutex::new(cmos)))?;
         pio.insert(u64::from(ACPI_PM_PORT), u64::from(PM_BLOCK_LEN), pm.clone())?;
-        // A firmware's boot display, where this process draws the VM's screen.
-        let ramfb = bp
-            .firmware
-            .as_ref()
-            .and(bp.gpu.as_ref())
-            .map(|_| Ramfb::new());
+        *lock(&bp.ps2) = ps2.clone();
+        // A firmware's boot display: drawn by this process with an in-process GPU, else
+        // by a 3D VM's graphics process, told of it over the firmware link.
+        let link = bp.gpu_process.as_ref().and_then(GpuProcess::firmware_link);
+        let ramfb = match (&bp.firmware, &bp.gpu, link) {
+            (Some(_), Some(_), _) => Some(Ramfb::new()),
+            (Some(_), None, Some(link)) => {
+                // The last machine's framebuffer is gone with its memory.
+                link.hide_ramfb();
+                let (link, memory) = (link.clone(), ram.memory.clone());
+                Some(Ramfb::forwarding(move |c| link.show_ramfb(c, &memory)))
+            }
+            _ => None,
+        };
         let fw_cfg = boot::firmware::fw_cfg(
             cpus,
             ram_bytes,
@@ -840,9 +866,16 @@ impl Vm {
         };
         // 3D: the renderer, and the input devices beside the display it serves, live in
         // their own process (crate::gpu_process).
+        let ps2: Ps2Slot = Arc::default();
         let gpu_process = match &config.devices.gpu {
             Some(g) if !g.renderer.is_2d() => {
-                Some(GpuProcess::start(g, config.devices.input, events.clone())?)
+                let firmware_keys = firmware.as_ref().map(|_| keys_to(&ps2));
+                Some(GpuProcess::start(
+                    g,
+                    config.devices.input,
+                    firmware_keys,
+                    events.clone(),
+                )?)
             }
             _ => None,
         };
@@ -885,6 +918,7 @@ impl Vm {
         let blueprint = Blueprint {
             _display_server: display_server,
             firmware,
+            ps2,
             gpu,
             gpu_process,
             input,

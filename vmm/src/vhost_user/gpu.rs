@@ -18,6 +18,7 @@ use crate::devices::virtio::gpu::display::{DisplaySink, Tee};
 use crate::devices::virtio::gpu::dump::PngDump;
 use crate::devices::virtio::gpu::{Gpu, SharedGpu};
 use crate::devices::virtio::input::{Input, InputKind, InputSender};
+use crate::firmware_link::{FirmwareKeys, FirmwareLinkServer};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +38,9 @@ pub struct GpuServeOptions {
     pub input_socket: Option<PathBuf>,
     /// Where the app attaches (the console connection).
     pub console: Option<PathBuf>,
+    /// Where the VMM attaches the firmware link ([`crate::firmware_link`]): the firmware's
+    /// framebuffer comes in, and keys for its PS/2 keyboard go out.
+    pub boot_socket: Option<PathBuf>,
     /// Write the latest flushed frame here as a PNG (throttled).
     pub dump_scanout: Option<PathBuf>,
     /// 2D, or 3D through virglrenderer.
@@ -61,6 +65,9 @@ pub enum GpuServeError {
     /// The console connection could not listen.
     #[error("Cannot listen for the app on the console connection: {0}")]
     Console(String),
+    /// The firmware link could not listen.
+    #[error("Cannot listen for the VMM on the firmware link: {0}.")]
+    FirmwareLink(#[source] std::io::Error),
     /// A size or path the user gave cannot work.
     #[error("{0}")]
     Invalid(String),
@@ -89,14 +96,29 @@ struct Senders {
     pointer: InputSender,
 }
 
+/// Where the app's keys go: the virtio keyboard once the guest binds it; before that the
+/// VMM's PS/2 keyboard, which firmware and boot loaders read, when a VMM is linked.
+fn route_key(code: u16, down: bool, input: Option<&Senders>, firmware: Option<&FirmwareKeys>) {
+    let driven = input.is_some_and(|i| i.keys.driven());
+    if !driven && firmware.is_some_and(|f| f.key(code, down)) {
+        return;
+    }
+    if let Some(i) = input {
+        i.keys.key(code, down);
+    }
+}
+
 /// Acts on one message from the app.
-fn on_viewer_message(m: Message, gpu: &Mutex<Gpu>, input: Option<&Senders>) {
+fn on_viewer_message(
+    m: Message,
+    gpu: &Mutex<Gpu>,
+    input: Option<&Senders>,
+    firmware: Option<&FirmwareKeys>,
+) {
     match (m, input) {
         // The app showed the last frame: what was held back goes now.
         (Message::FrameDone, _) => lock(gpu).flush_pending(),
-        (Message::Key { code, down }, Some(i)) => {
-            i.keys.key(code, down);
-        }
+        (Message::Key { code, down }, _) => route_key(code, down, input, firmware),
         (Message::Pointer { x, y }, Some(i)) => {
             i.pointer.pointer(x, y);
         }
@@ -141,6 +163,7 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
         Some(&options.socket),
         options.input_socket.as_ref(),
         options.console.as_ref(),
+        options.boot_socket.as_ref(),
     ];
     for path in sockets.into_iter().flatten() {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -195,14 +218,19 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
     // The GPU is created after the console server (its sink goes in the GPU), but the
     // server's input handler needs the GPU: it reaches it through this slot.
     let slot: Arc<Mutex<Option<Arc<Mutex<Gpu>>>>> = Arc::new(Mutex::new(None));
+    let firmware_keys = options
+        .boot_socket
+        .as_ref()
+        .map(|_| FirmwareKeys::default());
     let mut _server = None;
     if let Some(path) = &options.console {
         let slot = slot.clone();
         let senders = senders.clone();
+        let firmware_keys = firmware_keys.clone();
         let (server, sink) = ConsoleServer::listen(path, move |m| {
             let gpu = lock(&slot).clone();
             if let Some(gpu) = gpu {
-                on_viewer_message(m, &gpu, senders.as_ref());
+                on_viewer_message(m, &gpu, senders.as_ref(), firmware_keys.as_ref());
             }
         })
         .map_err(|e| GpuServeError::Console(e.to_string()))?;
@@ -228,6 +256,14 @@ pub fn serve_gpu(options: &GpuServeOptions) -> Result<(), GpuServeError> {
     }
     let gpu = Arc::new(Mutex::new(gpu));
     *lock(&slot) = Some(gpu.clone());
+    // Listening before the GPU's socket appears: a VMM that found the GPU finds this too.
+    let _firmware_link = match (&options.boot_socket, firmware_keys) {
+        (Some(path), Some(keys)) => Some(
+            FirmwareLinkServer::listen(path, gpu.clone(), keys)
+                .map_err(GpuServeError::FirmwareLink)?,
+        ),
+        _ => None,
+    };
     let core = SharedGpu::new(gpu).map_err(create("GPU"))?;
     serve("phyllome-gpu", core, &options.socket)?;
     // The input threads serve until their own frontends go; the process ends here.
@@ -249,6 +285,7 @@ mod tests {
             height: h,
             input_socket: None,
             console: None,
+            boot_socket: None,
             dump_scanout: None,
             renderer: crate::config::Renderer::TwoD,
             // Never in the test process: the checks below fail before it would be installed.
@@ -299,10 +336,11 @@ mod tests {
             },
             &gpu,
             Some(&senders),
+            None,
         );
         assert!(keyboard.ready(events), "the key went to the keyboard");
         assert!(!tablet.ready(events));
-        on_viewer_message(Message::Pointer { x: 5, y: 6 }, &gpu, Some(&senders));
+        on_viewer_message(Message::Pointer { x: 5, y: 6 }, &gpu, Some(&senders), None);
         assert!(tablet.ready(events), "the motion went to the tablet");
 
         // A new size raises the display event (events_read, the first config word).
@@ -315,6 +353,7 @@ mod tests {
             },
             &gpu,
             None,
+            None,
         );
         assert_eq!(lock(&gpu).config()[..4], [1, 0, 0, 0]);
         // Input without input devices, or for a display that does not exist: ignored.
@@ -325,6 +364,7 @@ mod tests {
             },
             &gpu,
             None,
+            None,
         );
         on_viewer_message(
             Message::Resize {
@@ -334,6 +374,50 @@ mod tests {
             },
             &gpu,
             None,
+            None,
         );
+    }
+
+    #[test]
+    fn keys_go_to_the_vmms_ps2_keyboard_until_the_guest_binds_the_virtio_keyboard() {
+        use crate::firmware_link::Message as LinkMessage;
+        use std::io::Read;
+        let gpu = Mutex::new(Gpu::new(&[(640, 480)], Box::new(NullSink)).unwrap());
+        let (mut keyboard, keys) = Input::new(InputKind::Keyboard).unwrap();
+        let (_tablet, pointer) = Input::new(InputKind::Tablet).unwrap();
+        let senders = Senders { keys, pointer };
+        let (ours, mut vmm) = std::os::unix::net::UnixStream::pair().unwrap();
+        let firmware = FirmwareKeys::default();
+        firmware.attach(Some(ours));
+        let events = crate::devices::virtio::input::EVENT_QUEUE;
+        let key = |code| Message::Key { code, down: true };
+
+        on_viewer_message(key(30), &gpu, Some(&senders), Some(&firmware));
+        let mut got = [0u8; 12];
+        vmm.read_exact(&mut got).unwrap();
+        assert_eq!(
+            LinkMessage::decode(&got).unwrap().0,
+            LinkMessage::Key {
+                code: 30,
+                down: true
+            }
+        );
+        assert!(!keyboard.ready(events), "not also queued for virtio");
+
+        // The guest's driver binds the keyboard (it writes the configuration's selector).
+        keyboard.write_config(0, &[1]);
+        on_viewer_message(key(31), &gpu, Some(&senders), Some(&firmware));
+        assert!(
+            keyboard.ready(events),
+            "the key went to the virtio keyboard"
+        );
+        vmm.set_nonblocking(true).unwrap();
+        assert!(vmm.read(&mut got).is_err(), "and not to the VMM");
+
+        // Reset (a reboot): the PS/2 keyboard again; with the VMM gone, virtio anyway.
+        keyboard.reset();
+        drop(vmm);
+        on_viewer_message(key(32), &gpu, Some(&senders), Some(&firmware));
+        assert!(keyboard.ready(events));
     }
 }

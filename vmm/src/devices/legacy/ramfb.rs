@@ -99,21 +99,21 @@ impl RamfbConfig {
         if fourcc != XRGB8888 && fourcc != ARGB8888 {
             return Err(RamfbError::Format(fourcc));
         }
+        let config = Self::new(address, width, height, stride)?;
+        config.check_inside(memory)?;
+        Ok(config)
+    }
+
+    /// Checks the sizes of an XRGB8888 framebuffer at `address` (a `stride` of 0 means
+    /// tightly packed rows); where it lies is checked by [`RamfbConfig::check_inside`].
+    pub fn new(address: u64, width: u32, height: u32, stride: u32) -> Result<Self, RamfbError> {
         if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
             return Err(RamfbError::Size { width, height });
         }
-        // A stride of 0 means tightly packed rows.
+        // At most 8192 * 4: no overflow.
         let stride = if stride == 0 { width * 4 } else { stride };
         if stride < width * 4 {
             return Err(RamfbError::Stride { stride, width });
-        }
-        let len = u64::from(stride) * u64::from(height);
-        let inside = address.checked_add(len).is_some()
-            && usize::try_from(len).is_ok_and(|n| {
-                memory.check_range(GuestAddress(address), n, vm_memory::Permissions::Read)
-            });
-        if !inside {
-            return Err(RamfbError::OutsideRam { address, len });
         }
         Ok(Self {
             address,
@@ -122,12 +122,48 @@ impl RamfbConfig {
             stride,
         })
     }
+
+    /// The bytes from the first pixel to the end of the last row's stride.
+    pub fn byte_len(&self) -> u64 {
+        u64::from(self.stride) * u64::from(self.height)
+    }
+
+    /// Whether the whole framebuffer lies in `memory`.
+    pub fn check_inside(&self, memory: &GuestMemory) -> Result<(), RamfbError> {
+        let len = self.byte_len();
+        let inside = self.address.checked_add(len).is_some()
+            && usize::try_from(len).is_ok_and(|n| {
+                memory.check_range(GuestAddress(self.address), n, vm_memory::Permissions::Read)
+            });
+        if inside {
+            Ok(())
+        } else {
+            Err(RamfbError::OutsideRam {
+                address: self.address,
+                len,
+            })
+        }
+    }
 }
 
+/// Told of each description the firmware gives (a 3D VM's VMM passes it on to the
+/// graphics process, which draws the display).
+type OnChange = Arc<dyn Fn(&RamfbConfig) + Send + Sync>;
+
 /// The framebuffer description the firmware last gave, shared with the worker.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Ramfb {
     config: Arc<Mutex<Option<RamfbConfig>>>,
+    on_change: Option<OnChange>,
+}
+
+impl std::fmt::Debug for Ramfb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ramfb")
+            .field("config", &self.config())
+            .field("forwarded", &self.on_change.is_some())
+            .finish()
+    }
 }
 
 impl Ramfb {
@@ -136,16 +172,37 @@ impl Ramfb {
         Self::default()
     }
 
+    /// No framebuffer yet; each good description the firmware writes is also handed to
+    /// `on_change` (on the vCPU thread that wrote it: it must not block for long).
+    pub fn forwarding(on_change: impl Fn(&RamfbConfig) + Send + Sync + 'static) -> Self {
+        Self {
+            config: Arc::default(),
+            on_change: Some(Arc::new(on_change)),
+        }
+    }
+
     /// The current description.
     pub fn config(&self) -> Option<RamfbConfig> {
         *lock(&self.config)
     }
 
+    /// Replaces the description (for a framebuffer described from elsewhere: the VMM
+    /// tells its graphics process); `None` stops the showing.
+    pub fn set(&self, config: Option<RamfbConfig>) {
+        *lock(&self.config) = config;
+    }
+
     /// What `etc/ramfb` calls when the firmware writes it.
     pub fn write_hook(&self, memory: GuestMemory) -> WriteHook {
         let config = self.config.clone();
+        let on_change = self.on_change.clone();
         Box::new(move |bytes| match RamfbConfig::parse(bytes, &memory) {
-            Ok(c) => *lock(&config) = Some(c),
+            Ok(c) => {
+                *lock(&config) = Some(c);
+                if let Some(f) = &on_change {
+                    f(&c);
+                }
+            }
             Err(e) => log::warn!("{e}"),
         })
     }
@@ -360,5 +417,19 @@ mod tests {
         hook(&describe(0x1000, XRGB8888, 4, 4, 16));
         hook(&describe(0x1000, 0x1234, 4, 4, 16));
         assert_eq!(ramfb.config().map(|c| c.width), Some(4));
+    }
+
+    #[test]
+    fn a_forwarding_ramfb_passes_on_good_descriptions_only() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let ramfb = Ramfb::forwarding(move |c| lock(&s).push(c.width));
+        let mut hook = ramfb.write_hook(memory());
+        hook(&describe(0x1000, XRGB8888, 4, 4, 16));
+        hook(&describe(0x1000, 0x1234, 6, 4, 24));
+        hook(&describe(0x1000, XRGB8888, 8, 4, 32));
+        assert_eq!(*lock(&seen), vec![4, 8]);
+        ramfb.set(None);
+        assert_eq!(ramfb.config(), None);
     }
 }
