@@ -25,6 +25,7 @@ use crate::devices::legacy::acpi_pm::AcpiPm;
 use crate::devices::legacy::cmos::Cmos;
 use crate::devices::legacy::fw_cfg::{FW_CFG_PORT, FW_CFG_PORT_LEN};
 use crate::devices::legacy::i8042::I8042;
+use crate::devices::legacy::pflash::ArrayWindow;
 use crate::devices::legacy::port92::{Port92, PORT_92};
 use crate::devices::legacy::ramfb::{Ramfb, RamfbWorker};
 use crate::devices::legacy::reset_port::ResetPort;
@@ -59,7 +60,7 @@ use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use vm_allocator::{AddressAllocator, AllocPolicy};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion, VolatileMemory};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Why a VM could not start.
@@ -350,14 +351,23 @@ impl Machine {
             cpuid::firmware_phys_bits(&bp.cpuid),
         );
         let acpi_files = acpi::files(cpus, mmio64);
+        let vm = Arc::new(vm);
         let mut next_slot = ram.memory.iter().count() as u32;
         let entry = match &bp.firmware {
             // Firmware starts at the reset vector, in its flash, and finds the tables
             // through fw_cfg.
             Some(flash) => {
-                flash.reset();
                 map_firmware_code(&vm, &bp.kvm, flash, next_slot)?;
                 next_slot += 1;
+                // Variables at memory speed where KVM has read-only slots (a write must
+                // exit to the flash device); elsewhere every access traps.
+                let window = bp
+                    .kvm
+                    .check_extension(kvm_ioctls::Cap::ReadonlyMem)
+                    .then(|| vars_window(vm.clone(), next_slot, flash));
+                next_slot += 1;
+                lock(&flash.device).set_array_window(window);
+                flash.reset();
                 None
             }
             None => {
@@ -380,7 +390,6 @@ impl Machine {
             }
         };
 
-        let vm = Arc::new(vm);
         let os = |what| move |source| VmError::Os { what, source };
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("serial interrupt"))?;
         vm.register_irqfd(&serial_irq, SERIAL_IRQ)
@@ -568,6 +577,51 @@ fn map_firmware_code(
     // flash for the VM's whole life, longer than any machine (and so any VmFd) built from it.
     unsafe { vm.set_user_memory_region(region) }
         .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (firmware)"))
+}
+
+/// Shows `flash`'s variable store as read-only memory slot `slot` of `vm` while the flash
+/// is in read-array mode (see [`ArrayWindow`]): the contents are copied into the flash's
+/// own page-aligned region and mapped at the flash's base; leaving read-array mode removes
+/// the slot, so reads reach the device and its status register again.
+fn vars_window(vm: Arc<VmFd>, slot: u32, flash: &FirmwareFlash) -> ArrayWindow {
+    let region = flash.vars_region();
+    let gpa = lock(&flash.device).base();
+    let mut mapped = false;
+    Box::new(move |contents| {
+        let (host, len) = (region.as_ptr() as u64, region.size() as u64);
+        let set = |memory_size: u64| {
+            let r = kvm_userspace_memory_region {
+                slot,
+                flags: KVM_MEM_READONLY,
+                guest_phys_addr: gpa,
+                memory_size,
+                userspace_addr: host,
+            };
+            // SAFETY: [host, host + len) is the variable store's region, which this
+            // closure keeps alive (an Arc) for as long as it can map it; a size of 0
+            // removes the slot, after which KVM no longer touches the range.
+            unsafe { vm.set_user_memory_region(r) }
+        };
+        match contents {
+            Some(bytes) => {
+                if bytes.len() as u64 != len {
+                    return;
+                }
+                region.as_volatile_slice().copy_from(bytes);
+                match set(len) {
+                    Ok(()) => mapped = true,
+                    Err(e) => log::warn!(
+                        "The firmware's variables stay behind the flash device (slower): KVM refused their memory slot: {e}."
+                    ),
+                }
+            }
+            None if mapped => match set(0) {
+                Ok(()) => mapped = false,
+                Err(e) => log::warn!("Cannot take the firmware's variables out of memory: {e}."),
+            },
+            None => {}
+        }
+    })
 }
 
 /// The KVM device: `$PHYLLOME_KVM_DEVICE` if set (for tests and unusual set-ups), else /dev/kvm.

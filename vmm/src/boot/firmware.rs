@@ -79,14 +79,16 @@ pub enum FirmwareError {
     Map(String),
 }
 
-/// The firmware's flash, kept across guest reboots (as the variables are), and a
-/// page-aligned copy of its code that KVM maps read-only at the top of 4 GiB, so the
-/// firmware runs at memory speed while its variable store traps to the flash device.
+/// The firmware's flash, kept across guest reboots (as the variables are), and
+/// page-aligned copies of its code and its variable store that KVM maps read-only, so the
+/// firmware runs and reads its variables at memory speed: the code always, the variables
+/// while the flash is in read-array mode (commands and status reads trap to the device).
 pub struct FirmwareFlash {
     /// The flash device (variables and commands).
     pub device: Arc<Mutex<Pflash>>,
     code: MmapRegion<()>,
     code_base: u64,
+    vars: Arc<MmapRegion<()>>,
 }
 
 impl std::fmt::Debug for FirmwareFlash {
@@ -135,11 +137,20 @@ impl FirmwareFlash {
         unsafe {
             std::ptr::copy_nonoverlapping(flash.code().as_ptr(), region.as_ptr(), len);
         }
+        let vars = MmapRegion::<()>::new(flash.vars().len())
+            .map_err(|e| FirmwareError::Map(e.to_string()))?;
         Ok(Self {
             code_base: flash.code_base(),
             device: Arc::new(Mutex::new(flash)),
             code: region,
+            vars: Arc::new(vars),
         })
+    }
+
+    /// The page-aligned memory that shows the variable store (the window's contents are
+    /// copied there; its guest address is the flash's base).
+    pub fn vars_region(&self) -> Arc<MmapRegion<()>> {
+        self.vars.clone()
     }
 
     /// Where the code lies in the guest, its host address and its length: a memory slot.

@@ -133,6 +133,13 @@ enum Mode {
     Query,
 }
 
+/// Where the variable store shows at memory speed: called with its contents each time the
+/// flash enters read-array mode (the VMM maps them read-only, so the firmware's reads of
+/// its variables need no exit), and with `None` when it leaves it (reads must reach the
+/// device again, for the status register). Contents change only outside read-array mode,
+/// so what is shown is never stale.
+pub type ArrayWindow = Box<dyn FnMut(Option<&[u8]>) + Send>;
+
 /// The firmware flash: variable store then code, ending at [`FLASH_END`].
 pub struct Pflash {
     vars: VarsStore,
@@ -141,6 +148,7 @@ pub struct Pflash {
     status: u8,
     cfi: [u8; CFI_TABLE_LEN],
     mode_changed: bool,
+    window: Option<ArrayWindow>,
 }
 
 impl std::fmt::Debug for Pflash {
@@ -190,6 +198,7 @@ impl Pflash {
             status: STATUS_READY,
             cfi,
             mode_changed: false,
+            window: None,
         })
     }
 
@@ -232,12 +241,12 @@ impl Pflash {
         self.mode == Mode::ReadArray
     }
 
-    /// `Some(read_array_mode)` if [`Self::read_array_mode`] changed since the last call
-    /// (writes are what change it), `None` otherwise. The VMM calls this after each write
-    /// to map or unmap its slot; contents only change outside read-array mode, so a slot
-    /// refreshed when read-array mode comes back is never stale.
-    pub fn take_mode_change(&mut self) -> Option<bool> {
-        std::mem::take(&mut self.mode_changed).then_some(self.read_array_mode())
+    /// Shows the variable store through `window` from now on (a new machine's; `None`:
+    /// every read traps), told at once whether the flash is in read-array mode.
+    pub fn set_array_window(&mut self, window: Option<ArrayWindow>) {
+        self.window = window;
+        self.mode_changed = false;
+        self.show_window();
     }
 
     /// A machine reset: read-array mode, status ready (as QEMU's reset). Contents and
@@ -245,6 +254,20 @@ impl Pflash {
     pub fn reset(&mut self) {
         self.set_mode(Mode::ReadArray);
         self.status = STATUS_READY;
+        self.window_follows_mode();
+    }
+
+    /// Tells the window of a change of mode since it was last told.
+    fn window_follows_mode(&mut self) {
+        if std::mem::take(&mut self.mode_changed) {
+            self.show_window();
+        }
+    }
+
+    fn show_window(&mut self) {
+        if let Some(window) = self.window.as_mut() {
+            window((self.mode == Mode::ReadArray).then(|| self.vars.bytes()));
+        }
     }
 
     /// Writes unsaved changes of the variable store to its file (at VM stop).
@@ -436,5 +459,6 @@ impl BusDevice for Pflash {
         if self.mode == Mode::ReadArray {
             self.vars.save_logged();
         }
+        self.window_follows_mode();
     }
 }

@@ -342,21 +342,53 @@ fn out_of_range_and_odd_accesses_are_ignored_or_all_ones() {
     assert_eq!(odd, [0xff; 3]);
 }
 
+/// What a window was told: the contents shown (their first byte and length), or hidden.
+fn recording_window() -> (
+    ArrayWindow,
+    std::sync::Arc<std::sync::Mutex<Vec<Option<(u8, usize)>>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let window: ArrayWindow = Box::new(move |contents: Option<&[u8]>| {
+        log.lock()
+            .expect("log")
+            .push(contents.map(|c| (c[0], c.len())));
+    });
+    (window, seen)
+}
+
 #[test]
-fn mode_changes_are_reported_once() {
+fn the_array_window_shows_fresh_contents_in_read_array_mode_only() {
     let mut f = flash();
-    assert_eq!(f.take_mode_change(), None);
+    let (window, seen) = recording_window();
+    let len = vars_image().len();
+    let first = vars_image()[0];
+    // Installed in read-array mode: shown at once.
+    f.set_array_window(Some(window));
+    assert_eq!(*seen.lock().expect("log"), [Some((first, len))]);
+    // A command that stays in read-array mode changes nothing.
     write8(&mut f, 0, READ_ARRAY_CMD);
-    assert_eq!(f.take_mode_change(), None);
-    write8(&mut f, 0, READ_STATUS_CMD);
-    assert_eq!(f.take_mode_change(), Some(false));
-    assert_eq!(f.take_mode_change(), None);
-    write8(&mut f, 0, READ_ARRAY_CMD);
-    assert_eq!(f.take_mode_change(), Some(true));
+    assert_eq!(seen.lock().expect("log").len(), 1);
+    // A program hides the window for its whole length (its status reads must trap) and
+    // shows the new byte when read-array mode comes back.
     write8(&mut f, 0, WRITE_BYTE_CMD);
+    assert_eq!(seen.lock().expect("log")[1], None);
+    write8(&mut f, 0, 0x00);
+    write8(&mut f, 0, READ_ARRAY_CMD);
+    assert_eq!(
+        *seen.lock().expect("log"),
+        [Some((first, len)), None, Some((0x00, len))]
+    );
+    // An erase left in status mode, then a reset: shown again, erased.
+    write8(&mut f, 0, 0x20);
+    write8(&mut f, 0, 0xd0);
     f.reset();
     assert!(f.read_array_mode());
-    assert_eq!(f.take_mode_change(), Some(true));
+    assert_eq!(seen.lock().expect("log")[3..], [None, Some((0xff, len))]);
+    // Taken away: nothing more is told.
+    f.set_array_window(None);
+    write8(&mut f, 0, READ_STATUS_CMD);
+    assert_eq!(seen.lock().expect("log").len(), 5);
 }
 
 #[test]
