@@ -16,6 +16,9 @@
 # failed: (bql_locked())") when an L2 writes CR8 while L1's KVM has a virtual interrupt
 # pending, which OVMF's interrupt return path does.
 # L1 prints PHYLLOME-L1-KVM-READY once /dev/kvm exists, and PHYLLOME-VMM-EXIT=<status>.
+# PHYLLOME_NESTED_BINS lists more host programs to copy into L1's /bin/ with the shared
+# libraries they link, and PHYLLOME_NESTED_RUN, when set, is the shell text L1 runs in
+# place of the VMM line (the firmware benchmark runs QEMU and phyllome-vmm in turn there).
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 VMM_BINARY L2_KERNEL L2_INITRD [VMM ARGS...]" >&2; exit 2; }
 vmm=$1 l2_kernel=$2 l2_initrd=$3; shift 3
@@ -36,11 +39,18 @@ while read -r m; do
   cp "$l1/modules/$m" "$root/lib/modules/$m"
 done < "$root/modules.order"
 
-# The VMM and the shared libraries it links.
+# The VMM (and any other programs asked for) with the shared libraries they link.
+with_libs() {
+  ldd "$1" | grep -o '/[^ ]*' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
 cp "$vmm" "$root/phyllome-vmm"
-ldd "$vmm" | grep -o '/[^ ]*' | while read -r lib; do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
+with_libs "$vmm"
+for b in ${PHYLLOME_NESTED_BINS:-}; do
+  cp "$b" "$root/bin/"
+  with_libs "$b"
 done
 [ "$l2_kernel" = - ] || cp "$l2_kernel" "$root/l2/kernel"
 [ "$l2_initrd" = - ] || cp "$l2_initrd" "$root/l2/initrd"
@@ -52,6 +62,9 @@ stdin="</dev/null"
 [ "${PHYLLOME_NESTED_INTERACTIVE:-0}" = 1 ] && stdin=""
 args=""
 for a in "$@"; do args="$args '${a//\'/}'"; done
+run="/phyllome-vmm run $boot $args $stdin
+echo PHYLLOME-VMM-EXIT=\$?"
+[ -n "${PHYLLOME_NESTED_RUN:-}" ] && run=$PHYLLOME_NESTED_RUN
 cat > "$root/init" <<INIT
 #!/bin/sh
 mount -t proc proc /proc
@@ -61,8 +74,7 @@ for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "PHYLLOME-L1
 if [ ! -e /dev/kvm ]; then echo PHYLLOME-L1-NO-KVM; poweroff -f; fi
 echo PHYLLOME-L1-KVM-READY
 ${PHYLLOME_NESTED_SETUP:-}
-/phyllome-vmm run $boot $args $stdin
-echo PHYLLOME-VMM-EXIT=\$?
+$run
 ${PHYLLOME_NESTED_CHECK:-}
 poweroff -f
 INIT

@@ -20,10 +20,18 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
-/// Boots Debian's OVMF nested with the firmware test ISO as a read-only disk and `args`
-/// added, L1 on `l1_cpus` vCPUs under icount; L1 runs `setup` before the VMM and `check`
-/// after it. The console, also kept in `target/nested-logs/<log>`.
-fn nested_firmware(args: &[&str], l1_cpus: &str, setup: &str, check: &str, log: &str) -> String {
+/// Boots Debian's OVMF nested with the test ISO `iso` (from `scripts/firmware-guest.sh`) as
+/// a read-only disk and `args` added, L1 on `l1_cpus` vCPUs under icount; L1 runs `setup`
+/// before the VMM and `check` after it. The console, also kept in
+/// `target/nested-logs/<log>`.
+fn nested_firmware(
+    iso: &str,
+    args: &[&str],
+    l1_cpus: &str,
+    setup: &str,
+    check: &str,
+    log: &str,
+) -> String {
     // One nested QEMU at a time (each wants both cores), and one build of the test ISO.
     let _one = SERIAL
         .lock()
@@ -33,20 +41,18 @@ fn nested_firmware(args: &[&str], l1_cpus: &str, setup: &str, check: &str, log: 
         "Debian's ovmf is installed (scripts/install-deps.sh)"
     );
     let (assets, _) = run_asset_script("firmware-guest.sh", None);
-    let iso = assets.join("fw-installer.iso");
     let started = Instant::now();
     let out = Command::new("timeout")
         .arg("900")
         .arg(workspace().join("scripts/nested-kvm.sh"))
         .arg(vmm_binary())
-        .args(["-", "-"])
-        .args(["--memory", "256", "--no-reboot", "--disk"])
-        .arg("/l2/fw-installer.iso,readonly")
+        .args(["-", "-", "--disk"])
+        .arg(format!("/l2/{iso},readonly"))
         .args(args)
         .env("PHYLLOME_NESTED_ICOUNT", l1_cpus)
         .env(
             "PHYLLOME_NESTED_FILES",
-            format!("{OVMF_CODE} {OVMF_VARS} {}", iso.display()),
+            format!("{OVMF_CODE} {OVMF_VARS} {}", assets.join(iso).display()),
         )
         .env(
             "PHYLLOME_NESTED_BOOT",
@@ -71,7 +77,8 @@ fn nested_firmware(args: &[&str], l1_cpus: &str, setup: &str, check: &str, log: 
 fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested() {
     let vars_len = std::fs::metadata(OVMF_VARS).unwrap().len();
     let console = nested_firmware(
-        &[],
+        "fw-installer.iso",
+        &["--memory", "256", "--no-reboot"],
         "1",
         ":",
         "cmp -s /vars.fd /l2/OVMF_VARS_4M.fd && echo PHYLLOME-VARS-UNCHANGED || echo PHYLLOME-VARS-CHANGED; \
@@ -112,7 +119,11 @@ fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
     const KEY_DOWN: u16 = 108;
     const KEY_ENTER: u16 = 28;
     let console = nested_firmware(
+        "fw-installer.iso",
         &[
+            "--memory",
+            "256",
+            "--no-reboot",
             "--gpu",
             "800x600",
             "--display-socket",
@@ -152,6 +163,71 @@ fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
     let (rows, share) = text_rows(w, h, &rgb, (0, 0, w, h));
     assert!((0.002..0.3).contains(&share), "lit share {share}");
     assert!(rows >= 3, "only {rows} rows of text");
+}
+
+/// The product's main job, end to end: an installer booted by the firmware from its ISO
+/// partitions the VM's empty disk, installs a boot loader and a system on it with an NVRAM
+/// boot entry (efibootmgr, through the firmware's runtime variable services and so our
+/// flash), and reboots; the same VM then comes up from its own disk through that entry.
+#[test]
+fn an_installer_installs_to_the_empty_disk_and_the_reboot_starts_the_installed_system_nested() {
+    let console = nested_firmware(
+        "fw-linux-installer.iso",
+        &["--memory", "512", "--disk", "/target.img"],
+        "1",
+        "busybox dd if=/dev/zero of=/target.img bs=1M count=0 seek=96 2>/dev/null",
+        "busybox dd if=/target.img bs=512 skip=1 count=1 2>/dev/null | grep -q 'EFI PART' && echo PHYLLOME-TARGET-HAS-GPT",
+        "firmware-install.log",
+    );
+    let missing = |marker: &str| {
+        format!(
+            "missing {marker} (whole console in target/nested-logs/firmware-install.log):\n{}",
+            tail(&console, 60)
+        )
+    };
+    for marker in [
+        "PHYLLOME-INSTALLER-GRUB",
+        "PHYLLOME-INSTALLER-STARTED",
+        "PHYLLOME-INSTALLER-TARGET=/dev/vdb",
+        "PHYLLOME-INSTALLER-DONE",
+        // The reboot: the firmware starts again and loads the installed disk's GRUB.
+        "PHYLLOME-INSTALLED-GRUB",
+        "PHYLLOME-INSTALLED-SYSTEM-UP",
+        "PHYLLOME-VMM-EXIT=0",
+        "PHYLLOME-TARGET-HAS-GPT",
+    ] {
+        assert!(console.contains(marker), "{}", missing(marker));
+    }
+    // The installed system is the one this run's installer wrote (its token), and it came
+    // up through the boot entry the installer made.
+    let token = |prefix: &str| {
+        console
+            .lines()
+            .find_map(|l| l.split(prefix).nth(1))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|| panic!("{}", missing(prefix)))
+    };
+    let written = token("PHYLLOME-INSTALLER-DONE token=");
+    assert_eq!(written.len(), 36, "{written}");
+    assert_eq!(token("PHYLLOME-INSTALLED-SYSTEM-UP token="), written);
+    let installed = console
+        .split("PHYLLOME-INSTALLED-SYSTEM-UP")
+        .nth(1)
+        .unwrap_or_default();
+    let current = installed
+        .lines()
+        .find_map(|l| l.split("PHYLLOME-EFI BootCurrent: ").nth(1))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{}", missing("BootCurrent")));
+    assert!(
+        installed.contains(&format!("PHYLLOME-EFI Boot{current}* Phyllome test system")),
+        "the installed system came up from Boot{current}, not the installer's entry:\n{installed}"
+    );
+    assert!(
+        !console.contains("PHYLLOME-INSTALLER-FAILED"),
+        "{}",
+        tail(&console, 60)
+    );
 }
 
 fn tail(text: &str, lines: usize) -> String {
