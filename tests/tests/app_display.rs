@@ -2,7 +2,8 @@
 //! drives our virtio-gpu device with a known picture (red, green / blue, white quadrants):
 //! the screenshot shows the picture at its aspect ratio; keys typed and clicks made with
 //! xdotool reach the device as evdev events; when the device side goes away the window
-//! says the display was lost (and the picture is gone). Screenshots are kept in
+//! says the display was lost (and the picture is gone). A firmware's boot screen (ramfb)
+//! shows the same way before any guest driver runs. Screenshots are kept in
 //! target/screenshots/.
 
 #![allow(
@@ -260,4 +261,88 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
         !alive.stdout.is_empty(),
         "the window closed with the display"
     );
+}
+
+/// A firmware's boot screen (ramfb: a framebuffer in guest RAM that OVMF describes through
+/// fw_cfg, before any guest driver runs) shows in the display window as the guest draws
+/// it, and a redraw in guest RAM (a boot menu's highlight moving) reaches the window.
+#[test]
+fn the_display_window_shows_the_firmwares_boot_screen() {
+    let (_x, display) = xvfb();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("display.sock");
+    let mut harness = Command::new(env!("CARGO_BIN_EXE_display_harness"))
+        .arg(&socket)
+        .arg("--ramfb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let from_device = lines(&mut harness);
+    let mut harness = Kill(harness);
+    assert!(
+        wait_line(&from_device, "READY"),
+        "the harness never started its boot screen"
+    );
+    let _app = Kill(
+        Command::new("dbus-run-session")
+            .arg("--")
+            .arg(app_binary())
+            .arg("--console")
+            .arg(&socket)
+            .env("DISPLAY", &display)
+            .env("GDK_BACKEND", "x11")
+            .env("GSK_RENDERER", "cairo")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shot = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let shot = screenshot(&display, "app-display-ramfb.png");
+        if find(&shot, [0xff, 0, 0]).4 > 1000 || Instant::now() > deadline {
+            break shot;
+        }
+    };
+    let red = find(&shot, [0xff, 0, 0]);
+    let green = find(&shot, [0, 0xff, 0]);
+    let blue = find(&shot, [0, 0, 0xff]);
+    for (name, q) in [("red", red), ("green", green), ("blue", blue)] {
+        assert!(
+            q.4 > 10_000,
+            "{name} quadrant of the boot screen missing: {q:?}"
+        );
+        let area = ((q.2 - q.0 + 1) * (q.3 - q.1 + 1)) as usize;
+        assert!(q.4 * 100 >= area * 98, "{name} is not a solid block: {q:?}");
+    }
+    assert!(
+        red.2 < green.0 && red.3 < blue.1,
+        "{red:?} {green:?} {blue:?}"
+    );
+    let qw = red.2 - red.0 + 1;
+    let aspect = f64::from(qw) / f64::from(red.3 - red.1 + 1);
+    assert!((aspect - 4.0 / 3.0).abs() < 0.02, "aspect {aspect}");
+
+    // The guest redraws part of its framebuffer: the window follows within a moment.
+    writeln!(harness.0.stdin.as_mut().unwrap(), "PATCH").unwrap();
+    assert!(wait_line(&from_device, "PATCHED"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let patched = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let shot = screenshot(&display, "app-display-ramfb-patched.png");
+        if find(&shot, [0xff, 0xff, 0]).4 > 0 || Instant::now() > deadline {
+            break shot;
+        }
+    };
+    let yellow = find(&patched, [0xff, 0xff, 0]);
+    let side = 16.0 * f64::from(qw) / 160.0;
+    #[allow(clippy::cast_precision_loss, reason = "small pixel counts")]
+    let filled = yellow.4 as f64 / (side * side);
+    assert!(
+        filled > 0.8 && filled < 1.2,
+        "the redrawn square on the boot screen: {yellow:?}"
+    );
+    assert_eq!(find(&patched, [0, 0xff, 0]).4, green.4, "green changed");
 }

@@ -342,12 +342,12 @@ fn out_of_range_and_odd_accesses_are_ignored_or_all_ones() {
     assert_eq!(odd, [0xff; 3]);
 }
 
-/// What a window was told: the contents shown (their first byte and length), or hidden.
-fn recording_window() -> (
-    ArrayWindow,
-    std::sync::Arc<std::sync::Mutex<Vec<Option<(u8, usize)>>>>,
-) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// What a window was told, in order: the contents shown (their first byte and length),
+/// or `None` when hidden.
+type WindowLog = std::sync::Arc<std::sync::Mutex<Vec<Option<(u8, usize)>>>>;
+
+fn recording_window() -> (ArrayWindow, WindowLog) {
+    let seen = WindowLog::default();
     let log = seen.clone();
     let window: ArrayWindow = Box::new(move |contents: Option<&[u8]>| {
         log.lock()
