@@ -29,7 +29,7 @@ pub fn vmm_binary() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target"));
     let release = target.join("release/phyllome-vmm");
     if let Ok(built) = std::fs::metadata(&release).and_then(|m| m.modified()) {
-        let newest = newest_change(&workspace().join("vmm/src"));
+        let newest = newest_source(&release);
         assert!(
             newest <= built,
             "{} is older than the VMM's sources: run `cargo build --release -p phyllome-vmm`",
@@ -43,6 +43,20 @@ pub fn vmm_binary() -> PathBuf {
         "phyllome-vmm is not built: run `cargo build --release -p phyllome-vmm` (scripts/test.sh does)"
     );
     debug
+}
+
+/// When a source of `binary` last changed: the files cargo's dep-info (`<binary>.d`) lists
+/// for it (test-only modules are not among them), else every file under `vmm/src`.
+fn newest_source(binary: &Path) -> std::time::SystemTime {
+    let Ok(deps) = std::fs::read_to_string(binary.with_extension("d")) else {
+        return newest_change(&workspace().join("vmm/src"));
+    };
+    let sources = deps.split_once(':').map_or("", |(_, s)| s);
+    sources
+        .split_whitespace()
+        .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
 }
 
 /// When a file under `dir` last changed.
@@ -277,4 +291,61 @@ pub fn guest_input_devices(console: &str) -> Vec<&str> {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("PHYLLOME-INPUT "))
         .collect()
+}
+
+/// How a nested run (`scripts/nested-kvm.sh`) ended.
+#[derive(Debug)]
+pub enum NestedEnd {
+    /// QEMU exited, with this status.
+    Exited(std::process::ExitStatus),
+    /// Its console stayed silent too long; it was stopped.
+    Stalled,
+}
+
+/// Runs a nested-kvm.sh command, handing each console line (with its newline, NULs
+/// dropped) to `on_line` as it comes, and stops it when the console stays silent for
+/// `silence`. Nested SVM under QEMU's TCG now and then stalls an L2 guest for good, QEMU's
+/// own guests as well as ours (seen in the firmware benchmark: QEMU's installer run stopped
+/// after its first disk writes, as one of ours once did), and a stalled L2 keeps L1 busy,
+/// so L1's own clock (icount: one nanosecond per instruction) hardly moves and no timeout
+/// inside L1 fires; only the silence tells.
+pub fn run_nested(
+    cmd: &mut Command,
+    silence: std::time::Duration,
+    mut on_line: impl FnMut(&str),
+) -> NestedEnd {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/nested-kvm.sh runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            let mut text = String::from_utf8_lossy(&line).replace('\0', "");
+            text.push('\n');
+            if tx.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    let end = loop {
+        match rx.recv_timeout(silence) {
+            Ok(line) => on_line(&line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break NestedEnd::Exited(child.wait().expect("wait for QEMU"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break NestedEnd::Stalled;
+            }
+        }
+    };
+    let _ = reader.join();
+    end
 }
