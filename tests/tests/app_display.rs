@@ -20,31 +20,36 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it() {
-    let (_x, display) = xvfb();
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("display.sock");
+type Shot = (u32, u32, Vec<u8>);
+type Found = (u32, u32, u32, u32, usize);
+
+/// Starts the harness on `socket` (with `args` after it) and, once it says READY, the app's
+/// display window on the same connection; returns the harness, its lines and the app.
+fn open_window(
+    display: &str,
+    socket: &std::path::Path,
+    args: &[&str],
+) -> (Kill, std::sync::mpsc::Receiver<String>, Kill) {
     let mut harness = Command::new(env!("CARGO_BIN_EXE_display_harness"))
-        .arg(&socket)
+        .arg(socket)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let from_device = lines(&mut harness);
-    let mut harness = Kill(harness);
+    let harness = Kill(harness);
     assert!(
         wait_line(&from_device, "READY"),
         "the harness never showed its picture"
     );
-
-    let _app = Kill(
+    let app = Kill(
         Command::new("dbus-run-session")
             .arg("--")
             .arg(app_binary())
             .arg("--console")
-            .arg(&socket)
-            .env("DISPLAY", &display)
+            .arg(socket)
+            .env("DISPLAY", display)
             .env("GDK_BACKEND", "x11")
             .env("GSK_RENDERER", "cairo")
             .stdout(Stdio::null())
@@ -52,25 +57,41 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
             .spawn()
             .unwrap(),
     );
-    // Wait until the picture is on screen.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let shot = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let shot = screenshot(&display, "app-display.png");
-        if find(&shot, [0xff, 0, 0]).4 > 1000 || Instant::now() > deadline {
-            break shot;
+    (harness, from_device, app)
+}
+
+/// Screenshots (kept as `name`) every `every` until more than `min` pixels are `color`,
+/// or `within` has passed; returns the last one.
+fn shot_when(
+    display: &str,
+    name: &str,
+    color: [u8; 3],
+    min: usize,
+    every: Duration,
+    within: Duration,
+) -> Shot {
+    let deadline = Instant::now() + within;
+    loop {
+        std::thread::sleep(every);
+        let shot = screenshot(display, name);
+        if find(&shot, color).4 > min || Instant::now() > deadline {
+            return shot;
         }
-    };
-    let red = find(&shot, [0xff, 0, 0]);
-    let green = find(&shot, [0, 0xff, 0]);
-    let blue = find(&shot, [0, 0, 0xff]);
+    }
+}
+
+/// The harness's picture in `shot`: the red, green and blue quadrants, each a solid block,
+/// where they belong, the same size, the picture's 4:3 kept.
+fn quadrants(shot: &Shot) -> [Found; 3] {
+    let red = find(shot, [0xff, 0, 0]);
+    let green = find(shot, [0, 0xff, 0]);
+    let blue = find(shot, [0, 0, 0xff]);
     for (name, q) in [("red", red), ("green", green), ("blue", blue)] {
         assert!(q.4 > 10_000, "{name} quadrant missing: {q:?}");
         // A solid rectangle: (almost) every pixel in its box has the colour.
         let area = ((q.2 - q.0 + 1) * (q.3 - q.1 + 1)) as usize;
         assert!(q.4 * 100 >= area * 98, "{name} is not a solid block: {q:?}");
     }
-    // Quadrants where they belong, each the same size, and the picture's 4:3 kept.
     assert!(
         red.2 < green.0 && red.3 < blue.1,
         "{red:?} {green:?} {blue:?}"
@@ -79,6 +100,26 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
     assert!((green.2 - green.0 + 1).abs_diff(qw) <= 1 && (blue.3 - blue.1 + 1).abs_diff(qh) <= 1);
     let aspect = f64::from(qw) / f64::from(qh);
     assert!((aspect - 4.0 / 3.0).abs() < 0.02, "aspect {aspect}");
+    [red, green, blue]
+}
+
+#[test]
+fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it() {
+    let (_x, display) = xvfb();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("display.sock");
+    let (mut harness, from_device, _app) = open_window(&display, &socket, &[]);
+    // Wait until the picture is on screen.
+    let shot = shot_when(
+        &display,
+        "app-display.png",
+        [0xff, 0, 0],
+        1000,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    let [red, green, _] = quadrants(&shot);
+    let qw = red.2 - red.0 + 1;
     // The bars beside the letterboxed picture are black (the app's bundled stylesheet).
     let (w, _, rgb) = &shot;
     assert!(red.0 > 8, "the window is wider than the picture: {red:?}");
@@ -178,14 +219,14 @@ fn the_display_window_shows_the_guest_picture_sends_input_and_survives_losing_it
     writeln!(harness.0.stdin.as_mut().unwrap(), "PATCH").unwrap();
     assert!(wait_line(&from_device, "PATCHED"));
     let scale = f64::from(qw) / 160.0;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let patched = loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let shot = screenshot(&display, "app-display-patched.png");
-        if find(&shot, [0xff, 0xff, 0]).4 > 0 || Instant::now() > deadline {
-            break shot;
-        }
-    };
+    let patched = shot_when(
+        &display,
+        "app-display-patched.png",
+        [0xff, 0xff, 0],
+        0,
+        Duration::from_millis(300),
+        Duration::from_secs(20),
+    );
     let yellow = find(&patched, [0xff, 0xff, 0]);
     let side = 16.0 * scale;
     #[allow(clippy::cast_precision_loss, reason = "small pixel counts")]
@@ -271,71 +312,29 @@ fn the_display_window_shows_the_firmwares_boot_screen() {
     let (_x, display) = xvfb();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("display.sock");
-    let mut harness = Command::new(env!("CARGO_BIN_EXE_display_harness"))
-        .arg(&socket)
-        .arg("--ramfb")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let from_device = lines(&mut harness);
-    let mut harness = Kill(harness);
-    assert!(
-        wait_line(&from_device, "READY"),
-        "the harness never started its boot screen"
+    let (mut harness, from_device, _app) = open_window(&display, &socket, &["--ramfb"]);
+    let shot = shot_when(
+        &display,
+        "app-display-ramfb.png",
+        [0xff, 0, 0],
+        1000,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
     );
-    let _app = Kill(
-        Command::new("dbus-run-session")
-            .arg("--")
-            .arg(app_binary())
-            .arg("--console")
-            .arg(&socket)
-            .env("DISPLAY", &display)
-            .env("GDK_BACKEND", "x11")
-            .env("GSK_RENDERER", "cairo")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let shot = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let shot = screenshot(&display, "app-display-ramfb.png");
-        if find(&shot, [0xff, 0, 0]).4 > 1000 || Instant::now() > deadline {
-            break shot;
-        }
-    };
-    let red = find(&shot, [0xff, 0, 0]);
-    let green = find(&shot, [0, 0xff, 0]);
-    let blue = find(&shot, [0, 0, 0xff]);
-    for (name, q) in [("red", red), ("green", green), ("blue", blue)] {
-        assert!(
-            q.4 > 10_000,
-            "{name} quadrant of the boot screen missing: {q:?}"
-        );
-        let area = ((q.2 - q.0 + 1) * (q.3 - q.1 + 1)) as usize;
-        assert!(q.4 * 100 >= area * 98, "{name} is not a solid block: {q:?}");
-    }
-    assert!(
-        red.2 < green.0 && red.3 < blue.1,
-        "{red:?} {green:?} {blue:?}"
-    );
+    let [red, green, _] = quadrants(&shot);
     let qw = red.2 - red.0 + 1;
-    let aspect = f64::from(qw) / f64::from(red.3 - red.1 + 1);
-    assert!((aspect - 4.0 / 3.0).abs() < 0.02, "aspect {aspect}");
 
     // The guest redraws part of its framebuffer: the window follows within a moment.
     writeln!(harness.0.stdin.as_mut().unwrap(), "PATCH").unwrap();
     assert!(wait_line(&from_device, "PATCHED"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let patched = loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let shot = screenshot(&display, "app-display-ramfb-patched.png");
-        if find(&shot, [0xff, 0xff, 0]).4 > 0 || Instant::now() > deadline {
-            break shot;
-        }
-    };
+    let patched = shot_when(
+        &display,
+        "app-display-ramfb-patched.png",
+        [0xff, 0xff, 0],
+        0,
+        Duration::from_millis(300),
+        Duration::from_secs(20),
+    );
     let yellow = find(&patched, [0xff, 0xff, 0]);
     let side = 16.0 * f64::from(qw) / 160.0;
     #[allow(clippy::cast_precision_loss, reason = "small pixel counts")]
