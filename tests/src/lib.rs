@@ -304,38 +304,50 @@ pub enum NestedEnd {
 
 /// Runs a nested-kvm.sh command, handing each console line (with its newline, NULs
 /// dropped) to `on_line` as it comes, and stops it when the console stays silent for
-/// `silence`. Nested SVM under QEMU's TCG now and then stalls an L2 guest for good, QEMU's
-/// own guests as well as ours (seen in the firmware benchmark: QEMU's installer run stopped
-/// after its first disk writes, as one of ours once did), and a stalled L2 keeps L1 busy,
-/// so L1's own clock (icount: one nanosecond per instruction) hardly moves and no timeout
-/// inside L1 fires; only the silence tells.
+/// `silence`: no byte at all, not only no newline (a boot menu drawn with cursor moves
+/// writes minutes of output without one). Nested SVM under QEMU's TCG now and then stalls
+/// an L2 guest for good, QEMU's own guests as well as ours (seen in the firmware benchmark:
+/// QEMU's installer run stopped after its first disk writes, as one of ours once did), and
+/// a stalled L2 keeps L1 busy, so L1's own clock (icount: one nanosecond per instruction)
+/// hardly moves and no timeout inside L1 fires; only the silence tells.
 pub fn run_nested(
     cmd: &mut Command,
     silence: std::time::Duration,
     mut on_line: impl FnMut(&str),
 ) -> NestedEnd {
-    use std::io::BufRead;
+    use std::io::Read;
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("scripts/nested-kvm.sh runs");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .split(b'\n')
-            .map_while(Result::ok)
-        {
-            let mut text = String::from_utf8_lossy(&line).replace('\0', "");
-            text.push('\n');
-            if tx.send(text).is_err() {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+            if tx.send(chunk[..n].to_vec()).is_err() {
                 break;
             }
         }
     });
+    let mut pending = Vec::new();
+    let mut emit = |pending: &mut Vec<u8>, all: bool| {
+        while let Some(end) = pending
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .or(all.then_some(pending.len()).filter(|&n| n > 0))
+        {
+            let line: Vec<u8> = pending.drain(..end).collect();
+            on_line(&String::from_utf8_lossy(&line).replace('\0', ""));
+        }
+    };
     let end = loop {
         match rx.recv_timeout(silence) {
-            Ok(line) => on_line(&line),
+            Ok(bytes) => {
+                pending.extend_from_slice(&bytes);
+                emit(&mut pending, false);
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 break NestedEnd::Exited(child.wait().expect("wait for QEMU"));
             }
@@ -346,6 +358,7 @@ pub fn run_nested(
             }
         }
     };
+    emit(&mut pending, true);
     let _ = reader.join();
     end
 }

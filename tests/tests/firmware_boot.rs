@@ -154,10 +154,6 @@ fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested()
 /// do not wait for the vCPU's time slice: on one, GRUB's redraws through the firmware's
 /// virtio-gpu driver took minutes.
 #[test]
-#[ignore = "stalls on the 2026-12-05 fresh machine (new guest kernels in the cache) while OVMF's \
-            console draws GRUB's menu on the ramfb screen, before any key is read, with and without \
-            the variable-store window; it passed in CI at 668ad8a. Under investigation (issue 15): \
-            run with --ignored"]
 fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
     const KEY_DOWN: u16 = 108;
     const KEY_ENTER: u16 = 28;
