@@ -14,6 +14,7 @@ pub mod input;
 pub mod pci;
 pub mod poll;
 pub mod rng;
+pub mod scsi;
 pub mod shm;
 
 use crate::devices::bus::lock;
