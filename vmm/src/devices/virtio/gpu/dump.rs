@@ -1,11 +1,15 @@
 //! A display sink that writes the latest flushed scanout to a PNG file, at most every
-//! half second while frames arrive and once more when the device goes away, so the file
-//! always ends up holding the last frame. For debugging and for tests that look at what
-//! the guest drew (`--dump-scanout FILE.png`).
+//! half second while frames arrive, half a second after the last one (a writer thread
+//! catches up), and once more when the device goes away: the file holds the screen as it
+//! is, within half a second, while the VM runs, and the last frame at the end. For
+//! debugging and for tests that look at what the guest drew (`--dump-scanout FILE.png`).
 
 use super::display::{Cursor, DisplaySink, Frame};
 use super::protocol::*;
 use std::path::PathBuf;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Shortest time between two writes.
@@ -14,6 +18,15 @@ pub const THROTTLE: Duration = Duration::from_millis(500);
 /// The dumper.
 #[derive(Debug)]
 pub struct PngDump {
+    state: Arc<Mutex<DumpState>>,
+    /// Dropped to stop the catch-up writer.
+    stop: Option<Sender<()>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// The latest frame and when it was written.
+#[derive(Debug)]
+struct DumpState {
     path: PathBuf,
     scanout: u32,
     size: (u32, u32),
@@ -25,16 +38,41 @@ pub struct PngDump {
 impl PngDump {
     /// Dumps scanout 0 to `path`.
     pub fn new(path: PathBuf) -> Self {
-        Self {
+        let state = Arc::new(Mutex::new(DumpState {
             path,
             scanout: 0,
             size: (0, 0),
             rgba: Vec::new(),
             dirty: false,
             last_write: None,
+        }));
+        let (stop, stopped) = channel::<()>();
+        let catch_up = Arc::clone(&state);
+        let writer = std::thread::Builder::new()
+            .name("png-dump".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(THROTTLE) {
+                    let mut s = catch_up.lock().unwrap_or_else(PoisonError::into_inner);
+                    if s.dirty && s.last_write.is_none_or(|t| t.elapsed() >= THROTTLE) {
+                        s.write();
+                    }
+                }
+            })
+            .map_err(|e| log::warn!("no catch-up writer for the scanout dump: {e}"))
+            .ok();
+        Self {
+            state,
+            stop: Some(stop),
+            writer,
         }
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, DumpState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl DumpState {
     fn write(&mut self) {
         let (w, h) = self.size;
         if w == 0 || h == 0 {
@@ -74,18 +112,19 @@ pub fn to_rgba(format: u32, p: [u8; 4]) -> [u8; 4] {
 
 impl DisplaySink for PngDump {
     fn frame(&mut self, f: &Frame<'_>) {
-        if f.scanout != self.scanout {
+        let mut s = self.state();
+        if f.scanout != s.scanout {
             return;
         }
-        self.size = (f.width, f.height);
-        self.rgba.clear();
+        s.size = (f.width, f.height);
+        s.rgba.clear();
         for px in f.to_vec().chunks_exact(4) {
-            self.rgba
+            s.rgba
                 .extend_from_slice(&to_rgba(f.format, [px[0], px[1], px[2], px[3]]));
         }
-        self.dirty = true;
-        if self.last_write.is_none_or(|t| t.elapsed() >= THROTTLE) {
-            self.write();
+        s.dirty = true;
+        if s.last_write.is_none_or(|t| t.elapsed() >= THROTTLE) {
+            s.write();
         }
     }
     fn disabled(&mut self, _: u32) {}
@@ -95,8 +134,13 @@ impl DisplaySink for PngDump {
 
 impl Drop for PngDump {
     fn drop(&mut self) {
-        if self.dirty {
-            self.write();
+        drop(self.stop.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        let mut s = self.state();
+        if s.dirty {
+            s.write();
         }
     }
 }
@@ -140,6 +184,47 @@ mod tests {
             &[0, 0xff, 0, 0xff, 0, 0xff, 0, 0xff],
             "both green"
         );
+    }
+
+    #[test]
+    fn a_frame_held_back_by_the_throttle_reaches_the_file_while_the_vm_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.png");
+        let mut d = PngDump::new(path.clone());
+        let buffer = SharedBuffer::create(4).unwrap();
+        let frame = |b| Frame {
+            scanout: 0,
+            width: 1,
+            height: 1,
+            stride: 4,
+            format: FORMAT_B8G8R8X8_UNORM,
+            buffer: b,
+            offset: 0,
+            damage: (0, 0, 1, 1),
+        };
+        buffer.write(0, &[0xff, 0, 0, 0]);
+        d.frame(&frame(&buffer));
+        // Within the throttle, and no frame after it: the writer thread catches up.
+        buffer.write(0, &[0, 0, 0xff, 0]);
+        d.frame(&frame(&buffer));
+        let red = |path: &std::path::Path| {
+            let Ok(file) = std::fs::File::open(path) else {
+                return false;
+            };
+            let mut reader = png::Decoder::new(file).read_info().unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            reader.next_frame(&mut buf).unwrap();
+            buf[..4] == [0xff, 0, 0, 0xff]
+        };
+        let start = Instant::now();
+        while !red(&path) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the held-back frame never reached the file"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(d);
     }
 
     #[test]
