@@ -316,10 +316,16 @@ pub fn run_nested(
     mut on_line: impl FnMut(&str),
 ) -> NestedEnd {
     use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    // Its own process group, so that a stall takes QEMU down too: `timeout` or the script
+    // is the child, QEMU its child, and an orphaned QEMU would hold the console pipe (and
+    // this function) open for good.
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
+        .process_group(0)
         .spawn()
         .expect("scripts/nested-kvm.sh runs");
+    let group = i32::try_from(child.id()).expect("a process id");
     let mut stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
@@ -352,13 +358,22 @@ pub fn run_nested(
                 break NestedEnd::Exited(child.wait().expect("wait for QEMU"));
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
+                // SAFETY: kill(2) with a negative pid signals the process group the child
+                // leads (made above); it touches no memory of ours.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
                 let _ = child.wait();
                 break NestedEnd::Stalled;
             }
         }
     };
+    // Whatever is left of the group goes too (QEMU exited: normally nothing).
+    // SAFETY: as above.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
     emit(&mut pending, true);
-    let _ = reader.join();
+    // The pipe closes once the group is gone; a reader still blocked is left behind
+    // rather than waited for.
+    if reader.is_finished() {
+        let _ = reader.join();
+    }
     end
 }

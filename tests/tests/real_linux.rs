@@ -27,7 +27,7 @@ fn nested_boot(flavour: &str) {
     let assets = Assets::get();
     let started = Instant::now();
     let out = Command::new("timeout")
-        .arg("600")
+        .args(["-k", "30", "600"])
         .arg(workspace().join("scripts/nested-kvm.sh"))
         .arg(vmm_binary())
         .arg(assets.kernel(flavour))
@@ -91,7 +91,7 @@ fn debian_generic_kernel_boots_nested_with_two_cpus_and_powers_off() {
 fn nested_virtio_guest(cpus: &str) -> Command {
     let assets = Assets::get();
     let mut c = Command::new("timeout");
-    c.arg("600")
+    c.args(["-k", "30", "600"])
         .arg(workspace().join("scripts/nested-kvm.sh"))
         .arg(vmm_binary())
         .arg(assets.kernel("generic"))
