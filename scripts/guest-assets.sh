@@ -7,6 +7,7 @@
 #   kernels/generic/modules/  its modules, with modules.dep
 #   l2-initrd.cpio            busybox /init: reports CPUs and powers off (test guest)
 #   demo-initrd.cpio          busybox /init: a shell on the console (demo VM)
+#   cdrom-initrd.cpio         busybox /init: mounts, reads and ejects a CD (test guest)
 #
 # Prints the asset folder on standard output, as its last and only line (everything else
 # the script and its tools print goes to standard error). Safe to run again: finished
@@ -215,6 +216,53 @@ poweroff -f
 INIT
   chmod +x "$root/init"
   make_cpio "$root" virtio-initrd.cpio
+  rm -rf "$root"
+fi
+
+# A CD-ROM drive on virtio-scsi (vhost-user-scsi-pci on `device scsi`, or QEMU's own
+# scsi-cd for reference): Linux's sr mounts the disc and reads it, the guest ejects it (the
+# kernel's autoeject), then waits for the host to insert a second disc and to eject it.
+if [ ! -f cdrom-initrd.cpio ]; then
+  root=$(mktemp -d)
+  busybox_root "$root"
+  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
+  mods=kernels/generic/modules
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_scsi sr_mod isofs > "$root/modules.order"
+  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /lib/modules/$m || echo "PHYLLOME-INSMOD-FAILED $m"; done
+for i in $(seq 50); do [ -b /dev/sr0 ] && break; sleep 0.2; done
+echo "PHYLLOME-SR0-TYPE=$(cat /sys/block/sr0/device/type)"
+echo "PHYLLOME-SR0-BLOCKS=$(cat /sys/block/sr0/size)"
+mkdir -p /mnt
+mount -t iso9660 -o ro /dev/sr0 /mnt && echo PHYLLOME-MOUNTED
+echo "PHYLLOME-HELLO=$(cat /mnt/hello.txt)"
+echo "PHYLLOME-PAYLOAD-SHA256=$(sha256sum /mnt/payload.bin | cut -d' ' -f1)"
+echo "PHYLLOME-PVD-SHA256=$(dd if=/dev/sr0 bs=2048 skip=16 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+# The guest ejects: with autoeject the kernel opens the tray when the drive's last user
+# (the mount) lets go; with autoclose off, opening the drive does not close it again.
+echo 0 > /proc/sys/dev/cdrom/autoclose
+echo 1 > /proc/sys/dev/cdrom/autoeject
+umount /mnt
+echo 0 > /proc/sys/dev/cdrom/autoeject
+if dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null; then echo PHYLLOME-STILL-READABLE; else echo PHYLLOME-GUEST-EJECT-SEEN; fi
+echo PHYLLOME-WAITING-FOR-INSERT
+sleep 3
+for i in $(seq 60); do mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null && break; sleep 1; done
+echo "PHYLLOME-SECOND=$(cat /mnt/second.txt)"
+umount /mnt
+echo PHYLLOME-WAITING-FOR-EJECT
+sleep 5
+if dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null; then echo PHYLLOME-STILL-READABLE-AFTER-HOST-EJECT; else echo PHYLLOME-HOST-EJECT-SEEN; fi
+echo PHYLLOME-CDROM-TEST-DONE
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  make_cpio "$root" cdrom-initrd.cpio
   rm -rf "$root"
 fi
 

@@ -60,6 +60,23 @@ pub enum VmCommand {
         /// Pressed or released.
         down: bool,
     },
+    /// Take the disc out of CD drive `drive` (0 for the first), leaving its tray open.
+    /// While the guest has locked the drive this fails, and the guest is asked to eject
+    /// the disc itself, unless `force`.
+    EjectDisc {
+        /// Which drive.
+        drive: usize,
+        /// Take it out even though the guest locked the drive.
+        force: bool,
+    },
+    /// Put the disc image at `path` in CD drive `drive`, replacing the disc there (which a
+    /// guest's lock keeps in).
+    InsertDisc {
+        /// Which drive.
+        drive: usize,
+        /// The image.
+        path: std::path::PathBuf,
+    },
     /// Wheel clicks on the tablet: `dy` positive scrolls up, `dx` positive right.
     Wheel {
         /// Horizontal clicks.
@@ -144,6 +161,14 @@ pub enum VmEvent {
     Stopped(StopReason),
     /// A command could not be carried out; the VM goes on.
     Error(String),
+    /// CD drive `drive` now holds `disc`, or no disc (`None`): the host's
+    /// [`VmCommand::EjectDisc`] or [`VmCommand::InsertDisc`], or the guest ejected it.
+    DiscChanged {
+        /// Which drive.
+        drive: usize,
+        /// The image now in it.
+        disc: Option<std::path::PathBuf>,
+    },
     /// Bytes the guest wrote to the serial port (when configured to `events`).
     SerialOutput(Vec<u8>),
     /// A 3D VM's graphics process ended on its own (a fault in the renderer, or killed).

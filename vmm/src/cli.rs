@@ -110,6 +110,17 @@ pub enum DeviceCommand {
         #[arg(long, default_value_t = 1024)]
         host_visible_mib: u64,
     },
+    /// A virtio-scsi adapter with CD/DVD drives, for QEMU's `vhost-user-scsi-pci`. Lines
+    /// on standard input change discs while it runs: `eject N`, `eject N force`,
+    /// `insert N PATH`.
+    Scsi {
+        /// The vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// A drive with this disc image in it, or `empty` (repeatable: targets 0, 1, ...).
+        #[arg(long, required = true)]
+        cdrom: Vec<crate::config::CdromConfig>,
+    },
     /// A virtio-rng entropy source.
     Rng {
         /// The vhost-user socket to listen on.
@@ -142,7 +153,7 @@ pub enum DisplayAction {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A VM definition (TOML); the other options are then not allowed.
-    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "vhost_user"])]
+    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "cdrom", "vhost_user"])]
     pub config: Option<PathBuf>,
     /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
     #[arg(long, required_unless_present_any = ["config", "firmware"], conflicts_with = "firmware")]
@@ -174,7 +185,11 @@ pub struct RunArgs {
     /// A disk image as virtio-blk: PATH[,readonly][,format=raw|qcow2][,queues=N][,cache=writeback|none] (repeatable: vda, vdb, ...).
     #[arg(long)]
     pub disk: Vec<crate::config::DiskConfig>,
-    /// A device served by another process: KIND,socket=PATH with KIND blk, rng or console (repeatable).
+    /// A CD/DVD drive on virtio-scsi with this disc image in it, or `empty` (repeatable:
+    /// sr0, sr1, ...). The firmware boots installer discs from it.
+    #[arg(long)]
+    pub cdrom: Vec<crate::config::CdromConfig>,
+    /// A device served by another process: KIND,socket=PATH with KIND blk, rng, console or scsi (repeatable).
     #[arg(long)]
     pub vhost_user: Vec<crate::config::VhostUserConfig>,
     /// Where the serial console goes: stdio, none, or file:PATH.
@@ -226,6 +241,7 @@ impl RunArgs {
         c.machine.no_reboot = self.no_reboot;
         c.serial.output = self.serial.clone();
         c.disks = self.disk.clone();
+        c.cdroms = self.cdrom.clone();
         c.devices.rng = self.rng;
         c.devices.console = self.console.clone();
         c.devices.input = self.input;

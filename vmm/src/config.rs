@@ -214,6 +214,32 @@ impl FromStr for DiskConfig {
     }
 }
 
+/// Most CD/DVD drives a VM can have (targets on its one virtio-scsi adapter).
+pub const MAX_CDROMS: usize = 4;
+
+/// A CD/DVD drive on the VM's virtio-scsi adapter: installer media, as PCs have them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdromConfig {
+    /// The disc image in the drive (ISO 9660 or UDF); none for an empty drive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl FromStr for CdromConfig {
+    type Err = String;
+    /// `PATH` of a disc image, or `empty` for a drive without a disc.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" => Err("give the disc image's path, or 'empty' for a drive without a disc".into()),
+            "empty" => Ok(Self { path: None }),
+            path => Ok(Self {
+                path: Some(PathBuf::from(path)),
+            }),
+        }
+    }
+}
+
 /// Which virtio device a vhost-user backend provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,6 +250,8 @@ pub enum VhostUserKind {
     Rng,
     /// virtio-console (one port, the guest's hvc0).
     Console,
+    /// virtio-scsi (CD/DVD drives).
+    Scsi,
 }
 
 impl VhostUserKind {
@@ -233,6 +261,7 @@ impl VhostUserKind {
             Self::Blk => 2,
             Self::Rng => 4,
             Self::Console => 3,
+            Self::Scsi => 8,
         }
     }
 
@@ -242,6 +271,7 @@ impl VhostUserKind {
             Self::Blk => 60,
             Self::Rng => 0,
             Self::Console => 12,
+            Self::Scsi => 36,
         }
     }
 }
@@ -265,9 +295,10 @@ impl FromStr for VhostUserConfig {
             "blk" => VhostUserKind::Blk,
             "rng" => VhostUserKind::Rng,
             "console" => VhostUserKind::Console,
+            "scsi" => VhostUserKind::Scsi,
             other => {
                 return Err(format!(
-                    "'{other}' is not a vhost-user device kind; use blk, rng or console"
+                    "'{other}' is not a vhost-user device kind; use blk, rng, console or scsi"
                 ))
             }
         };
@@ -301,6 +332,9 @@ pub struct VmConfig {
     /// Disks, in the order the guest sees them (vda, vdb, ...).
     #[serde(default, rename = "disk", skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskConfig>,
+    /// CD/DVD drives, in the order the guest sees them (sr0, sr1, ...).
+    #[serde(default, rename = "cdrom", skip_serializing_if = "Vec::is_empty")]
+    pub cdroms: Vec<CdromConfig>,
     /// Devices served by other processes.
     #[serde(default, rename = "vhost_user", skip_serializing_if = "Vec::is_empty")]
     pub vhost_user: Vec<VhostUserConfig>,
@@ -507,6 +541,7 @@ impl VmConfig {
             },
             serial: SerialConfig::default(),
             disks: Vec::new(),
+            cdroms: Vec::new(),
             vhost_user: Vec::new(),
             devices: DevicesConfig::default(),
             about: AboutConfig::default(),
@@ -656,6 +691,20 @@ impl VmConfig {
                 "disk",
                 format!("a VM can have at most {MAX_DISKS} disks and vhost-user devices together"),
             ));
+        }
+        if self.cdroms.len() > MAX_CDROMS {
+            return Err(invalid(
+                "cdrom",
+                format!("a VM can have at most {MAX_CDROMS} CD/DVD drives"),
+            ));
+        }
+        for (i, c) in self.cdroms.iter().enumerate() {
+            if c.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(invalid(
+                    &format!("cdrom[{i}].path"),
+                    "the disc path is empty; leave `path` out for an empty drive",
+                ));
+            }
         }
         for (i, d) in self.disks.iter().enumerate() {
             if d.path.as_os_str().is_empty() {

@@ -18,6 +18,7 @@ pub mod gpu_process;
 pub mod graphics_probe;
 pub mod host;
 pub mod irq_routing;
+pub mod media;
 pub mod memory;
 pub mod one_client;
 pub mod sandbox;

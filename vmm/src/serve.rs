@@ -3,13 +3,19 @@
 //! `<its own program> device gpu ...`, so the app needs no second program installed.
 
 use crate::cli::DeviceCommand;
+use crate::config::CdromConfig;
+use crate::devices::bus::lock;
+use crate::devices::scsi::Medium;
 use crate::devices::virtio::blk::{Block, Disk};
 use crate::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
 use crate::devices::virtio::rng::Rng;
+use crate::devices::virtio::scsi::{Drive, Scsi};
+use crate::media;
 use crate::vhost_user;
 use clap::Parser;
 use std::ffi::OsString;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// `device ...` on its own, for a program whose other arguments are not the VMM's.
@@ -61,6 +67,7 @@ pub fn device(device: DeviceCommand) -> ExitCode {
             vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)
         }
         DeviceCommand::Console { socket, output } => return console(&socket, &output),
+        DeviceCommand::Scsi { socket, cdrom } => return scsi(&socket, &cdrom),
         DeviceCommand::Gpu {
             socket,
             size,
@@ -123,7 +130,170 @@ fn console(socket: &std::path::Path, output: &ConsoleEndpoint) -> ExitCode {
     }
 }
 
+/// A disc change typed on `device scsi`'s standard input.
+#[derive(Debug, PartialEq, Eq)]
+enum DiscCommand {
+    Eject { drive: usize, force: bool },
+    Insert { drive: usize, path: PathBuf },
+}
+
+/// `eject N [force]` or `insert N PATH` (the path is the rest of the line).
+fn disc_command(line: &str) -> Result<DiscCommand, String> {
+    let usage = "type `eject N`, `eject N force` or `insert N PATH`";
+    let line = line.trim();
+    let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let (number, rest) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+    let drive: usize = number
+        .parse()
+        .map_err(|_| format!("'{number}' is not a drive number; {usage}"))?;
+    match (verb, rest.trim()) {
+        ("eject", "") => Ok(DiscCommand::Eject {
+            drive,
+            force: false,
+        }),
+        ("eject", "force") => Ok(DiscCommand::Eject { drive, force: true }),
+        ("insert", path) if !path.is_empty() => Ok(DiscCommand::Insert {
+            drive,
+            path: PathBuf::from(path),
+        }),
+        _ => Err(format!("'{line}' is not a disc command; {usage}")),
+    }
+}
+
+/// Carries out one disc command on `drives`; the sentence to print.
+fn change_disc(drives: &[Drive], command: DiscCommand) -> String {
+    let (DiscCommand::Eject { drive, .. } | DiscCommand::Insert { drive, .. }) = command;
+    let Some(slot) = drives.get(drive) else {
+        return format!("There is no CD drive {drive}; there are {}.", drives.len());
+    };
+    match command {
+        DiscCommand::Eject { force, .. } => match lock(slot).eject(force) {
+            Ok(_) => format!("CD drive {drive}: the disc is out."),
+            Err(e) => format!("CD drive {drive}: {e}"),
+        },
+        DiscCommand::Insert { path, .. } => {
+            let medium = match Medium::open(&path) {
+                Ok(m) => m,
+                Err(e) => return format!("CD drive {drive}: {e}"),
+            };
+            let mut d = lock(slot);
+            match d.eject(false) {
+                Ok(_) => {
+                    d.insert(medium);
+                    format!("CD drive {drive}: {} is in.", path.display())
+                }
+                Err(e) => format!("CD drive {drive}: {e}"),
+            }
+        }
+    }
+}
+
+/// `device scsi`: the drives, and disc changes read from standard input.
+fn scsi(socket: &Path, cdroms: &[CdromConfig]) -> ExitCode {
+    let drives = match cdroms
+        .iter()
+        .enumerate()
+        .map(|(i, c)| media::drive(i, c))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let changer = drives.clone();
+    let _ = std::thread::Builder::new()
+        .name("disc changes".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let said = match disc_command(&line) {
+                    Ok(c) => change_disc(&changer, c),
+                    Err(e) => e,
+                };
+                eprintln!("phyllome device: {said}");
+            }
+        });
+    match vhost_user::serve("phyllome-scsi", Scsi::new(drives), socket) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("phyllome device: {error}");
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn disc_commands_are_read_and_mistakes_say_what_to_type() {
+        assert_eq!(
+            disc_command("eject 0"),
+            Ok(DiscCommand::Eject {
+                drive: 0,
+                force: false
+            })
+        );
+        assert_eq!(
+            disc_command(" eject 1 force\n"),
+            Ok(DiscCommand::Eject {
+                drive: 1,
+                force: true
+            })
+        );
+        assert_eq!(
+            disc_command("insert 0 /tmp/a disc.iso"),
+            Ok(DiscCommand::Insert {
+                drive: 0,
+                path: PathBuf::from("/tmp/a disc.iso")
+            })
+        );
+        for bad in ["eject", "eject x", "insert 0", "open 0", "eject 0 now"] {
+            let e = disc_command(bad).unwrap_err();
+            assert!(
+                e.ends_with("type `eject N`, `eject N force` or `insert N PATH`"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn disc_changes_reach_the_drive_and_refusals_are_sentences() {
+        let dir = tempfile::tempdir().unwrap();
+        let iso = dir.path().join("a.iso");
+        std::fs::write(&iso, [1u8; 2048]).unwrap();
+        let drives = vec![media::drive(0, &CdromConfig { path: None }).unwrap()];
+        let said = change_disc(
+            &drives,
+            DiscCommand::Insert {
+                drive: 0,
+                path: iso.clone(),
+            },
+        );
+        assert_eq!(said, format!("CD drive 0: {} is in.", iso.display()));
+        assert_eq!(lock(&drives[0]).medium().unwrap().path(), iso.as_path());
+        let said = change_disc(
+            &drives,
+            DiscCommand::Eject {
+                drive: 3,
+                force: false,
+            },
+        );
+        assert_eq!(said, "There is no CD drive 3; there are 1.");
+        let said = change_disc(
+            &drives,
+            DiscCommand::Eject {
+                drive: 0,
+                force: false,
+            },
+        );
+        assert_eq!(said, "CD drive 0: the disc is out.");
+        assert!(lock(&drives[0]).medium().is_none());
+    }
 }

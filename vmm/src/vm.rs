@@ -116,6 +116,9 @@ pub enum VmError {
     /// A disk image could not be opened.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// A CD drive's disc could not be opened.
+    #[error(transparent)]
+    Disc(#[from] crate::devices::scsi::MediumError),
     /// The display socket could not be opened.
     #[error("Cannot open the display connection: {0}")]
     Display(String),
@@ -222,6 +225,8 @@ struct Blueprint {
     /// The current machine's PS/2 keyboard, where a 3D VM's graphics process sends the
     /// keys typed during boot.
     ps2: Ps2Slot,
+    /// The CD drives; their discs stay across reboots.
+    drives: crate::media::Drives,
 }
 
 /// The current machine's PS/2 keyboard, replaced with each machine.
@@ -795,6 +800,9 @@ fn attach_pci(
         let core = Block::new(image, &format!("phyllome-disk-{i}"), disk.queues);
         add(Box::new(LocalEngine::new(Box::new(core))))?;
     }
+    if let Some(scsi) = bp.drives.adapter() {
+        add(Box::new(LocalEngine::new(Box::new(scsi))))?;
+    }
     let mut local: Vec<LocalEngine> = Vec::new();
     if bp.config.devices.rng {
         local.push(LocalEngine::new(Box::new(Rng::new(DEFAULT_BYTES_PER_SEC))));
@@ -900,6 +908,7 @@ impl Vm {
         };
         let (exits, exit_rx) = exit_channel_with(wake.clone());
         let serial_out = SerialSink::open(&config.serial.output, &events)?;
+        let drives = crate::media::Drives::open(&config.cdroms, events.clone())?;
 
         let vhost_user = config
             .vhost_user
@@ -970,6 +979,7 @@ impl Vm {
             _ => None,
         };
         let blueprint = Blueprint {
+            drives,
             _display_server: display_server,
             firmware,
             ps2,
@@ -1187,6 +1197,16 @@ impl Control {
             VmCommand::Pointer { x, y } => self.input(|i| i.pointer.pointer(x, y)),
             VmCommand::Button { code, down } => self.input(|i| i.pointer.key(code, down)),
             VmCommand::Wheel { dx, dy } => self.input(|i| i.pointer.wheel(dx, dy)),
+            VmCommand::EjectDisc { drive, force } => {
+                if let Err(e) = self.blueprint.drives.eject(drive, force) {
+                    self.events.send(VmEvent::Error(e.to_string()));
+                }
+            }
+            VmCommand::InsertDisc { drive, path } => {
+                if let Err(e) = self.blueprint.drives.insert(drive, &path) {
+                    self.events.send(VmEvent::Error(e.to_string()));
+                }
+            }
             VmCommand::SerialInput(bytes) => {
                 let taken = lock(&machine.serial).enqueue(&bytes);
                 if taken < bytes.len() {

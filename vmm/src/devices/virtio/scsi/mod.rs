@@ -59,6 +59,9 @@ pub const S_FUNCTION_REJECTED: u8 = 11;
 /// Task management: the queried task is not in the task set.
 pub const S_INCORRECT_LUN: u8 = 12;
 
+/// Feature: the driver takes parameter-change events.
+pub const VIRTIO_SCSI_F_CHANGE: u64 = 1 << 2;
+
 /// Control request types.
 const T_TMF: u32 = 0;
 const T_AN_QUERY: u32 = 1;
@@ -89,12 +92,26 @@ const REPORT_LUNS: u8 = 0xa0;
 /// A drive on the adapter, shared with whoever changes its disc (the app's Eject).
 pub type Drive = Arc<Mutex<Cdrom>>;
 
+/// Told the index of a drive whose disc the guest ejected (START STOP UNIT), so that the
+/// host can say so.
+pub type EjectNotice = Arc<dyn Fn(usize) + Send + Sync>;
+
 /// The adapter.
-#[derive(Debug)]
 pub struct Scsi {
     drives: Vec<Drive>,
     cdb_size: u32,
     sense_size: u32,
+    on_guest_eject: Option<EjectNotice>,
+}
+
+impl std::fmt::Debug for Scsi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scsi")
+            .field("drives", &self.drives)
+            .field("cdb_size", &self.cdb_size)
+            .field("sense_size", &self.sense_size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a request points: a target on this adapter and a LUN.
@@ -129,7 +146,15 @@ impl Scsi {
             drives,
             cdb_size: DEFAULT_CDB_SIZE,
             sense_size: DEFAULT_SENSE_SIZE,
+            on_guest_eject: None,
         }
+    }
+
+    /// Calls `notice` with a drive's index each time the guest ejects its disc.
+    #[must_use]
+    pub fn with_eject_notice(mut self, notice: EjectNotice) -> Self {
+        self.on_guest_eject = Some(notice);
+        self
     }
 
     /// The drives, to change their discs.
@@ -208,7 +233,14 @@ impl Scsi {
         if reader.read_exact(&mut data_out).is_err() {
             data_out.clear();
         }
-        let outcome = lock(drive).execute(cdb, &data_out, &mut data_in, data_in_len);
+        let (outcome, ejected) = {
+            let mut d = lock(drive);
+            let outcome = d.execute(cdb, &data_out, &mut data_in, data_in_len);
+            (outcome, d.take_guest_eject())
+        };
+        if let (true, Some(notice)) = (ejected, &self.on_guest_eject) {
+            notice(usize::from(addr.target));
+        }
         let written = outcome.data_in.min(data_in_len);
         let response = Response {
             response: S_OK,
@@ -392,8 +424,15 @@ impl DeviceCore for Scsi {
     fn max_queue_size(&self) -> u16 {
         QUEUE_SIZE
     }
+    /// `VIRTIO_SCSI_F_CHANGE` says only that the driver takes parameter-change events;
+    /// none is ever due (a media change is told by unit attention), but QEMU's
+    /// `vhost-user-scsi-pci` offers the bit to its guest itself and passes the guest's
+    /// acknowledgement on, which a backend must have offered.
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX | VIRTIO_RING_F_INDIRECT_DESC
+        VIRTIO_F_VERSION_1
+            | VIRTIO_RING_F_EVENT_IDX
+            | VIRTIO_RING_F_INDIRECT_DESC
+            | VIRTIO_SCSI_F_CHANGE
     }
     fn config(&self) -> Vec<u8> {
         let max_target = u16::try_from(self.drives.len().saturating_sub(1)).unwrap_or(255);

@@ -263,3 +263,23 @@ fn the_event_queue_keeps_its_buffers() {
     assert!(!r.dev.ready(EVENT_QUEUE));
     assert!(r.dev.ready(REQUEST_QUEUE) && r.dev.ready(CONTROL_QUEUE));
 }
+
+#[test]
+fn a_guest_eject_is_told_to_the_host_once_with_its_drive() {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let mut r = rig();
+    let sink = told.clone();
+    r.dev = Scsi::new(r.dev.drives().to_vec())
+        .with_eject_notice(Arc::new(move |drive| sink.lock().unwrap().push(drive)));
+    // TEST UNIT READY takes the power-on attention; no eject yet.
+    r.command(lun(0, 0), &[0x00; 6], 0);
+    r.command(lun(0, 0), &[0x00; 6], 0);
+    assert!(told.lock().unwrap().is_empty());
+    // START STOP UNIT, LoEj=1 Start=0: the guest ejects.
+    r.command(lun(0, 0), &[0x1b, 0, 0, 0, 0x02, 0], 0);
+    assert_eq!(*told.lock().unwrap(), vec![0]);
+    assert!(lock(&r.dev.drives()[0]).tray_open());
+    // Further commands do not repeat it.
+    r.command(lun(0, 0), &[0x00; 6], 0);
+    assert_eq!(*told.lock().unwrap(), vec![0]);
+}
