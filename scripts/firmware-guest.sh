@@ -6,7 +6,10 @@
 #   fw-installer.iso   a grub-mkrescue image (GPT + EFI system partition, as installer
 #                      ISOs are): GRUB on the serial port prints PHYLLOME-GRUB-MENU, shows a
 #                      menu whose default entry prints PHYLLOME-GRUB-BOOTED and powers off
-#                      through the firmware (GRUB's `halt`, UEFI ResetSystem)
+#                      through the firmware (GRUB's `halt`, UEFI ResetSystem). GRUB draws
+#                      through the firmware's console, which also mirrors it to the serial
+#                      port, as distributions' GRUBs do on a virtio-gpu (its firmware
+#                      display has no linear framebuffer, so GRUB's gfxterm cannot start)
 #   fw-linux-installer.iso
 #                      an installer, as a distribution's is: GRUB boots Debian's kernel
 #                      with an initramfs that partitions the VM's empty writable disk (GPT,
@@ -40,7 +43,7 @@ if [ "$(cat fw.stamp 2>/dev/null)" != "$stamp" ] || [ ! -f fw-installer.iso ]; t
   cat > "$dir/boot/grub/grub.cfg" <<'CFG'
 serial --unit=0 --speed=115200
 terminal_input serial console
-terminal_output serial console
+terminal_output console
 echo PHYLLOME-GRUB-MENU
 set timeout=3
 set default=0

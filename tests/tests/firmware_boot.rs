@@ -26,6 +26,15 @@ use std::time::Instant;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// How the test ISO is attached.
+#[derive(Clone, Copy)]
+enum Medium {
+    /// A read-only virtio disk.
+    Disk,
+    /// The disc in a CD drive (virtio-scsi).
+    Cdrom,
+}
+
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// Console silence that means the nested emulation stalled: three times the longest quiet
@@ -34,12 +43,13 @@ const STALL: std::time::Duration = std::time::Duration::from_secs(150);
 /// Runs tried before a stall fails a test.
 const ATTEMPTS: u32 = 3;
 
-/// Boots Debian's OVMF nested with the test ISO `iso` (from `scripts/firmware-guest.sh`) as
-/// a read-only disk and `args` added, L1 on `l1_cpus` vCPUs under icount; L1 runs `setup`
+/// Boots Debian's OVMF nested with the test ISO `iso` (from `scripts/firmware-guest.sh`) in
+/// the VM as `medium` (a read-only disk, or a disc in a CD drive) and `args` added, L1 on `l1_cpus` vCPUs under icount; L1 runs `setup`
 /// before the VMM and `check` after it. The console, also kept in
 /// `target/nested-logs/<log>`.
 fn nested_firmware(
     iso: &str,
+    medium: Medium,
     args: &[&str],
     l1_cpus: &str,
     setup: &str,
@@ -56,12 +66,16 @@ fn nested_firmware(
     );
     let (assets, _) = run_asset_script("firmware-guest.sh", None);
     let command = || {
+        // TERM after 15 minutes, KILL 30 s later if QEMU has not gone.
         let mut c = Command::new("timeout");
-        c.arg("900")
+        c.args(["-k", "30", "900"])
             .arg(workspace().join("scripts/nested-kvm.sh"))
             .arg(vmm_binary())
-            .args(["-", "-", "--disk"])
-            .arg(format!("/l2/{iso},readonly"))
+            .args(["-", "-"])
+            .args(match medium {
+                Medium::Disk => ["--disk".to_owned(), format!("/l2/{iso},readonly")],
+                Medium::Cdrom => ["--cdrom".to_owned(), format!("/l2/{iso}")],
+            })
             .args(args)
             .env("PHYLLOME_NESTED_ICOUNT", l1_cpus)
             .env(
@@ -117,6 +131,7 @@ fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested()
     let vars_len = std::fs::metadata(OVMF_VARS).unwrap().len();
     let console = nested_firmware(
         "fw-installer.iso",
+        Medium::Disk,
         &["--memory", "256", "--no-reboot"],
         "1",
         ":",
@@ -147,18 +162,47 @@ fn debian_ovmf_boots_grub_from_an_installer_iso_and_keeps_its_variables_nested()
     assert!(!console.contains("PHYLLOME-GRUB-SECOND-ENTRY"));
 }
 
+/// Installer discs boot from the CD drive, as on a PC: the firmware's own virtio-scsi
+/// driver finds our drive, reads the disc's El Torito catalog and starts the EFI boot image
+/// on it, GRUB, which powers off.
+#[test]
+fn the_firmware_boots_an_installer_disc_from_the_cd_drive_nested() {
+    let console = nested_firmware(
+        "fw-installer.iso",
+        Medium::Cdrom,
+        &["--memory", "256", "--no-reboot"],
+        "1",
+        ":",
+        ":",
+        "firmware-cdrom.log",
+    );
+    for marker in [
+        "PHYLLOME-GRUB-MENU",
+        "PHYLLOME-GRUB-BOOTED",
+        "PHYLLOME-VMM-EXIT=0",
+    ] {
+        assert!(
+            console.contains(marker),
+            "missing {marker} (whole console in target/nested-logs/firmware-cdrom.log):\n{}",
+            tail(&console, 40)
+        );
+    }
+}
+
 /// The boot menu is usable from the window: keys sent on the display connection (as the
 /// app sends them) reach the PS/2 keyboard the firmware reads, and GRUB's menu moves to its
-/// second entry and starts it; the display shows the firmware's screen with GRUB on it.
-/// L1 runs on two vCPUs (still under icount), so that the VMM's display and device threads
-/// do not wait for the vCPU's time slice: on one, GRUB's redraws through the firmware's
-/// virtio-gpu driver took minutes.
+/// second entry and starts it; the display shows GRUB's menu, the second entry highlighted,
+/// while it waits. L1 runs on two vCPUs (still under icount), so that the VMM's display and
+/// device threads do not wait for the vCPU's time slice.
 #[test]
 fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
     const KEY_DOWN: u16 = 108;
     const KEY_ENTER: u16 = 28;
+    // GRUB marks the highlighted entry with `*` on its serial terminal.
+    const SECOND_HIGHLIGHTED: &str = "*Phyllome firmware test: second entry";
     let console = nested_firmware(
         "fw-installer.iso",
+        Medium::Disk,
         &[
             "--memory",
             "256",
@@ -176,13 +220,19 @@ fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
         &format!(
             "(while [ ! -f /serial.log ]; do sleep 0.2; done; tail -f /serial.log) & \
              (while ! grep -q PHYLLOME-GRUB-MENU /serial.log 2>/dev/null; do sleep 0.2; done; sleep 1; \
-              /phyllome-vmm display --socket /d.sock key {KEY_DOWN} {KEY_ENTER} && echo PHYLLOME-KEYS-SENT) &"
+              /phyllome-vmm display --socket /d.sock key {KEY_DOWN} && echo PHYLLOME-DOWN-SENT; \
+              while ! grep -q -F '{SECOND_HIGHLIGHTED}' /serial.log; do sleep 0.2; done; sleep 3; \
+              cp /scanout.png /menu.png && echo PHYLLOME-MENU-SHOT; \
+              /phyllome-vmm display --socket /d.sock key {KEY_ENTER} && echo PHYLLOME-KEYS-SENT) &"
         ),
-        &format!("cat /serial.log; {SEND_SCANOUT_PNG}"),
+        &format!("cat /serial.log; cp /menu.png /scanout.png && {SEND_SCANOUT_PNG}"),
         "firmware-keys.log",
     );
     for marker in [
         "PHYLLOME-GRUB-MENU",
+        "PHYLLOME-DOWN-SENT",
+        SECOND_HIGHLIGHTED,
+        "PHYLLOME-MENU-SHOT",
         "PHYLLOME-KEYS-SENT",
         "PHYLLOME-GRUB-SECOND-ENTRY",
         "PHYLLOME-VMM-EXIT=0",
@@ -197,12 +247,44 @@ fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
         !console.contains("PHYLLOME-GRUB-BOOTED"),
         "the default entry ran"
     );
-    let shot = png_from_console(&console, "nested-firmware-grub.png");
+    // The screen while GRUB waited: its menu in GRUB's own font, the second entry on a lit
+    // bar (GRUB's highlight, light grey) and the first entry as text just above it.
+    let shot = png_from_console(&console, "nested-firmware-grub-menu.png");
     let (w, h, rgb) = decode(&shot);
-    assert!(w >= 640 && h >= 480, "{w}x{h}");
+    assert_eq!((w, h), (800, 600), "the mode GRUB was asked for");
     let (rows, share) = text_rows(w, h, &rgb, (0, 0, w, h));
-    assert!((0.002..0.3).contains(&share), "lit share {share}");
-    assert!(rows >= 3, "only {rows} rows of text");
+    assert!((0.005..0.3).contains(&share), "lit share {share}");
+    assert!(rows >= 4, "only {rows} rows of text");
+    let lit_share = |y: u32| {
+        let row = &rgb[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
+        let lit = row
+            .chunks(3)
+            .filter(|p| p.iter().any(|c| *c > 0x80))
+            .count();
+        lit as f64 / f64::from(w)
+    };
+    // Bands of pixel rows lit across most of the screen; the menu box's one-pixel borders
+    // are not bands.
+    let mut bands: Vec<std::ops::Range<u32>> = Vec::new();
+    for y in (0..h).filter(|&y| lit_share(y) >= 0.6) {
+        match bands.last_mut() {
+            Some(band) if band.end == y => band.end = y + 1,
+            _ => bands.push(y..y + 1),
+        }
+    }
+    bands.retain(|b| b.len() >= 5);
+    assert!(
+        bands.len() == 1 && (10..=40).contains(&bands[0].len()),
+        "one highlight bar, a text row tall: {bands:?}"
+    );
+    let top = bands[0].start;
+    let above = (top.saturating_sub(20)..top)
+        .map(lit_share)
+        .fold(0.0, f64::max);
+    assert!(
+        (0.01..0.5).contains(&above),
+        "the first entry's text just above the bar (most lit row {above})"
+    );
 }
 
 /// The product's main job, end to end: an installer booted by the firmware from its ISO
@@ -213,6 +295,7 @@ fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
 fn an_installer_installs_to_the_empty_disk_and_the_reboot_starts_the_installed_system_nested() {
     let console = nested_firmware(
         "fw-linux-installer.iso",
+        Medium::Disk,
         &["--memory", "512", "--disk", "/target.img"],
         "1",
         "busybox dd if=/dev/zero of=/target.img bs=1M count=0 seek=96 2>/dev/null",
