@@ -100,6 +100,8 @@ pub enum LibraryMsg {
     QuitConfirmed(bool),
     /// Show a short message.
     Toast(String),
+    /// A disc change for this running VM (from its settings, or a toast's Force Eject).
+    Disc(PathBuf, VmCommand),
 }
 
 /// The library.
@@ -185,6 +187,34 @@ impl Library {
         let t = adw::Toast::new(&glib::markup_escape_text(text));
         t.set_timeout(6);
         self.toasts.add_toast(t);
+    }
+
+    /// A drive's disc changed in the running VM: the definition follows, so that the next
+    /// start has the same disc (an installer that ejected its disc does not start again).
+    /// A change the definition did not already hold came from the guest: said.
+    fn disc_changed(&mut self, dir: &Path, drive: usize, disc: Option<PathBuf>) {
+        let Some(mut config) = self.config(dir).cloned() else {
+            return;
+        };
+        let Some(slot) = config.cdroms.get_mut(drive) else {
+            return;
+        };
+        if slot.path == disc {
+            return;
+        }
+        slot.path = disc;
+        let name = config.name.clone();
+        if let Some(store) = self.store().cloned() {
+            if let Err(e) = store.save(dir, &config) {
+                self.toast(&crate::messages::store_error(&e));
+                return;
+            }
+        }
+        self.toast(&tr_args(
+            "vm-disc-ejected",
+            &[("name", &name), ("number", &(drive + 1).to_string())],
+        ));
+        self.reload();
     }
 
     fn send(&self, dir: &Path, command: VmCommand) {
@@ -469,6 +499,26 @@ impl Library {
             RunnerEvent::Vm(VmEvent::Resumed) => self.set_state(&dir, RunState::Running),
             RunnerEvent::Vm(VmEvent::Error(why)) => {
                 self.toast(&tr_args("vm-error", &[("name", &name), ("reason", &why)]));
+            }
+            RunnerEvent::Vm(VmEvent::DiscChanged { drive, disc }) => {
+                self.disc_changed(&dir, drive, disc);
+            }
+            RunnerEvent::Vm(VmEvent::DiscLocked { drive }) => {
+                let t = adw::Toast::new(&glib::markup_escape_text(&tr_args(
+                    "vm-disc-locked",
+                    &[("name", &name), ("number", &(drive + 1).to_string())],
+                )));
+                t.set_timeout(0);
+                t.set_button_label(Some(&tr("vm-disc-force")));
+                let s = sender.input_sender().clone();
+                let d = dir.clone();
+                t.connect_button_clicked(move |_| {
+                    s.emit(LibraryMsg::Disc(
+                        d.clone(),
+                        VmCommand::EjectDisc { drive, force: true },
+                    ));
+                });
+                self.toasts.add_toast(t);
             }
             RunnerEvent::Vm(VmEvent::GraphicsStopped(why)) => {
                 eprintln!("phyllome: {name}: {why}");
@@ -827,8 +877,9 @@ impl SimpleComponent for Library {
                         graphics: self.graphics.clone(),
                         parent: Some(self.window.clone().upcast()),
                     })
-                    .forward(sender.input_sender(), |o| match o {
+                    .forward(sender.input_sender(), move |o| match o {
                         SettingsOutput::Saved => LibraryMsg::Reload,
+                        SettingsOutput::Disc(command) => LibraryMsg::Disc(dir.clone(), command),
                     });
                 self.settings = Some(settings);
                 return;
@@ -908,6 +959,10 @@ impl SimpleComponent for Library {
             }
             LibraryMsg::Toast(text) => {
                 self.toast(&text);
+                return;
+            }
+            LibraryMsg::Disc(dir, command) => {
+                self.send(&dir, command);
                 return;
             }
         }

@@ -9,7 +9,8 @@ use crate::i18n::tr_args;
 use crate::iso::Detected;
 use crate::resources::Resources;
 use phyllome_vmm::config::{
-    AboutConfig, BootConfig, DiskConfig, GpuConfig, MachineConfig, Renderer, CONFIG_VERSION,
+    AboutConfig, BootConfig, CdromConfig, DiskConfig, GpuConfig, MachineConfig, Renderer,
+    CONFIG_VERSION,
 };
 use phyllome_vmm::devices::virtio::blk::disk::create_image;
 use phyllome_vmm::devices::virtio::blk::ImageFormat;
@@ -169,12 +170,10 @@ impl NewVm {
                     firmware: Some(firmware.clone()),
                     firmware_vars: Some(dir.join(FIRMWARE_VARS)),
                 };
-                c.disks.push(DiskConfig {
-                    path: path.clone(),
-                    readonly: true,
-                    format: Some(ImageFormat::Raw),
-                    queues: 1,
-                    cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
+                // In a CD drive, as on a PC: installers look for their packages there,
+                // and the firmware boots the disc from it.
+                c.cdroms.push(CdromConfig {
+                    path: Some(path.clone()),
                 });
                 c.about = AboutConfig {
                     os: Some(detected.name.clone()),
@@ -321,10 +320,15 @@ mod tests {
             Some(dir.join(FIRMWARE_VARS).as_path())
         );
         assert!(c.boot.kernel.as_os_str().is_empty(), "no kernel is copied");
-        assert_eq!(c.disks.len(), 2);
+        assert_eq!(c.disks.len(), 1);
         assert!(!c.disks[0].readonly);
-        assert_eq!(c.disks[1].path, iso);
-        assert!(c.disks[1].readonly, "the installer is attached read-only");
+        assert_eq!(
+            c.cdroms,
+            vec![CdromConfig {
+                path: Some(iso.clone())
+            }],
+            "the installer is the disc in a CD drive"
+        );
         assert_eq!(c.about.installer.as_deref(), Some(iso.as_path()));
         assert!(c.about.os.as_deref().unwrap().contains("Debian"));
         assert_eq!(c.devices.gpu.unwrap().renderer, Renderer::Virgl);

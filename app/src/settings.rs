@@ -1,13 +1,15 @@
-//! A VM's settings window: resources, disks (add, remove, eject the installer), graphics
-//! and boot source. Each change is checked and saved at once (atomically, by the store); a
-//! change that would not start is refused with the reason, and the definition on disk stays
-//! as it was. Changes to a running VM apply at its next start, as the window says.
+//! A VM's settings window: resources, disks (add, remove, eject the installer), CD/DVD
+//! drives (eject, insert, add), graphics and boot source. Each change is checked and saved
+//! at once (atomically, by the store); a change that would not start is refused with the
+//! reason, and the definition on disk stays as it was. Changes to a running VM apply at its
+//! next start, as the window says, except discs: those change in the running VM too, as in
+//! a real drive.
 
 use crate::graphics::Graphics3d;
 use crate::i18n::{tr, tr_args};
 use crate::store::Store;
-use phyllome_vmm::config::{DiskConfig, GpuConfig, Renderer};
-use phyllome_vmm::VmConfig;
+use phyllome_vmm::config::{CdromConfig, DiskConfig, GpuConfig, Renderer};
+use phyllome_vmm::{VmCommand, VmConfig};
 use relm4::adw::prelude::*;
 use relm4::gtk::glib;
 use relm4::prelude::*;
@@ -47,6 +49,14 @@ pub enum SettingsMsg {
     ChooseDisk,
     /// Attach this image.
     AddDisk(PathBuf),
+    /// Take the disc out of this CD drive.
+    EjectDisc(usize),
+    /// Open the file chooser for a disc for this drive.
+    ChooseDisc(usize),
+    /// Put this image in this drive.
+    InsertDisc(usize, PathBuf),
+    /// Add an empty CD drive.
+    AddDrive,
     /// The 3D switch.
     ThreeD(bool),
     /// The boot entries' apply buttons.
@@ -58,6 +68,8 @@ pub enum SettingsMsg {
 pub enum SettingsOutput {
     /// The definition changed on disk.
     Saved,
+    /// A disc change for the running VM.
+    Disc(VmCommand),
 }
 
 /// The settings window.
@@ -69,6 +81,10 @@ pub struct Settings {
     window: adw::PreferencesWindow,
     disks: adw::PreferencesGroup,
     disk_rows: Vec<adw::ActionRow>,
+    drives: adw::PreferencesGroup,
+    drive_rows: Vec<adw::ActionRow>,
+    /// The VM runs now: disc changes go to it too.
+    running: bool,
     kernel: adw::EntryRow,
     initrd: adw::EntryRow,
     cmdline: adw::EntryRow,
@@ -135,6 +151,56 @@ impl Settings {
             row.add_suffix(&button);
             self.disks.add(&row);
             self.disk_rows.push(row);
+        }
+    }
+}
+
+impl Settings {
+    fn show_drives(&mut self, sender: &ComponentSender<Self>) {
+        for row in self.drive_rows.drain(..) {
+            self.drives.remove(&row);
+        }
+        for (i, drive) in self.config.cdroms.iter().enumerate() {
+            let row = adw::ActionRow::new();
+            let number = (i + 1).to_string();
+            match &drive.path {
+                Some(path) => {
+                    row.set_title(&glib::markup_escape_text(
+                        &path.file_name().unwrap_or_default().to_string_lossy(),
+                    ));
+                    row.set_subtitle(&glib::markup_escape_text(&tr_args(
+                        "settings-cdrom-drive-holds",
+                        &[("number", &number), ("path", &path.display().to_string())],
+                    )));
+                    let b = gtk::Button::with_label(&tr("settings-eject"));
+                    let s = sender.input_sender().clone();
+                    b.connect_clicked(move |_| s.emit(SettingsMsg::EjectDisc(i)));
+                    b.set_valign(gtk::Align::Center);
+                    row.add_suffix(&b);
+                }
+                None => {
+                    row.set_title(&tr("settings-cdrom-empty"));
+                    row.set_subtitle(&tr_args("settings-cdrom-drive", &[("number", &number)]));
+                }
+            }
+            let b = gtk::Button::with_label(&tr("settings-cdrom-insert"));
+            let s = sender.input_sender().clone();
+            b.connect_clicked(move |_| s.emit(SettingsMsg::ChooseDisc(i)));
+            b.set_valign(gtk::Align::Center);
+            b.add_css_class("flat");
+            row.add_suffix(&b);
+            self.drives.add(&row);
+            self.drive_rows.push(row);
+        }
+    }
+
+    /// Saves a disc change and, while the VM runs, makes it there too.
+    fn change_disc(&mut self, changed: VmConfig, live: VmCommand, sender: &ComponentSender<Self>) {
+        if self.apply(changed, sender) {
+            if self.running {
+                let _ = sender.output(SettingsOutput::Disc(live));
+            }
+            self.show_drives(sender);
         }
     }
 }
@@ -243,6 +309,17 @@ impl SimpleComponent for Settings {
         add.connect_clicked(move |_| s.emit(SettingsMsg::ChooseDisk));
         disks.set_header_suffix(Some(&add));
         disks_page.add(&disks);
+        let drives = adw::PreferencesGroup::new();
+        drives.set_title(&tr("settings-cdroms"));
+        if init.running {
+            drives.set_description(Some(&tr("settings-cdrom-live")));
+        }
+        let add = gtk::Button::with_label(&tr("settings-add-cdrom"));
+        add.add_css_class("flat");
+        let s = sender.input_sender().clone();
+        add.connect_clicked(move |_| s.emit(SettingsMsg::AddDrive));
+        drives.set_header_suffix(Some(&add));
+        disks_page.add(&drives);
         window.add(&disks_page);
 
         // Graphics.
@@ -341,6 +418,9 @@ impl SimpleComponent for Settings {
             window: window.clone(),
             disks,
             disk_rows: Vec::new(),
+            drives,
+            drive_rows: Vec::new(),
+            running: init.running,
             kernel,
             initrd,
             cmdline,
@@ -348,6 +428,7 @@ impl SimpleComponent for Settings {
             graphics: init.graphics,
         };
         model.show_disks(&sender);
+        model.show_drives(&sender);
         window.present();
         ComponentParts { model, widgets: () }
     }
@@ -424,9 +505,17 @@ impl SimpleComponent for Settings {
                 let iso = path
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("iso"));
+                // A disc image goes in a new CD drive, where installers look for it.
+                if iso {
+                    c.cdroms.push(CdromConfig { path: Some(path) });
+                    if self.apply(c, &sender) {
+                        self.show_drives(&sender);
+                    }
+                    return;
+                }
                 c.disks.push(DiskConfig {
                     path,
-                    readonly: iso,
+                    readonly: false,
                     format: None,
                     queues: 1,
                     cache: phyllome_vmm::devices::virtio::blk::CacheMode::Writeback,
@@ -434,6 +523,51 @@ impl SimpleComponent for Settings {
                 if self.apply(c, &sender) {
                     self.show_disks(&sender);
                 }
+            }
+            SettingsMsg::AddDrive => {
+                c.cdroms.push(CdromConfig { path: None });
+                if self.apply(c, &sender) {
+                    self.show_drives(&sender);
+                }
+            }
+            SettingsMsg::EjectDisc(drive) => {
+                if let Some(d) = c.cdroms.get_mut(drive) {
+                    d.path = None;
+                    self.change_disc(
+                        c,
+                        VmCommand::EjectDisc {
+                            drive,
+                            force: false,
+                        },
+                        &sender,
+                    );
+                }
+            }
+            SettingsMsg::InsertDisc(drive, path) => {
+                if let Some(d) = c.cdroms.get_mut(drive) {
+                    d.path = Some(path.clone());
+                    self.change_disc(c, VmCommand::InsertDisc { drive, path }, &sender);
+                }
+            }
+            SettingsMsg::ChooseDisc(drive) => {
+                let chooser = gtk::FileChooserNative::new(
+                    Some(&tr("settings-cdrom-insert")),
+                    Some(&self.window),
+                    gtk::FileChooserAction::Open,
+                    Some(&tr("wizard-open")),
+                    Some(&tr("wizard-cancel")),
+                );
+                chooser.set_modal(true);
+                let s = sender.input_sender().clone();
+                chooser.connect_response(move |d, r| {
+                    if r == gtk::ResponseType::Accept {
+                        if let Some(p) = d.file().and_then(|f| f.path()) {
+                            s.emit(SettingsMsg::InsertDisc(drive, p));
+                        }
+                    }
+                });
+                chooser.show();
+                self.chooser = Some(chooser);
             }
             SettingsMsg::ThreeD(on) => {
                 let g = c.devices.gpu.get_or_insert(GpuConfig {

@@ -163,14 +163,16 @@ fn the_wizard_creates_a_vm_from_an_installer_image_end_to_end() {
     );
     let config = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
     assert_eq!(config.name, "Test Debian");
-    assert_eq!(config.disks.len(), 2);
+    assert_eq!(config.disks.len(), 1);
     let disk = std::fs::read(&config.disks[0].path).unwrap();
     assert_eq!(&disk[..4], b"QFI\xfb", "the new disk is a qcow2 image");
     assert!(!config.disks[0].readonly);
-    assert_eq!(config.disks[1].path, iso);
-    assert!(
-        config.disks[1].readonly,
-        "the installer is attached read-only"
+    assert_eq!(
+        config.cdroms,
+        [phyllome_vmm::config::CdromConfig {
+            path: Some(iso.clone())
+        }],
+        "the installer is the disc in a CD drive"
     );
     assert_eq!(config.boot.firmware.as_deref(), Some(firmware.as_path()));
     assert!(
@@ -604,4 +606,65 @@ fn a_3d_vms_graphics_process_dying_leaves_the_vm_running_and_restart_brings_it_b
     assert_eq!(std::fs::read(dir.join("vm.toml")).unwrap(), disk_before);
     let mut app = app;
     assert!(app.0.try_wait().unwrap().is_none(), "the app crashed");
+}
+
+/// A running VM's CD drive, from its settings: the disc comes out and another goes in,
+/// in the definition and in the running VM (which would say if it could not), and the
+/// window shows the drive as it is.
+#[test]
+fn settings_eject_and_insert_discs_in_a_running_vms_cd_drive() {
+    let s = Session::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = tmp.path().join("spin.elf");
+    tiny_guest("spin", &kernel);
+    let (first, second) = (tmp.path().join("first.iso"), tmp.path().join("second.iso"));
+    std::fs::write(&first, vec![1u8; 1 << 16]).unwrap();
+    std::fs::write(&second, vec![2u8; 1 << 16]).unwrap();
+    let dir = define(&s, "cd", "Disc VM", &kernel);
+    let mut c = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
+    c.cdroms = vec![phyllome_vmm::config::CdromConfig {
+        path: Some(first.clone()),
+    }];
+    std::fs::write(dir.join("vm.toml"), c.to_toml()).unwrap();
+    let drive = || {
+        VmConfig::from_file(&dir.join("vm.toml")).unwrap().cdroms[0]
+            .path
+            .clone()
+    };
+
+    let _app = s.app(&[], &[], &log("settings-cdrom.log"));
+    s.focus("Phyllome");
+    assert!(s.wait_text("Disc VM", 30));
+    s.press("Start");
+    assert!(s.wait_text("Tiny test guest · Running", 20));
+    s.focus("Phyllome");
+    s.press("More Actions");
+    s.press("Settings");
+    s.focus("Disc VM Settings");
+    s.press("Disks");
+    assert!(s.wait_text("first.iso", 10));
+    assert!(s.wait_text("Discs change at once", 5));
+    s.screenshot("settings-cdrom-disc.png");
+    s.press("Eject");
+    assert!(wait_until(10, || drive().is_none()));
+    assert!(s.wait_text("No disc", 10));
+    s.press("Insert Disc…");
+    s.focus("Insert Disc…");
+    s.keys(&["ctrl+l"]);
+    s.type_text(&second.display().to_string());
+    s.keys(&["Return"]);
+    assert!(wait_until(10, || drive().as_deref() == Some(second.as_path())));
+    assert!(wait_until(10, || !s.window_shown("Insert Disc…")));
+    std::thread::sleep(Duration::from_secs(1));
+    s.focus("Disc VM Settings");
+    assert!(s.wait_text("second.iso", 10));
+    s.screenshot("settings-cdrom-second.png");
+    // The running VM took both changes: a refusal would be a toast in the library.
+    let said: Vec<String> = s.tree().into_iter().map(|n| n.name).collect();
+    assert!(
+        !said
+            .iter()
+            .any(|n| n.contains("CD drive") || n.contains("CD image") || n.contains("locked")),
+        "{said:?}"
+    );
 }

@@ -169,6 +169,12 @@ pub enum VmEvent {
         /// The image now in it.
         disc: Option<std::path::PathBuf>,
     },
+    /// [`VmCommand::EjectDisc`] was refused: the guest locked CD drive `drive` while it
+    /// uses the disc. The guest was asked to eject it; the user may force it out.
+    DiscLocked {
+        /// Which drive.
+        drive: usize,
+    },
     /// Bytes the guest wrote to the serial port (when configured to `events`).
     SerialOutput(Vec<u8>),
     /// A 3D VM's graphics process ended on its own (a fault in the renderer, or killed).

@@ -1198,8 +1198,12 @@ impl Control {
             VmCommand::Button { code, down } => self.input(|i| i.pointer.key(code, down)),
             VmCommand::Wheel { dx, dy } => self.input(|i| i.pointer.wheel(dx, dy)),
             VmCommand::EjectDisc { drive, force } => {
-                if let Err(e) = self.blueprint.drives.eject(drive, force) {
-                    self.events.send(VmEvent::Error(e.to_string()));
+                match self.blueprint.drives.eject(drive, force) {
+                    Ok(()) => {}
+                    Err(crate::media::MediaError::Eject(_)) => {
+                        self.events.send(VmEvent::DiscLocked { drive });
+                    }
+                    Err(e) => self.events.send(VmEvent::Error(e.to_string())),
                 }
             }
             VmCommand::InsertDisc { drive, path } => {

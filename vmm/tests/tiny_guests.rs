@@ -792,3 +792,96 @@ fn a_firmware_ramfb_reaches_the_display() {
         assert_eq!(&px[..3], &[0xff, 0x80, 0x00], "orange everywhere");
     }
 }
+
+/// CD drives take the host's disc changes while the VM runs: each change comes back as an
+/// event, a drive that does not exist or a disc that cannot be opened is an error that
+/// names it, and the VM goes on.
+#[test]
+fn discs_go_in_and_out_of_the_cd_drives_of_a_running_vm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (tmp.path().join("first.iso"), tmp.path().join("second.iso"));
+    std::fs::write(&first, vec![1u8; 8192]).unwrap();
+    std::fs::write(&second, vec![2u8; 8192]).unwrap();
+    let mut c = config_for("spin");
+    c.cdroms = vec![
+        phyllome_vmm::config::CdromConfig {
+            path: Some(first.clone()),
+        },
+        phyllome_vmm::config::CdromConfig { path: None },
+    ];
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    handle
+        .send(VmCommand::InsertDisc {
+            drive: 1,
+            path: second.clone(),
+        })
+        .unwrap();
+    handle
+        .send(VmCommand::EjectDisc {
+            drive: 0,
+            force: false,
+        })
+        .unwrap();
+    handle
+        .send(VmCommand::InsertDisc {
+            drive: 2,
+            path: second.clone(),
+        })
+        .unwrap();
+    handle
+        .send(VmCommand::InsertDisc {
+            drive: 0,
+            path: tmp.path().join("missing.iso"),
+        })
+        .unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s
+        .events
+        .iter()
+        .filter(|e| matches!(e, VmEvent::Error(_)))
+        .count()
+        == 2));
+    let changes: Vec<&VmEvent> = seen
+        .events
+        .iter()
+        .filter(|e| matches!(e, VmEvent::DiscChanged { .. }))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            &VmEvent::DiscChanged {
+                drive: 1,
+                disc: Some(second.clone())
+            },
+            &VmEvent::DiscChanged {
+                drive: 0,
+                disc: None
+            },
+        ]
+    );
+    let errors: Vec<String> = seen
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            VmEvent::Error(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors[0], "This VM has no CD drive 2; it has 2.");
+    assert!(
+        errors[1].starts_with("Cannot open the CD image") && errors[1].contains("missing.iso"),
+        "{}",
+        errors[1]
+    );
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert_eq!(seen.stopped, Some(phyllome_vmm::api::StopReason::ForcedOff));
+
+    // A disc that cannot be opened stops the start, with a sentence naming it.
+    let mut c = config_for("spin");
+    c.cdroms = vec![phyllome_vmm::config::CdromConfig {
+        path: Some(tmp.path().join("missing.iso")),
+    }];
+    let e = Vm::start(c).unwrap_err().to_string();
+    assert!(e.starts_with("Cannot open the CD image"), "{e}");
+}
