@@ -6,10 +6,10 @@
 #   fw-installer.iso   a grub-mkrescue image (GPT + EFI system partition, as installer
 #                      ISOs are): GRUB on the serial port prints PHYLLOME-GRUB-MENU, shows a
 #                      menu whose default entry prints PHYLLOME-GRUB-BOOTED and powers off
-#                      through the firmware (GRUB's `halt`, UEFI ResetSystem). GRUB draws
-#                      through the firmware's console, which also mirrors it to the serial
-#                      port, as distributions' GRUBs do on a virtio-gpu (its firmware
-#                      display has no linear framebuffer, so GRUB's gfxterm cannot start)
+#                      through the firmware (GRUB's `halt`, UEFI ResetSystem). As
+#                      distributions' GRUBs, it draws its menu with its graphical terminal
+#                      where the firmware offers a framebuffer (ramfb, in VMs with a
+#                      display), else through the firmware's console
 #   fw-linux-installer.iso
 #                      an installer, as a distribution's is: GRUB boots Debian's kernel
 #                      with an initramfs that partitions the VM's empty writable disk (GPT,
@@ -44,6 +44,14 @@ if [ "$(cat fw.stamp 2>/dev/null)" != "$stamp" ] || [ ! -f fw-installer.iso ]; t
 serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output console
+# As distributions' GRUBs do: the graphical terminal where the firmware has a display with
+# a framebuffer (ramfb), else the firmware's console; the serial port either way.
+insmod efi_gop
+insmod gfxterm
+if loadfont $prefix/fonts/unicode.pf2; then
+  set gfxmode=auto
+  if terminal_output serial gfxterm; then true; else terminal_output console; fi
+fi
 echo PHYLLOME-GRUB-MENU
 set timeout=3
 set default=0

@@ -191,7 +191,8 @@ fn the_firmware_boots_an_installer_disc_from_the_cd_drive_nested() {
 
 /// The boot menu is usable from the window: keys sent on the display connection (as the
 /// app sends them) reach the PS/2 keyboard the firmware reads, and GRUB's menu moves to its
-/// second entry and starts it; the display shows GRUB's menu, the second entry highlighted,
+/// second entry and starts it; the display shows GRUB's graphical menu (drawn on the
+/// firmware's ramfb, as distributions' GRUBs draw theirs), the second entry highlighted,
 /// while it waits. L1 runs on two vCPUs (still under icount), so that the VMM's display and
 /// device threads do not wait for the vCPU's time slice.
 #[test]
@@ -251,7 +252,7 @@ fn keys_from_the_display_connection_pick_a_grub_menu_entry_nested() {
     // bar (GRUB's highlight, light grey) and the first entry as text just above it.
     let shot = png_from_console(&console, "nested-firmware-grub-menu.png");
     let (w, h, rgb) = decode(&shot);
-    assert_eq!((w, h), (800, 600), "the mode GRUB was asked for");
+    assert!(w >= 640 && h >= 480, "{w}x{h}");
     let (rows, share) = text_rows(w, h, &rgb, (0, 0, w, h));
     assert!((0.005..0.3).contains(&share), "lit share {share}");
     assert!(rows >= 4, "only {rows} rows of text");

@@ -40,7 +40,7 @@ pub(crate) struct Drives {
 
 /// A drive with the disc named in `config`, or an empty one; its serial number tells
 /// drives apart in the guest's `/dev/disk/by-id`.
-pub(crate) fn drive(index: usize, config: &CdromConfig) -> Result<Drive, MediumError> {
+pub fn drive(index: usize, config: &CdromConfig) -> Result<Drive, MediumError> {
     let medium = config.path.as_deref().map(Medium::open).transpose()?;
     let cdrom = Cdrom::new(medium).with_serial(&format!("PHYLLOME-CD{index}"));
     Ok(Arc::new(Mutex::new(cdrom)))

@@ -885,3 +885,41 @@ fn discs_go_in_and_out_of_the_cd_drives_of_a_running_vm() {
     let e = Vm::start(c).unwrap_err().to_string();
     assert!(e.starts_with("Cannot open the CD image"), "{e}");
 }
+
+/// `--vhost-user scsi`: a VM attaches CD drives served by another process (here a thread
+/// serving our virtio-scsi adapter), fetching the adapter's configuration at start, and
+/// the backend ends cleanly when the VM stops.
+#[test]
+fn a_vhost_user_scsi_backend_attaches_and_ends_with_the_vm() {
+    use phyllome_vmm::config::{CdromConfig, VhostUserConfig, VhostUserKind};
+    use phyllome_vmm::devices::virtio::scsi::Scsi;
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, iso) = (dir.path().join("scsi.sock"), dir.path().join("disc.iso"));
+    std::fs::write(&iso, vec![5u8; 8192]).unwrap();
+    let drive = phyllome_vmm::media::drive(0, &CdromConfig { path: Some(iso) }).unwrap();
+    let sock = socket.clone();
+    let backend = std::thread::spawn(move || {
+        phyllome_vmm::vhost_user::serve("t", Scsi::new(vec![drive]), &sock)
+    });
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut c = config_for("spin");
+    c.vhost_user.push(VhostUserConfig {
+        kind: VhostUserKind::Scsi,
+        socket,
+    });
+    let handle = Vm::start(c).unwrap();
+    let mut seen = Observed::default();
+    assert!(!watch(
+        &handle,
+        &mut seen,
+        Duration::from_millis(300),
+        |s| s.stopped.is_some()
+    ));
+    handle.send(VmCommand::ForceOff).unwrap();
+    assert!(watch(&handle, &mut seen, T, |s| s.stopped.is_some()));
+    assert_eq!(seen.stopped, Some(StopReason::ForcedOff));
+    drop(handle);
+    assert!(backend.join().unwrap().is_ok(), "the backend ends cleanly");
+}

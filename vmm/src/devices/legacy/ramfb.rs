@@ -5,10 +5,12 @@
 //! nothing until its own virtio-gpu driver loads.
 //!
 //! A worker looks at the framebuffer 20 times a second, copies the rows that changed into
-//! a shared buffer and hands them to the GPU's display as scanout 0, for as long as the
-//! guest's virtio-gpu driver has not set a scanout of its own (and again after a reset). The
-//! configuration comes from the guest: it is checked against guest RAM and sane sizes, and
-//! a bad one is refused with a logged reason (the display keeps what it had).
+//! a shared buffer and hands them to the GPU's display as scanout 0. The GPU decides which
+//! of ramfb and its own scanout the screen shows (the one that changes:
+//! [`crate::devices::virtio::gpu::boot_display`]): the firmware's own virtio-gpu driver sets
+//! a scanout early, and GRUB's graphical menu and Linux's efifb still draw on ramfb only.
+//! The configuration comes from the guest: it is checked against guest RAM and sane sizes,
+//! and a bad one is refused with a logged reason (the display keeps what it had).
 
 use crate::console_conn::buffer::SharedBuffer;
 use crate::devices::bus::lock;
@@ -275,13 +277,6 @@ impl Refresher {
         let Some(config) = *lock(&self.config) else {
             return;
         };
-        // Nothing to do while the guest's own driver shows its scanout.
-        if !lock(&self.gpu).firmware_display_free() {
-            if let Some(s) = self.shown.as_mut() {
-                s.last.clear();
-            }
-            return;
-        }
         let row = config.width as usize * 4;
         let len = row * config.height as usize;
         if self.shown.as_ref().map(|s| s.config) != Some(config) {
@@ -325,6 +320,13 @@ impl Refresher {
         let Some((first, last)) = changed else {
             return;
         };
+        let mut gpu = lock(&self.gpu);
+        // Taking the screen from the virtio-gpu: all of it, not only what changed.
+        let damage = if gpu.boot_display_on_screen() {
+            (0, first, config.width, last + 1 - first)
+        } else {
+            (0, 0, config.width, config.height)
+        };
         let frame = Frame {
             scanout: 0,
             width: config.width,
@@ -333,12 +335,9 @@ impl Refresher {
             format: FORMAT_B8G8R8X8_UNORM,
             buffer: &shown.buffer,
             offset: 0,
-            damage: (0, first, config.width, last + 1 - first),
+            damage,
         };
-        if !lock(&self.gpu).show_firmware_frame(&frame) {
-            // The guest's driver took the display meanwhile: show it all when it stops.
-            shown.last.clear();
-        }
+        gpu.show_firmware_frame(&frame);
     }
 }
 

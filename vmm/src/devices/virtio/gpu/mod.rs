@@ -16,6 +16,7 @@
     reason = "sizes are validated against u32 dimensions and the memory cap before narrowing"
 )]
 
+pub mod boot_display;
 pub mod display;
 pub mod dump;
 pub mod edid;
@@ -216,6 +217,34 @@ struct Scanout {
 }
 
 impl Scanout {
+    /// All of the part of its resource it shows (left, top, right, bottom).
+    fn whole(&self) -> (u32, u32, u32, u32) {
+        let r = &self.rect;
+        (r.x, r.y, r.x + r.width, r.y + r.height)
+    }
+
+    /// Scanout `i`'s frame of its 2D resource `r` (whose pixels are `buffer`), with
+    /// `damage` in scanout coordinates.
+    fn frame<'a>(
+        &self,
+        i: usize,
+        r: &Resource,
+        buffer: &'a SharedBuffer,
+        damage: (u32, u32, u32, u32),
+    ) -> Frame<'a> {
+        let stride = r.stride();
+        Frame {
+            scanout: i as u32,
+            width: self.rect.width,
+            height: self.rect.height,
+            stride,
+            format: r.format,
+            buffer,
+            offset: (self.rect.y * stride + self.rect.x * BYTES_PER_PIXEL) as usize,
+            damage,
+        }
+    }
+
     /// The part of a flushed rectangle (in resource coordinates) that this scanout shows,
     /// as left, top, right, bottom; None when it shows none of it.
     fn flushed(&self, r: &Rect) -> Option<(u32, u32, u32, u32)> {
@@ -259,6 +288,8 @@ pub struct Gpu {
     resource_bytes: u64,
     resource_limit: u64,
     sink: Box<dyn DisplaySink>,
+    /// Whether ramfb or the virtio-gpu has scanout 0's screen.
+    boot: boot_display::BootDisplay,
     events_read: u32,
     /// Signalled when `events_read` gains an event (the transport interrupts the driver).
     config_changed: vmm_sys_util::eventfd::EventFd,
@@ -305,6 +336,7 @@ impl Gpu {
             resource_bytes: 0,
             resource_limit: DEFAULT_RESOURCE_LIMIT,
             sink,
+            boot: boot_display::BootDisplay::default(),
             events_read: 0,
             config_changed: vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)?,
             #[cfg(feature = "virgl")]
@@ -509,20 +541,26 @@ impl Gpu {
         Ok(Response::NoData)
     }
 
-    /// Whether scanout 0 is free for the firmware's boot display: the guest's driver has
-    /// not set it.
-    pub fn firmware_display_free(&self) -> bool {
-        self.scanouts.first().is_some_and(|s| s.resource == 0)
+    /// Whether the firmware's boot display (ramfb) has scanout 0's screen now (see
+    /// [`boot_display`]); when not, its next frame must be whole.
+    pub fn boot_display_on_screen(&self) -> bool {
+        self.boot.on_screen()
     }
 
-    /// Shows a frame from the firmware's boot display (ramfb) on scanout 0, unless the
-    /// guest's driver has set that scanout itself; whether it was shown.
-    pub fn show_firmware_frame(&mut self, frame: &Frame<'_>) -> bool {
-        if !self.firmware_display_free() {
-            return false;
-        }
+    /// Shows a frame of the firmware's boot display (ramfb), which changed, on scanout 0:
+    /// it has the screen until it is still for a while.
+    pub fn show_firmware_frame(&mut self, frame: &Frame<'_>) {
+        self.boot.ramfb_changed(std::time::Instant::now());
         self.sink.frame(frame);
-        true
+    }
+
+    /// What a virtio-gpu flush of scanout `i` may show now.
+    fn turn(&mut self, i: usize) -> boot_display::GpuTurn {
+        if i == 0 {
+            self.boot.gpu_flush(std::time::Instant::now())
+        } else {
+            boot_display::GpuTurn::Damage
+        }
     }
 
     /// Turns off the scanouts that showed resource `id`.
@@ -581,7 +619,10 @@ impl Gpu {
         if s.resource_id == 0 {
             self.scanouts[index].resource = 0;
             self.scanouts[index].held = None;
-            self.sink.disabled(s.scanout_id);
+            // A screen ramfb has stays.
+            if index != 0 || !self.boot.on_screen() {
+                self.sink.disabled(s.scanout_id);
+            }
             return Ok(Response::NoData);
         }
         #[cfg(feature = "virgl")]
@@ -689,23 +730,23 @@ impl Gpu {
         if !f.r.inside(r.width, r.height) {
             return Err(RESP_ERR_INVALID_PARAMETER);
         }
-        for (i, s, (x0, y0, x1, y1)) in showing(&self.scanouts, &f) {
+        let hit: Vec<usize> = showing(&self.scanouts, &f).map(|(i, _, _)| i).collect();
+        let turns: Vec<boot_display::GpuTurn> = hit.iter().map(|&i| self.turn(i)).collect();
+        let r = self
+            .resources
+            .get(&f.resource_id)
+            .ok_or(RESP_ERR_INVALID_RESOURCE_ID)?;
+        for ((i, s, (x0, y0, x1, y1)), turn) in showing(&self.scanouts, &f).zip(turns) {
             // Scanout resources live in shared buffers (SET_SCANOUT moved them there).
             let Storage::Shared(buffer) = &r.pixels else {
                 continue;
             };
-            let stride = r.stride();
-            let offset = (s.rect.y * stride + s.rect.x * BYTES_PER_PIXEL) as usize;
-            self.sink.frame(&Frame {
-                scanout: i as u32,
-                width: s.rect.width,
-                height: s.rect.height,
-                stride,
-                format: r.format,
-                buffer,
-                offset,
-                damage: (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
-            });
+            let damage = match turn {
+                boot_display::GpuTurn::Hidden => continue,
+                boot_display::GpuTurn::Whole => (0, 0, s.rect.width, s.rect.height),
+                boot_display::GpuTurn::Damage => (x0 - s.rect.x, y0 - s.rect.y, x1 - x0, y1 - y0),
+            };
+            self.sink.frame(&s.frame(i, r, buffer, damage));
         }
         Ok(Response::NoData)
     }
@@ -938,8 +979,21 @@ impl Gpu {
         let hit: Vec<(usize, (u32, u32, u32, u32))> = showing(&self.scanouts, &f)
             .map(|(i, _, damage)| (i, damage))
             .collect();
-        for (i, (x0, y0, x1, y1)) in hit {
+        let turns: Vec<boot_display::GpuTurn> = hit.iter().map(|&(i, _)| self.turn(i)).collect();
+        let Some(t) = self.three_d.as_mut() else {
+            return Err(RESP_ERR_UNSPEC);
+        };
+        for ((i, (mut x0, mut y0, mut x1, mut y1)), turn) in hit.into_iter().zip(turns) {
             let s = &mut self.scanouts[i];
+            match turn {
+                // Held until ramfb gives the screen back (then it is read back whole).
+                boot_display::GpuTurn::Hidden => {
+                    s.held = Some(s.whole());
+                    continue;
+                }
+                boot_display::GpuTurn::Whole => (x0, y0, x1, y1) = s.whole(),
+                boot_display::GpuTurn::Damage => {}
+            }
             s.held = Some(match s.held {
                 None => (x0, y0, x1, y1),
                 Some((a, b, c, d)) => (a.min(x0), b.min(y0), c.max(x1), d.max(y1)),
@@ -957,8 +1011,9 @@ impl Gpu {
         let Some(t) = self.three_d.as_mut() else {
             return;
         };
+        let ramfb_shown = self.boot.on_screen();
         for (i, s) in self.scanouts.iter_mut().enumerate() {
-            if s.held.is_none() || !self.sink.wants_frame(i as u32) {
+            if s.held.is_none() || !self.sink.wants_frame(i as u32) || (i == 0 && ramfb_shown) {
                 continue;
             }
             let shown = t.scanout_buffer(s.resource).and_then(|(width, _, format)| {
@@ -1180,11 +1235,14 @@ impl DeviceCore for Gpu {
                 t.reset();
             }
         }
+        let ramfb_shown = self.boot.on_screen();
         for (i, s) in self.scanouts.iter_mut().enumerate() {
             if s.resource != 0 {
                 s.resource = 0;
                 s.held = None;
-                self.sink.disabled(i as u32);
+                if i != 0 || !ramfb_shown {
+                    self.sink.disabled(i as u32);
+                }
             }
         }
     }

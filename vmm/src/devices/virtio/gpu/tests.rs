@@ -664,3 +664,71 @@ fn a_2d_device_refuses_3d_requests_and_offers_no_capsets() {
 
 #[cfg(feature = "virgl")]
 mod three_d;
+
+/// Two displays on scanout 0: ramfb (GRUB's graphical menu, efifb) takes the screen each
+/// time it changes; the virtio-gpu's flushes stay off it meanwhile (and its disable does
+/// not blank it); the virtio-gpu's first flush after ramfb has been still takes the screen
+/// back, whole.
+#[test]
+fn ramfb_has_the_screen_while_it_changes_and_the_virtio_scanout_takes_it_back_whole() {
+    let mut r = rig();
+    let (w, h) = (16u32, 8u32);
+    let img = pattern(w, h);
+    r.mem.write_slice(&img, GuestAddress(PAGES)).unwrap();
+    assert_eq!(r.create(7, w, h), RESP_OK_NODATA);
+    assert_eq!(r.attach(7, &[(PAGES, img.len() as u32)]), RESP_OK_NODATA);
+    assert_eq!(r.transfer(7, rect(0, 0, w, h), 0), RESP_OK_NODATA);
+    assert_eq!(r.scanout(0, 7, rect(0, 0, w, h)), RESP_OK_NODATA);
+    assert_eq!(r.flush(7, rect(0, 0, 4, 4)), RESP_OK_NODATA);
+    assert_eq!(r.seen().len(), 1, "the virtio-gpu shows its damage");
+    let ramfb_frame = |seen: &[Seen]| matches!(seen, [Seen::Frame { size: (4, 4), .. }]);
+
+    // ramfb changes: shown, and the virtio-gpu's flushes are not.
+    let ramfb = crate::console_conn::buffer::SharedBuffer::create(4 * 4 * 4).unwrap();
+    let frame = Frame {
+        scanout: 0,
+        width: 4,
+        height: 4,
+        stride: 16,
+        format: protocol::FORMAT_B8G8R8X8_UNORM,
+        buffer: &ramfb,
+        offset: 0,
+        damage: (0, 0, 4, 4),
+    };
+    assert!(!r.gpu.boot_display_on_screen());
+    r.gpu.show_firmware_frame(&frame);
+    assert!(r.gpu.boot_display_on_screen());
+    assert_eq!(r.flush(7, rect(0, 0, 4, 4)), RESP_OK_NODATA);
+    assert!(ramfb_frame(&r.seen()), "only ramfb's frame went out");
+    // While ramfb has the screen, the guest turning its scanout off leaves it alone.
+    assert_eq!(r.scanout(0, 0, rect(0, 0, 0, 0)), RESP_OK_NODATA);
+    assert!(r.seen().is_empty(), "ramfb's picture was blanked");
+    assert_eq!(r.scanout(0, 7, rect(0, 0, w, h)), RESP_OK_NODATA);
+
+    // ramfb still long enough: the virtio-gpu's next flush takes the screen, whole.
+    std::thread::sleep(boot_display::QUIET);
+    assert!(
+        r.gpu.boot_display_on_screen(),
+        "a still ramfb keeps the screen"
+    );
+    assert_eq!(r.flush(7, rect(0, 0, 4, 4)), RESP_OK_NODATA);
+    assert!(!r.gpu.boot_display_on_screen());
+    assert_eq!(
+        r.seen(),
+        [Seen::Frame {
+            scanout: 0,
+            size: (w, h),
+            damage: (0, 0, w, h),
+            pixels: img.clone(),
+        }]
+    );
+    // Then its flushes show their damage again.
+    assert_eq!(r.flush(7, rect(0, 0, 4, 4)), RESP_OK_NODATA);
+    assert!(matches!(
+        r.seen()[..],
+        [Seen::Frame {
+            damage: (0, 0, 4, 4),
+            ..
+        }]
+    ));
+}
