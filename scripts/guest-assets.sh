@@ -221,8 +221,11 @@ fi
 
 # A CD-ROM drive on virtio-scsi (vhost-user-scsi-pci on `device scsi`, or QEMU's own
 # scsi-cd for reference): Linux's sr mounts the disc and reads it, the guest ejects it (the
-# kernel's autoeject), then waits for the host to insert a second disc and to eject it.
-if [ ! -f cdrom-initrd.cpio ]; then
+# kernel's autoeject), then waits for the host to insert a second disc, to try to eject it
+# while mounted (the drive is locked: it stays) and to force it out. Rebuilt when this
+# script changes.
+cdstamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
+if [ ! -f cdrom-initrd.cpio ] || [ "$(cat cdrom.stamp 2>/dev/null)" != "$cdstamp" ]; then
   root=$(mktemp -d)
   busybox_root "$root"
   "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
@@ -254,15 +257,22 @@ echo PHYLLOME-WAITING-FOR-INSERT
 sleep 3
 for i in $(seq 60); do mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null && break; sleep 1; done
 echo "PHYLLOME-SECOND=$(cat /mnt/second.txt)"
-umount /mnt
+# Mounted, the drive is locked: the host's eject is refused and the disc stays.
 echo PHYLLOME-WAITING-FOR-EJECT
 sleep 5
+echo 3 > /proc/sys/vm/drop_caches
+if dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null; then echo PHYLLOME-LOCKED-DISC-STAYED; fi
+# Forced, it goes even so.
+echo PHYLLOME-WAITING-FOR-FORCED-EJECT
+sleep 5
 if dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null; then echo PHYLLOME-STILL-READABLE-AFTER-HOST-EJECT; else echo PHYLLOME-HOST-EJECT-SEEN; fi
+umount /mnt 2>/dev/null
 echo PHYLLOME-CDROM-TEST-DONE
 poweroff -f
 INIT
   chmod +x "$root/init"
   make_cpio "$root" cdrom-initrd.cpio
+  echo "$cdstamp" > cdrom.stamp
   rm -rf "$root"
 fi
 

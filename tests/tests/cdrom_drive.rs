@@ -2,7 +2,8 @@
 //! emulation) with `vhost-user-scsi-pci` on `phyllome-vmm device scsi --cdrom`. Linux's
 //! `sr` sees a type-5 device, mounts the ISO 9660 disc and reads a file and a payload byte
 //! for byte; the guest ejects the disc itself; the host puts a second disc in (typed on
-//! the backend's standard input) and takes it out, and the guest sees both. The same guest
+//! the backend's standard input), fails to take it out while the guest has it mounted (the
+//! drive is locked), then forces it out; the guest sees each. The same guest
 //! against QEMU's own `virtio-scsi-pci` + `scsi-cd` (changes through QEMU's monitor) shows
 //! that the test itself is right.
 
@@ -37,12 +38,15 @@ impl Drive {
         }
     }
 
-    fn eject(&mut self) {
+    fn eject(&mut self, force: bool) {
         match self {
             Self::Phyllome(child) => {
-                writeln!(child.stdin.as_mut().unwrap(), "eject 0").unwrap();
+                let force = if force { " force" } else { "" };
+                writeln!(child.stdin.as_mut().unwrap(), "eject 0{force}").unwrap();
             }
-            Self::Qemu(monitor) => qemu_monitor(monitor, "eject cd0"),
+            Self::Qemu(monitor) => {
+                qemu_monitor(monitor, if force { "eject -f cd0" } else { "eject cd0" });
+            }
         }
     }
 }
@@ -155,6 +159,7 @@ fn run_guest(ours: bool, discs: &Discs) -> (String, Option<Child>) {
             .arg("--cdrom")
             .arg(discs.iso("first"))
             .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         wait_for_path(&socket);
@@ -180,7 +185,9 @@ fn run_guest(ours: bool, discs: &Discs) -> (String, Option<Child>) {
         if line.contains("PHYLLOME-WAITING-FOR-INSERT") {
             drive.insert(&discs.iso("second"));
         } else if line.contains("PHYLLOME-WAITING-FOR-EJECT") {
-            drive.eject();
+            drive.eject(false);
+        } else if line.contains("PHYLLOME-WAITING-FOR-FORCED-EJECT") {
+            drive.eject(true);
         }
         console.push_str(&line);
         console.push('\n');
@@ -208,6 +215,7 @@ fn check(console: &str, discs: &Discs) {
         ),
         "PHYLLOME-GUEST-EJECT-SEEN".to_owned(),
         "PHYLLOME-SECOND=the second disc is in".to_owned(),
+        "PHYLLOME-LOCKED-DISC-STAYED".to_owned(),
         "PHYLLOME-HOST-EJECT-SEEN".to_owned(),
         "PHYLLOME-CDROM-TEST-DONE".to_owned(),
     ] {
@@ -234,6 +242,23 @@ fn linux_mounts_reads_and_ejects_discs_in_our_cd_drive_which_exits_when_qemu_lea
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "the backend exited with {status}");
+    // What it said to the host: the disc in, the locked eject refused, the forced one done.
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut backend.stderr.take().unwrap(), &mut said).unwrap();
+    let lines: Vec<&str> = said.lines().filter(|l| l.contains("CD drive 0")).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "phyllome device: CD drive 0: {} is in.",
+                discs.iso("second").display()
+            )
+            .as_str(),
+            "phyllome device: CD drive 0: The guest has locked the CD drive; eject it from the guest, or force the eject.",
+            "phyllome device: CD drive 0: the disc is out.",
+        ],
+        "{said}"
+    );
 }
 
 #[test]
