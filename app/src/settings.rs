@@ -194,6 +194,33 @@ impl Settings {
         }
     }
 
+    /// Opens GTK's file chooser titled `title`; the chosen file comes back as `message(path)`.
+    fn choose_file(
+        &mut self,
+        title: &str,
+        sender: &ComponentSender<Self>,
+        message: impl Fn(PathBuf) -> SettingsMsg + 'static,
+    ) {
+        let chooser = gtk::FileChooserNative::new(
+            Some(&tr(title)),
+            Some(&self.window),
+            gtk::FileChooserAction::Open,
+            Some(&tr("wizard-open")),
+            Some(&tr("wizard-cancel")),
+        );
+        chooser.set_modal(true);
+        let s = sender.input_sender().clone();
+        chooser.connect_response(move |d, r| {
+            if r == gtk::ResponseType::Accept {
+                if let Some(p) = d.file().and_then(|f| f.path()) {
+                    s.emit(message(p));
+                }
+            }
+        });
+        chooser.show();
+        self.chooser = Some(chooser);
+    }
+
     /// Saves a disc change and, while the VM runs, makes it there too.
     fn change_disc(&mut self, changed: VmConfig, live: VmCommand, sender: &ComponentSender<Self>) {
         if self.apply(changed, sender) {
@@ -482,24 +509,7 @@ impl SimpleComponent for Settings {
                 }
             }
             SettingsMsg::ChooseDisk => {
-                let chooser = gtk::FileChooserNative::new(
-                    Some(&tr("settings-add-disk")),
-                    Some(&self.window),
-                    gtk::FileChooserAction::Open,
-                    Some(&tr("wizard-open")),
-                    Some(&tr("wizard-cancel")),
-                );
-                chooser.set_modal(true);
-                let s = sender.input_sender().clone();
-                chooser.connect_response(move |d, r| {
-                    if r == gtk::ResponseType::Accept {
-                        if let Some(p) = d.file().and_then(|f| f.path()) {
-                            s.emit(SettingsMsg::AddDisk(p));
-                        }
-                    }
-                });
-                chooser.show();
-                self.chooser = Some(chooser);
+                self.choose_file("settings-add-disk", &sender, SettingsMsg::AddDisk);
             }
             SettingsMsg::AddDisk(path) => {
                 let iso = path
@@ -550,24 +560,9 @@ impl SimpleComponent for Settings {
                 }
             }
             SettingsMsg::ChooseDisc(drive) => {
-                let chooser = gtk::FileChooserNative::new(
-                    Some(&tr("settings-cdrom-insert")),
-                    Some(&self.window),
-                    gtk::FileChooserAction::Open,
-                    Some(&tr("wizard-open")),
-                    Some(&tr("wizard-cancel")),
-                );
-                chooser.set_modal(true);
-                let s = sender.input_sender().clone();
-                chooser.connect_response(move |d, r| {
-                    if r == gtk::ResponseType::Accept {
-                        if let Some(p) = d.file().and_then(|f| f.path()) {
-                            s.emit(SettingsMsg::InsertDisc(drive, p));
-                        }
-                    }
+                self.choose_file("settings-cdrom-insert", &sender, move |p| {
+                    SettingsMsg::InsertDisc(drive, p)
                 });
-                chooser.show();
-                self.chooser = Some(chooser);
             }
             SettingsMsg::ThreeD(on) => {
                 let g = c.devices.gpu.get_or_insert(GpuConfig {
