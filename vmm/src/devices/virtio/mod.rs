@@ -11,6 +11,7 @@ pub mod console;
 pub mod event_loop;
 pub mod gpu;
 pub mod input;
+pub mod net;
 pub mod pci;
 pub mod poll;
 pub mod rng;
