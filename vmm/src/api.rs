@@ -175,6 +175,10 @@ pub enum VmEvent {
         /// Which drive.
         drive: usize,
     },
+    /// The network card's link went down: passt could not start, or it ended. The VM
+    /// runs on without a network; its next start or reboot tries again. The sentence says
+    /// what happened.
+    NetworkDown(String),
     /// Bytes the guest wrote to the serial port (when configured to `events`).
     SerialOutput(Vec<u8>),
     /// A 3D VM's graphics process ended on its own (a fault in the renderer, or killed).

@@ -121,6 +121,20 @@ pub enum DeviceCommand {
         #[arg(long, required = true)]
         cdrom: Vec<crate::config::CdromConfig>,
     },
+    /// A virtio-net card with passt behind it (user-mode networking), for QEMU's
+    /// `-netdev vhost-user`; passt ends with it.
+    Net {
+        /// The vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Start passt as the backend (the only one there is; the flag says so).
+        #[arg(long, required = true)]
+        passt: bool,
+        /// A host port forwarded into the guest: tcp:HOST:GUEST or udp:HOST:GUEST
+        /// (repeatable).
+        #[arg(long)]
+        forward: Vec<crate::network::Forward>,
+    },
     /// A virtio-rng entropy source.
     Rng {
         /// The vhost-user socket to listen on.
@@ -153,7 +167,7 @@ pub enum DisplayAction {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A VM definition (TOML); the other options are then not allowed.
-    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "cdrom", "vhost_user"])]
+    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "cdrom", "vhost_user", "net"])]
     pub config: Option<PathBuf>,
     /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
     #[arg(long, required_unless_present_any = ["config", "firmware"], conflicts_with = "firmware")]
@@ -189,9 +203,14 @@ pub struct RunArgs {
     /// sr0, sr1, ...). The firmware boots installer discs from it.
     #[arg(long)]
     pub cdrom: Vec<crate::config::CdromConfig>,
-    /// A device served by another process: KIND,socket=PATH with KIND blk, rng, console or scsi (repeatable).
+    /// A device served by another process: KIND,socket=PATH with KIND blk, rng, console, scsi or net (repeatable).
     #[arg(long)]
     pub vhost_user: Vec<crate::config::VhostUserConfig>,
+    /// The network: `passt` (user-mode networking through passt, with
+    /// `,forward=tcp:HOST:GUEST` for each host port that leads into the guest and
+    /// optionally `,mac=52:54:00:...`) or `none`.
+    #[arg(long, default_value = "none")]
+    pub net: crate::network::NetworkConfig,
     /// Where the serial console goes: stdio, none, or file:PATH.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     pub serial: SerialOutput,
@@ -251,6 +270,7 @@ impl RunArgs {
             g
         });
         c.vhost_user = self.vhost_user.clone();
+        c.network = self.net.clone();
         Ok(c)
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::devices::virtio::blk::{CacheMode, ImageFormat};
 use crate::devices::virtio::console::endpoint::ConsoleEndpoint;
+use crate::network::NetworkConfig;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -252,6 +253,8 @@ pub enum VhostUserKind {
     Console,
     /// virtio-scsi (CD/DVD drives).
     Scsi,
+    /// virtio-net (a network card).
+    Net,
 }
 
 impl VhostUserKind {
@@ -262,6 +265,7 @@ impl VhostUserKind {
             Self::Rng => 4,
             Self::Console => 3,
             Self::Scsi => 8,
+            Self::Net => 1,
         }
     }
 
@@ -272,6 +276,8 @@ impl VhostUserKind {
             Self::Rng => 0,
             Self::Console => 12,
             Self::Scsi => 36,
+            // mac, status, max_virtqueue_pairs, mtu (`net::CONFIG_LEN`).
+            Self::Net => 12,
         }
     }
 }
@@ -296,9 +302,10 @@ impl FromStr for VhostUserConfig {
             "rng" => VhostUserKind::Rng,
             "console" => VhostUserKind::Console,
             "scsi" => VhostUserKind::Scsi,
+            "net" => VhostUserKind::Net,
             other => {
                 return Err(format!(
-                    "'{other}' is not a vhost-user device kind; use blk, rng, console or scsi"
+                    "'{other}' is not a vhost-user device kind; use blk, rng, console, scsi or net"
                 ))
             }
         };
@@ -338,6 +345,9 @@ pub struct VmConfig {
     /// Devices served by other processes.
     #[serde(default, rename = "vhost_user", skip_serializing_if = "Vec::is_empty")]
     pub vhost_user: Vec<VhostUserConfig>,
+    /// The network card and what is behind it (none when absent).
+    #[serde(default, skip_serializing_if = "NetworkConfig::is_default")]
+    pub network: NetworkConfig,
     /// Other in-process virtio devices.
     #[serde(default)]
     pub devices: DevicesConfig,
@@ -542,6 +552,7 @@ impl VmConfig {
             serial: SerialConfig::default(),
             disks: Vec::new(),
             cdroms: Vec::new(),
+            network: NetworkConfig::default(),
             vhost_user: Vec::new(),
             devices: DevicesConfig::default(),
             about: AboutConfig::default(),
@@ -705,6 +716,9 @@ impl VmConfig {
                     "the disc path is empty; leave `path` out for an empty drive",
                 ));
             }
+        }
+        if let Some((field, why)) = self.network.problem() {
+            return Err(invalid(&field, why));
         }
         for (i, d) in self.disks.iter().enumerate() {
             if d.path.as_os_str().is_empty() {

@@ -20,6 +20,7 @@ pub mod host;
 pub mod irq_routing;
 pub mod media;
 pub mod memory;
+pub mod network;
 pub mod one_client;
 pub mod sandbox;
 pub mod serial_sink;

@@ -30,7 +30,10 @@ fn main() -> ExitCode {
         forward_stdin_to_serial(&handle);
     }
     let reason = handle.wait(|event| {
-        if let VmEvent::Error(message) | VmEvent::GraphicsStopped(message) = event {
+        if let VmEvent::Error(message)
+        | VmEvent::GraphicsStopped(message)
+        | VmEvent::NetworkDown(message) = event
+        {
             eprintln!("phyllome-vmm: {message}");
         }
     });

@@ -11,12 +11,16 @@ use crate::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
 use crate::devices::virtio::rng::Rng;
 use crate::devices::virtio::scsi::{Drive, Scsi};
 use crate::media;
+use crate::network::card::{NetworkCard, Notice};
+use crate::network::passt::PasstOptions;
+use crate::network::{Forward, NetworkConfig};
 use crate::vhost_user;
 use clap::Parser;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// `device ...` on its own, for a program whose other arguments are not the VMM's.
 #[derive(Debug, Parser)]
@@ -68,6 +72,11 @@ pub fn device(device: DeviceCommand) -> ExitCode {
         }
         DeviceCommand::Console { socket, output } => return console(&socket, &output),
         DeviceCommand::Scsi { socket, cdrom } => return scsi(&socket, &cdrom),
+        DeviceCommand::Net {
+            socket,
+            passt: _,
+            forward,
+        } => return net(&socket, forward),
         DeviceCommand::Gpu {
             socket,
             size,
@@ -216,6 +225,30 @@ fn scsi(socket: &Path, cdroms: &[CdromConfig]) -> ExitCode {
             }
         });
     match vhost_user::serve("phyllome-scsi", Scsi::new(drives), socket) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// `device net --passt`: the card, with passt behind it for as long as the frontend
+/// stays. passt failing is said on standard error and the card serves on, link down.
+fn net(socket: &Path, forwards: Vec<Forward>) -> ExitCode {
+    let notice: Notice = Arc::new(|why| eprintln!("phyllome device: {why}"));
+    let options = PasstOptions {
+        forwards,
+        program: None,
+    };
+    let (card, net, failure) = match NetworkCard::open(&NetworkConfig::default(), options, notice) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if let Some(why) = failure {
+        eprintln!("phyllome device: {why}");
+    }
+    let result = vhost_user::serve("phyllome-net", net, socket);
+    // passt goes with the card.
+    drop(card);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

@@ -48,6 +48,9 @@ use crate::firmware_link::KeySink;
 use crate::gpu_process::{GpuProcess, GpuProcessError};
 use crate::irq_routing::{GsiRouter, RoutingError};
 use crate::memory::{self, MemoryError};
+use crate::network::card::{NetworkCard, Notice};
+use crate::network::passt::PasstOptions;
+use crate::network::NetMode;
 use crate::serial_sink::{SerialSink, SerialSinkError};
 use crate::vcpu::{self, Desired, RunControl, VcpuContext, VcpuError};
 use crate::vhost_user::{FrontendError, SharedEngine, VhostUserEngine};
@@ -69,6 +72,9 @@ pub enum VmError {
     /// The configuration is not usable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The network card could not be made.
+    #[error(transparent)]
+    Network(#[from] crate::devices::virtio::net::NetError),
     /// No KVM device.
     #[error("/dev/kvm does not exist: this computer cannot run virtual machines until virtualization is enabled in its firmware settings and the kvm_intel or kvm_amd module is loaded.")]
     NoKvm,
@@ -227,6 +233,8 @@ struct Blueprint {
     ps2: Ps2Slot,
     /// The CD drives; their discs stay across reboots.
     drives: crate::media::Drives,
+    /// The network card and the passt behind it, kept across reboots.
+    network: Option<(NetworkCard, SharedCore)>,
 }
 
 /// The current machine's PS/2 keyboard, replaced with each machine.
@@ -803,6 +811,9 @@ fn attach_pci(
     if let Some(scsi) = bp.drives.adapter() {
         add(Box::new(LocalEngine::new(Box::new(scsi))))?;
     }
+    if let Some((_, net)) = &bp.network {
+        add(Box::new(LocalEngine::shared(net.clone())))?;
+    }
     let mut local: Vec<LocalEngine> = Vec::new();
     if bp.config.devices.rng {
         local.push(LocalEngine::new(Box::new(Rng::new(DEFAULT_BYTES_PER_SEC))));
@@ -909,6 +920,20 @@ impl Vm {
         let (exits, exit_rx) = exit_channel_with(wake.clone());
         let serial_out = SerialSink::open(&config.serial.output, &events)?;
         let drives = crate::media::Drives::open(&config.cdroms, events.clone())?;
+        let (network, network_failure) = match config.network.mode {
+            NetMode::None => (None, None),
+            NetMode::Passt => {
+                let to_app = events.clone();
+                let notice: Notice = Arc::new(move |why| to_app.send(VmEvent::NetworkDown(why)));
+                let options = PasstOptions {
+                    forwards: config.network.forward.clone(),
+                    program: None,
+                };
+                let (card, net, failure) = NetworkCard::open(&config.network, options, notice)?;
+                let core: SharedCore = Arc::new(Mutex::new(Box::new(net)));
+                (Some((card, core)), failure)
+            }
+        };
 
         let vhost_user = config
             .vhost_user
@@ -979,6 +1004,7 @@ impl Vm {
             _ => None,
         };
         let blueprint = Blueprint {
+            network,
             drives,
             _display_server: display_server,
             firmware,
@@ -997,6 +1023,9 @@ impl Vm {
         };
         let mut machine = Machine::build(&blueprint)?;
         events.send(VmEvent::Started);
+        if let Some(why) = network_failure {
+            events.send(VmEvent::NetworkDown(why));
+        }
         machine.start()?;
 
         let control = Control {
@@ -1107,6 +1136,10 @@ impl Control {
                     "The VM restarts without its display: {e}"
                 )));
             }
+        }
+        // A passt that ended comes back with the new machine.
+        if let Some((card, _)) = &self.blueprint.network {
+            card.revive();
         }
         let mut machine = match Machine::build(&self.blueprint) {
             Ok(m) => m,

@@ -232,3 +232,96 @@ fn blk_backend_refuses_missing_and_locked_images_clearly() {
     first.wait().unwrap();
     assert_one_line_error(&out, "in use by another program");
 }
+
+/// `run --net passt` with `PATH` set to `path`.
+fn run_with_network(net: &str, path: &str) -> Output {
+    let kernel = common::guest("hello64");
+    Command::new(env!("CARGO_BIN_EXE_phyllome-vmm"))
+        .args([
+            "run",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--memory",
+            "64",
+        ])
+        .args(["--net", net])
+        .env("PATH", path)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_network_starts_passt_on_a_socket_pair_and_passt_ends_with_the_vm() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in that says how it was started, what its descriptor is, and stays.
+    let script = dir.path().join("passt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {d}/args\necho $$ > {d}/pid\n\
+             fd=$(echo \"$@\" | sed 's/.*--fd \\([0-9]*\\).*/\\1/')\n\
+             readlink /proc/$$/fd/$fd > {d}/fd\nexec sleep 60\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    let out = run_with_network("passt,forward=tcp:2222:22,forward=udp:5353", &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PHYLLOME-LONG-MODE-OK"));
+    let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+    assert!(args.starts_with("-f -e -q --fd "), "{args}");
+    assert!(
+        args.trim_end().ends_with("-t 2222:22 -u 5353:5353"),
+        "{args}"
+    );
+    let fd = std::fs::read_to_string(dir.path().join("fd")).unwrap();
+    assert!(
+        fd.starts_with("socket:["),
+        "passt's descriptor is a socket: {fd}"
+    );
+    let pid = std::fs::read_to_string(dir.path().join("pid")).unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Gone, or a zombie nobody reaps now that its parent is gone.
+    while proc_dir.exists()
+        && !std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(std::time::Instant::now() < until, "passt outlived the VM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn without_passt_the_vm_runs_without_a_network_and_says_how_to_get_one() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = run_with_network("passt", empty.path().to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PHYLLOME-LONG-MODE-OK"));
+    assert!(
+        stderr.contains("phyllome-vmm: The VM has no network: passt is not installed")
+            && stderr.contains("apt install passt"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_network_options_are_one_line_errors_that_say_what_to_write() {
+    for (net, needle) in [
+        ("slirp", "use passt"),
+        ("passt,forward=tcp", "the host port is missing"),
+        ("passt,forward=ssh", "write tcp:HOST:GUEST"),
+        ("passt,mac=01:00:5e:00:00:01", "not a unicast address"),
+        ("none,forward=tcp:80:80", "no network"),
+    ] {
+        let out = run_guest("hello64", &["--net", net]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{net}: {stderr}");
+        assert!(stderr.contains(needle), "{net}: {needle:?} not in {stderr}");
+    }
+}
