@@ -52,6 +52,8 @@ struct Running {
     state: RunState,
     commands: Option<CommandSender>,
     name: String,
+    /// Its network went down (passt missing or ended) since it started.
+    network_down: bool,
 }
 
 /// Messages to the library.
@@ -272,10 +274,11 @@ impl Library {
                     let state = self.running.get(&dir).map(|r| r.state);
                     row.set_title(&glib::markup_escape_text(&config.name));
                     let os = config.about.os.clone().unwrap_or_else(|| tr("os-unknown"));
-                    row.set_subtitle(&glib::markup_escape_text(&format!(
-                        "{os} · {}",
-                        state_text(state)
-                    )));
+                    let mut subtitle = format!("{os} · {}", state_text(state));
+                    if self.running.get(&dir).is_some_and(|r| r.network_down) {
+                        subtitle = format!("{subtitle} · {}", tr("state-no-network"));
+                    }
+                    row.set_subtitle(&glib::markup_escape_text(&subtitle));
                     let thumb = dir.join(THUMBNAIL);
                     let frame = gtk::Frame::new(None);
                     frame.set_size_request(96, 60);
@@ -469,6 +472,7 @@ impl Library {
                 state: RunState::Starting,
                 commands: None,
                 name: config.name.clone(),
+                network_down: false,
             },
         );
         let s = sender.input_sender().clone();
@@ -527,7 +531,21 @@ impl Library {
                     c.emit(DisplayInput::GraphicsStopped);
                 }
             }
+            RunnerEvent::Vm(VmEvent::NetworkDown(why)) => {
+                eprintln!("phyllome: {name}: {why}");
+                if let Some(r) = self.running.get_mut(&dir) {
+                    r.network_down = true;
+                }
+                self.toast(&tr_args(
+                    "vm-network-down",
+                    &[("name", &name), ("reason", &why)],
+                ));
+            }
             RunnerEvent::Vm(VmEvent::Rebooted) => {
+                // The VMM starts a new passt on reboot; it says again if that fails.
+                if let Some(r) = self.running.get_mut(&dir) {
+                    r.network_down = false;
+                }
                 if let Some((_, c)) = self.displays.get(&dir) {
                     c.emit(DisplayInput::Rebooted);
                 }

@@ -14,6 +14,7 @@ use phyllome_vmm::config::{
 };
 use phyllome_vmm::devices::virtio::blk::disk::create_image;
 use phyllome_vmm::devices::virtio::blk::ImageFormat;
+use phyllome_vmm::network::{Mac, NetMode, NetworkConfig};
 use phyllome_vmm::VmConfig;
 use std::path::{Path, PathBuf};
 
@@ -129,6 +130,8 @@ pub struct NewVm {
     pub format: ImageFormat,
     /// How it draws: 2D, or 3D with OpenGL (virgl) or OpenGL and Vulkan (venus).
     pub renderer: Renderer,
+    /// User-mode networking (passt) with this card address, or no network.
+    pub network: Option<Mac>,
 }
 
 impl NewVm {
@@ -203,6 +206,13 @@ impl NewVm {
         });
         c.devices.input = true;
         c.devices.rng = true;
+        if let Some(mac) = self.network {
+            c.network = NetworkConfig {
+                mode: NetMode::Passt,
+                forward: Vec::new(),
+                mac: Some(mac),
+            };
+        }
         c
     }
 
@@ -294,6 +304,7 @@ mod tests {
             },
             format: ImageFormat::Qcow2,
             renderer: Renderer::Virgl,
+            network: Some("52:54:00:0a:0b:0c".parse().unwrap()),
         };
         let dir = tmp.path().join("vm");
         std::fs::create_dir(&dir).unwrap();
@@ -332,6 +343,8 @@ mod tests {
         assert_eq!(c.about.installer.as_deref(), Some(iso.as_path()));
         assert!(c.about.os.as_deref().unwrap().contains("Debian"));
         assert_eq!(c.devices.gpu.unwrap().renderer, Renderer::Virgl);
+        assert_eq!(c.network.mode, NetMode::Passt, "networking is on");
+        assert_eq!(c.network.mac.unwrap().to_string(), "52:54:00:0a:0b:0c");
         // And it survives the store's round trip.
         assert_eq!(
             VmConfig::from_toml(&new.config(&dir).to_toml()).unwrap(),
@@ -395,7 +408,9 @@ mod tests {
             },
             format: ImageFormat::Raw,
             renderer: Renderer::TwoD,
+            network: None,
         };
+        assert!(new.config(tmp.path()).network.is_default(), "no network");
         let err = new.build(tmp.path(), |_| {}).unwrap_err();
         assert!(err.to_string().contains("OVMF_VARS_4M.fd"), "{err}");
         assert!(err.to_string().contains("ovmf package"), "{err}");

@@ -1,5 +1,5 @@
 //! A VM's settings window: resources, disks (add, remove, eject the installer), CD/DVD
-//! drives (eject, insert, add), graphics and boot source. Each change is checked and saved
+//! drives (eject, insert, add), graphics, network and boot source. Each change is checked and saved
 //! at once (atomically, by the store); a change that would not start is refused with the
 //! reason, and the definition on disk stays as it was. Changes to a running VM apply at its
 //! next start, as the window says, except discs: those change in the running VM too, as in
@@ -9,11 +9,14 @@ use crate::graphics::Graphics3d;
 use crate::i18n::{tr, tr_args};
 use crate::store::Store;
 use phyllome_vmm::config::{CdromConfig, DiskConfig, GpuConfig, Renderer};
+use phyllome_vmm::network::{Mac, NetMode};
 use phyllome_vmm::{VmCommand, VmConfig};
 use relm4::adw::prelude::*;
 use relm4::gtk::glib;
 use relm4::prelude::*;
 use std::path::PathBuf;
+
+mod network;
 
 /// What the window opens on.
 #[derive(Debug)]
@@ -59,6 +62,10 @@ pub enum SettingsMsg {
     AddDrive,
     /// The 3D switch.
     ThreeD(bool),
+    /// The network switch.
+    Network(bool),
+    /// The forwarded ports' text, applied.
+    Forwards(String),
     /// The boot entries' apply buttons.
     Boot,
 }
@@ -85,6 +92,7 @@ pub struct Settings {
     drive_rows: Vec<adw::ActionRow>,
     /// The VM runs now: disc changes go to it too.
     running: bool,
+    forwards: adw::EntryRow,
     kernel: adw::EntryRow,
     initrd: adw::EntryRow,
     cmdline: adw::EntryRow,
@@ -389,6 +397,16 @@ impl SimpleComponent for Settings {
         gfx_page.add(&gfx);
         window.add(&gfx_page);
 
+        let s = sender.input_sender().clone();
+        let t = sender.input_sender().clone();
+        let net = network::page(
+            &c.network,
+            init.running,
+            move |on| s.emit(SettingsMsg::Network(on)),
+            move |text| t.emit(SettingsMsg::Forwards(text)),
+        );
+        window.add(&net.page);
+
         // Boot.
         let boot_page = adw::PreferencesPage::new();
         boot_page.set_title(&tr("settings-boot"));
@@ -448,6 +466,7 @@ impl SimpleComponent for Settings {
             drives,
             drive_rows: Vec::new(),
             running: init.running,
+            forwards: net.forwards,
             kernel,
             initrd,
             cmdline,
@@ -579,6 +598,27 @@ impl SimpleComponent for Settings {
                 };
                 self.apply(c, &sender);
             }
+            SettingsMsg::Network(on) => {
+                c.network.mode = if on { NetMode::Passt } else { NetMode::None };
+                if on && c.network.mac.is_none() {
+                    c.network.mac = Some(Mac::random());
+                }
+                self.apply(c, &sender);
+            }
+            SettingsMsg::Forwards(text) => match network::parse_forwards(&text) {
+                Ok(forwards) => {
+                    c.network.forward = forwards;
+                    if self.apply(c, &sender) {
+                        self.forwards
+                            .set_text(&network::forwards_text(&self.config.network.forward));
+                    }
+                }
+                Err(why) => self
+                    .window
+                    .add_toast(adw::Toast::new(&glib::markup_escape_text(
+                        &network::forwards_refused(&why),
+                    ))),
+            },
             SettingsMsg::Boot => {
                 let path = |t: glib::GString| {
                     let t = t.trim().to_owned();

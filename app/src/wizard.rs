@@ -488,6 +488,13 @@ impl Wizard {
                 Renderer::Venus => tr("summary-3d-on-vulkan"),
             },
         );
+        add(
+            tr("summary-network"),
+            match plan.network {
+                Some(_) => tr("summary-network-on"),
+                None => tr("summary-network-off"),
+            },
+        );
     }
 
     /// Enables Back and Next for the page, and says what is wrong on it.
@@ -966,6 +973,8 @@ impl SimpleComponent for Wizard {
                                 }
                                 _ => Renderer::TwoD,
                             },
+                            // On, as in GNOME Boxes; settings turn it off.
+                            network: Some(phyllome_vmm::network::Mac::random()),
                         };
                         self.show_summary(&plan);
                         self.plan = Some(plan);
