@@ -1,11 +1,11 @@
-//! Finding a VM's graphics process from a test: the children of a process that serve
-//! `device gpu`, and whether the kernel filters their system calls.
+//! Finding a VM's helper processes from a test: the children of a process that serve
+//! `device gpu` or run passt, and whether the kernel filters their system calls.
 
 use std::time::{Duration, Instant};
 
-/// The children of `parent` whose command line holds `device gpu` (a 3D VM's graphics
-/// process, whichever program runs it). Zombies have no command line and are not counted.
-pub fn gpu_children(parent: u32) -> Vec<u32> {
+/// The children of `parent` whose command line (its words) `wanted` accepts. Zombies
+/// have no command line and are not counted.
+pub fn children_where(parent: u32, wanted: impl Fn(&[&[u8]]) -> bool) -> Vec<u32> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return found;
@@ -26,14 +26,29 @@ pub fn gpu_children(parent: u32) -> Vec<u32> {
             .and_then(|p| p.parse::<u32>().ok());
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let serves_gpu = words
-            .windows(2)
-            .any(|w| w[0] == b"device".as_slice() && w[1] == b"gpu".as_slice());
-        if ppid == Some(parent) && serves_gpu {
+        if ppid == Some(parent) && wanted(&words) {
             found.push(pid);
         }
     }
     found
+}
+
+/// The children of `parent` whose command line holds `device gpu` (a 3D VM's graphics
+/// process, whichever program runs it).
+pub fn gpu_children(parent: u32) -> Vec<u32> {
+    children_where(parent, |words| {
+        words
+            .windows(2)
+            .any(|w| w[0] == b"device".as_slice() && w[1] == b"gpu".as_slice())
+    })
+}
+
+/// The children of `parent` that are passt serving a VM over a socket pair (`--fd`).
+pub fn passt_children(parent: u32) -> Vec<u32> {
+    children_where(parent, |words| {
+        words.first().is_some_and(|w| w.ends_with(b"passt"))
+            && words.iter().any(|w| *w == b"--fd".as_slice())
+    })
 }
 
 /// Waits up to `secs` for `parent` to have exactly one graphics process, and returns it.

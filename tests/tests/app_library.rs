@@ -146,6 +146,7 @@ fn the_wizard_creates_a_vm_from_an_installer_image_end_to_end() {
         "Debian GNU/Linux 12.8.0",
         "qcow2",
         "3D acceleration",
+        "User-mode networking (passt)",
     ] {
         assert!(
             names.iter().any(|n| n.contains(want)),
@@ -186,7 +187,20 @@ fn the_wizard_creates_a_vm_from_an_installer_image_end_to_end() {
         std::fs::read(tmp.path().join("SPIN_VARS.fd")).unwrap()
     );
     assert!(config.about.os.as_deref().unwrap().contains("Debian"));
+    assert_eq!(
+        config.network.mode,
+        phyllome_vmm::network::NetMode::Passt,
+        "the wizard turns networking on"
+    );
+    assert_eq!(config.network.mac.unwrap().0[..3], [0x52, 0x54, 0]);
     assert!(s.wait_text("Debian GNU/Linux 12.8.0 · Running", 20));
+    // The running VM's network: passt, a child of the app on a socket pair.
+    assert!(
+        wait_until(10, || phyllome_tests::processes::passt_children(app.0.id())
+            .len()
+            == 1),
+        "no passt serves the VM"
+    );
     // This build has 3D: no toast may say otherwise (a stale one did for weeks).
     assert!(
         !s.tree()
@@ -666,5 +680,74 @@ fn settings_eject_and_insert_discs_in_a_running_vms_cd_drive() {
             .iter()
             .any(|n| n.contains("CD drive") || n.contains("CD image") || n.contains("locked")),
         "{said:?}"
+    );
+}
+
+/// A VM's network in the app: while the VM runs, passt serves it as a child of the app on
+/// a socket pair; the settings' Network page shows the card's address and turns the
+/// network off (saved at once), and the next start has no passt.
+#[test]
+fn settings_turn_a_vms_network_off_and_the_next_start_has_no_passt() {
+    use phyllome_tests::processes::passt_children;
+    use phyllome_vmm::network::NetMode;
+    let s = Session::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = tmp.path().join("spin.elf");
+    tiny_guest("spin", &kernel);
+    let dir = define(&s, "net", "Net VM", &kernel);
+    let mut c = VmConfig::from_file(&dir.join("vm.toml")).unwrap();
+    c.network = "passt,mac=52:54:00:01:02:03".parse().unwrap();
+    std::fs::write(dir.join("vm.toml"), c.to_toml()).unwrap();
+    let mode = || {
+        VmConfig::from_file(&dir.join("vm.toml"))
+            .unwrap()
+            .network
+            .mode
+    };
+
+    let app = s.app(&[], &[], &log("settings-network.log"));
+    let pid = app.0.id();
+    s.focus("Phyllome");
+    assert!(s.wait_text("Net VM", 30));
+    s.press("Start");
+    assert!(s.wait_text("Tiny test guest · Running", 20));
+    assert!(
+        wait_until(10, || passt_children(pid).len() == 1),
+        "no passt serves the running VM"
+    );
+    s.focus("Phyllome");
+    s.press("More Actions");
+    s.press("Settings");
+    s.focus("Net VM Settings");
+    s.press("Network");
+    assert!(s.wait_text("User-mode networking through passt", 10));
+    assert!(s.wait_text("52:54:00:01:02:03", 5));
+    assert!(s.wait_text("Changes take effect the next time", 5));
+    s.screenshot("settings-network.png");
+    s.press("Network card");
+    assert!(wait_until(10, || mode() == NetMode::None), "not saved");
+    s.keys(&["Escape"]);
+    assert!(wait_until(10, || !s.window_shown("Net VM Settings")));
+
+    // Off and on again: no passt this time.
+    s.focus("Phyllome");
+    s.press("More Actions");
+    s.press("Force Off");
+    assert!(s.wait_text("Tiny test guest · Off", 20));
+    assert!(
+        wait_until(10, || passt_children(pid).is_empty()),
+        "passt outlived its VM"
+    );
+    s.press("Start");
+    assert!(s.wait_text("Tiny test guest · Running", 20));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        passt_children(pid).is_empty(),
+        "a VM without a network ran passt"
+    );
+    let said: Vec<String> = s.tree().into_iter().map(|n| n.name).collect();
+    assert!(
+        !said.iter().any(|n| n.contains("network")),
+        "a toast about the network: {said:?}"
     );
 }

@@ -71,7 +71,6 @@ pub fn page(
     let switch = gtk::Switch::new();
     switch.set_valign(gtk::Align::Center);
     switch.set_active(network.mode == NetMode::Passt);
-    crate::a11y::set_label(&switch, &tr("settings-network-switch"));
     switch.connect_active_notify(move |s| on_switch(s.is_active()));
     row.add_suffix(&switch);
     row.set_activatable_widget(Some(&switch));
