@@ -8,6 +8,7 @@
 #   l2-initrd.cpio            busybox /init: reports CPUs and powers off (test guest)
 #   demo-initrd.cpio          busybox /init: a shell on the console (demo VM)
 #   cdrom-initrd.cpio         busybox /init: mounts, reads and ejects a CD (test guest)
+#   net-initrd.cpio           busybox /init: DHCP, HTTP and TCP both ways on virtio-net (test guest)
 #
 # Prints the asset folder on standard output, as its last and only line (everything else
 # the script and its tools print goes to standard error). Safe to run again: finished
@@ -273,6 +274,103 @@ INIT
   chmod +x "$root/init"
   make_cpio "$root" cdrom-initrd.cpio
   echo "$cdstamp" > cdrom.stamp
+  rm -rf "$root"
+fi
+
+# virtio-net on passt (QEMU's own virtio-net-pci on `-netdev stream`, or vhost-user on
+# `device net --passt`): a DHCP lease (address, default route and MTU from it), a page and
+# 4 MiB fetched over HTTP from the host's 127.0.0.1 (through the gateway address), 4 MiB
+# posted back, and a connection forwarded in from the host answered with nc. The ports come
+# on the kernel command line: phyllome.net=HTTP,LISTEN (the host's HTTP server, the guest
+# port forwarded in). Rebuilt when this script changes.
+netstamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
+if [ ! -f net-initrd.cpio ] || [ "$(cat net.stamp 2>/dev/null)" != "$netstamp" ]; then
+  root=$(mktemp -d)
+  busybox_root "$root"
+  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
+  mods=kernels/generic/modules
+  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_net > "$root/modules.order"
+  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  cat > "$root/udhcpc.script" <<'DHCP'
+#!/bin/sh
+# udhcpc's events: configure the interface from the lease (address, MTU, default route)
+# and keep what it said in /tmp/lease.
+case "$1" in
+deconfig)
+  ip link set dev "$interface" up
+  ip addr flush dev "$interface"
+  ;;
+bound|renew)
+  ip addr flush dev "$interface"
+  ip addr add "$ip/$mask" dev "$interface"
+  [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+  set -- $router
+  ip route add default via "$1" dev "$interface"
+  echo "lease_ip=$ip lease_mask=$mask lease_router=$1 lease_mtu=$mtu" > /tmp/lease
+  ;;
+esac
+exit 0
+DHCP
+  chmod +x "$root/udhcpc.script"
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /lib/modules/$m || echo "PHYLLOME-INSMOD-FAILED $m"; done
+up() { cut -d' ' -f1 /proc/uptime; }
+ports=$(sed -n 's/.*phyllome\.net=\([0-9,]*\).*/\1/p' /proc/cmdline)
+http=${ports%%,*}; listen=${ports#*,}
+for i in $(seq 50); do [ -e /sys/class/net/eth0 ] && break; sleep 0.2; done
+echo "PHYLLOME-NET-MAC=$(cat /sys/class/net/eth0/address)"
+echo "PHYLLOME-NET-FEATURES=$(cat /sys/class/net/eth0/device/features 2>/dev/null)"
+ip link set dev lo up
+ip link set dev eth0 up
+udhcpc -i eth0 -f -q -n -t 15 -T 1 -O mtu -s /udhcpc.script 2>&1 | sed 's/^/udhcpc: /'
+if [ ! -f /tmp/lease ]; then
+  echo "PHYLLOME-NET-NO-LEASE at $(up)"
+  poweroff -f
+fi
+. /tmp/lease
+gw=$lease_router
+echo "PHYLLOME-NET-LEASE-AT=$(up)"
+echo "PHYLLOME-NET-ADDRESS=$lease_ip/$lease_mask"
+echo "PHYLLOME-NET-GATEWAY=$gw"
+echo "PHYLLOME-NET-LEASE-MTU=$lease_mtu"
+echo "PHYLLOME-NET-MTU=$(cat /sys/class/net/eth0/mtu)"
+echo "PHYLLOME-NET-ROUTE=$(ip route show default)"
+# busybox wget's own -T crashes: timeout bounds it instead.
+timeout 30 wget -q -O /tmp/page "http://$gw:$http/page" || echo "PHYLLOME-PAGE-FAILED"
+echo "PHYLLOME-PAGE=$(cat /tmp/page 2>/dev/null)"
+echo "PHYLLOME-PAGE-SHA256=$(sha256sum /tmp/page | cut -d' ' -f1)"
+t=$(up)
+timeout 120 wget -q -O /tmp/blob "http://$gw:$http/blob" || echo "PHYLLOME-DOWNLOAD-FAILED"
+echo "PHYLLOME-DOWNLOAD-SHA256=$(sha256sum /tmp/blob | cut -d' ' -f1)"
+echo "PHYLLOME-DOWNLOAD-BYTES=$(wc -c < /tmp/blob)"
+echo "PHYLLOME-DOWNLOAD-TIME=from $t to $(up)"
+# Up: text (busybox wget posts its file as a C string: no NUL bytes), read to its end by
+# the host, which answers with what it received. (Not nc: passt 2023-03 never passes the
+# host's FIN to a guest that half-closed first, so the guest's nc would wait forever.)
+head -c 3145728 /dev/urandom | base64 | head -c 4194304 > /tmp/up
+echo "PHYLLOME-UPLOAD-SHA256=$(sha256sum /tmp/up | cut -d' ' -f1)"
+t=$(up)
+timeout 120 wget -q -O /tmp/ack --post-file /tmp/up "http://$gw:$http/upload" || echo "PHYLLOME-UPLOAD-FAILED"
+echo "PHYLLOME-UPLOAD-ACK=$(cat /tmp/ack 2>/dev/null)"
+echo "PHYLLOME-UPLOAD-TIME=from $t to $(up)"
+# A connection forwarded in: the host connects to its own port, says a line, reads the
+# reply (a line and the first MiB of the download) and closes.
+{ echo PHYLLOME-FORWARDED-REPLY; head -c 1048576 /tmp/blob; } > /tmp/reply
+timeout 30 nc -l -p "$listen" < /tmp/reply > /tmp/got &
+sleep 1
+echo "PHYLLOME-LISTENING port=$listen"
+wait $! || echo "PHYLLOME-FORWARD-FAILED"
+echo "PHYLLOME-FORWARD-GOT=$(cat /tmp/got)"
+echo "PHYLLOME-NET-TEST-DONE at $(up)"
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  make_cpio "$root" net-initrd.cpio
+  echo "$netstamp" > net.stamp
   rm -rf "$root"
 fi
 

@@ -26,6 +26,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libgtk-4-dev libadwaita-1-dev desktop-file-utils appstream librsvg2-common libgdk-pixbuf2.0-bin \
   xvfb xauth x11-utils xdotool imagemagick dbus dbus-x11 libgl1-mesa-dri xorriso \
   libdbus-1-dev libvirglrenderer-dev libdrm-dev libegl1 libegl-mesa0 libgles-dev libgbm-dev debootstrap at-spi2-core python3-pyatspi python3-dbus python3-gi \
-  fio ovmf grub-efi-amd64-bin grub-common mtools dosfstools fdisk efibootmgr
+  fio ovmf grub-efi-amd64-bin grub-common mtools dosfstools fdisk efibootmgr \
+  passt iperf3 iproute2
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-data qemu-utils

@@ -60,6 +60,8 @@ pub struct CoreBackend<C> {
     input: Option<EventFd>,
     /// Whether the core is a GPU (QEMU's `vhost-user-gpu` frontends hand it a display socket).
     is_gpu: bool,
+    /// Whether the core is a network card (no protocol extras; served through the relay).
+    is_net: bool,
     /// The display socket a `vhost-user-gpu` frontend handed over. Frames go to the console
     /// connection instead (no pixel copies through QEMU); it is held so that the frontend
     /// sees a live peer.
@@ -136,6 +138,7 @@ impl<C: DeviceCore> CoreBackend<C> {
     pub fn new(core: C) -> Self {
         let input = core.input_event().and_then(|e| e.try_clone().ok());
         let is_gpu = core.device_type() == crate::devices::virtio::gpu::DEVICE_TYPE;
+        let is_net = core.device_type() == crate::devices::virtio::net::DEVICE_TYPE;
         let shared_memory = core.shared_memory();
         let pollers = vec![Poller::new(core.poll_window()); core.num_queues()];
         Self {
@@ -151,6 +154,7 @@ impl<C: DeviceCore> CoreBackend<C> {
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok(),
             input,
             is_gpu,
+            is_net,
             gpu_socket: Mutex::new(None),
         }
     }
@@ -244,6 +248,12 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
+        // A network card needs none: its frontend owns the configuration (QEMU warns of
+        // a CONFIG it does not use), one queue pair needs no MQ, and without REPLY_ACK no
+        // SET_VRING_ENABLE the relay holds back is waiting for a reply (`net_relay`).
+        if self.is_net {
+            return VhostUserProtocolFeatures::empty();
+        }
         let base = VhostUserProtocolFeatures::CONFIG
             | VhostUserProtocolFeatures::MQ
             | VhostUserProtocolFeatures::REPLY_ACK;
@@ -356,20 +366,19 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
     }
 }
 
-/// Serves `core` on `socket` to one frontend; returns when it disconnects.
-pub fn serve<C: DeviceCore + 'static>(
-    name: &str,
-    core: C,
-    socket: &Path,
-) -> Result<(), ServeError> {
+/// A daemon serving a core, and the backend it serves.
+type Daemon<C> = (VhostUserDaemon<Arc<CoreBackend<C>>>, Arc<CoreBackend<C>>);
+
+/// The daemon serving `core`, with the device's host input watched by its worker.
+fn daemon<C: DeviceCore + 'static>(name: &str, core: C) -> Result<Daemon<C>, ServeError> {
     let backend = Arc::new(CoreBackend::new(core));
     let input = backend
         .input
         .as_ref()
         .map(|e| (e.as_raw_fd(), backend.input_token()));
-    let mut daemon = VhostUserDaemon::new(
+    let daemon = VhostUserDaemon::new(
         name.to_owned(),
-        backend,
+        backend.clone(),
         GuestMemoryAtomic::new(GuestMemory::new()),
     )
     .map_err(|e| ServeError::Start(format!("{e:?}")))?;
@@ -380,8 +389,77 @@ pub fn serve<C: DeviceCore + 'static>(
                 .map_err(|e| ServeError::Start(format!("cannot watch the device's input: {e}")))?;
         }
     }
+    Ok((daemon, backend))
+}
+
+/// Serves `core` on `socket` to one frontend; returns when it disconnects. A network
+/// card is served through [`super::net_relay`] (QEMU's virtio-net enables its rings
+/// before the vhost crate accepts that).
+pub fn serve<C: DeviceCore + 'static>(
+    name: &str,
+    core: C,
+    socket: &Path,
+) -> Result<(), ServeError> {
+    if core.device_type() == crate::devices::virtio::net::DEVICE_TYPE {
+        return serve_relayed(name, core, socket);
+    }
+    let (mut daemon, _) = daemon(name, core)?;
     daemon.serve(socket).map_err(|e| ServeError::Connection {
         path: socket.display().to_string(),
         reason: format!("{e:?}"),
     })
+}
+
+/// Serves `core` to the one frontend that connects to `socket`, through the relay: the
+/// daemon takes the relay's end of a connection on an abstract socket of this process
+/// (no file), and the relay carries the frontend's messages to it.
+fn serve_relayed<C: DeviceCore + 'static>(
+    name: &str,
+    core: C,
+    socket: &Path,
+) -> Result<(), ServeError> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    static RELAYS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let connection = |e: std::io::Error| ServeError::Connection {
+        path: socket.display().to_string(),
+        reason: e.to_string(),
+    };
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).map_err(connection)?;
+    let (front, _) = listener.accept().map_err(connection)?;
+    drop(listener);
+    let n = RELAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let inner =
+        SocketAddr::from_abstract_name(format!("phyllome-vhost-relay-{}-{n}", std::process::id()))
+            .map_err(connection)?;
+    let inner_listener = UnixListener::bind_addr(&inner).map_err(connection)?;
+    // Connecting first leaves the connection waiting in the backlog for the daemon.
+    let back = UnixStream::connect_addr(&inner).map_err(connection)?;
+    let (mut daemon, backend) = daemon(name, core)?;
+    daemon
+        .start(&mut vhost::vhost_user::Listener::from(inner_listener))
+        .map_err(|e| ServeError::Start(format!("{e:?}")))?;
+    let relay = std::thread::Builder::new()
+        .name("vhost-user relay".into())
+        .spawn(move || super::net_relay::relay(front, back))
+        .map_err(connection)?;
+    let result = daemon.wait();
+    // The worker threads end with the connection, as `serve` makes them.
+    if let Some((_, notifier)) = &backend.exit {
+        let _ = notifier.notify();
+    }
+    if let Ok(Err(e)) = relay.join() {
+        log::debug!("the vhost-user relay ended: {e}");
+    }
+    match result {
+        Ok(())
+        | Err(vhost_user_backend::Error::HandleRequest(
+            vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage,
+        )) => Ok(()),
+        Err(e) => Err(ServeError::Connection {
+            path: socket.display().to_string(),
+            reason: format!("{e:?}"),
+        }),
+    }
 }

@@ -198,6 +198,15 @@ impl VhostUserEngine {
                 config = payload.to_vec();
             }
         }
+        // A network card's backend (ours offers no CONFIG for it) gives no
+        // configuration: the frontend owns it, as QEMU's virtio-net does, with one queue
+        // pair, the default address, the link up and passt's MTU.
+        if device_type == crate::devices::virtio::net::DEVICE_TYPE {
+            num_queues = num_queues.max(2);
+            if config.iter().all(|&b| b == 0) {
+                config = crate::devices::virtio::net::frontend_config();
+            }
+        }
         // A block device advertises its real queue count in its configuration space.
         if device_type == 2 && config.len() >= 36 {
             let advertised = usize::from(u16::from_le_bytes([config[34], config[35]]));

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod frontend;
 pub mod gpu;
+mod net_relay;
 
 pub use backend::{serve, CoreBackend, ServeError};
 pub use frontend::{FrontendError, SharedEngine, VhostUserEngine};

@@ -284,6 +284,17 @@ impl Net {
     }
 }
 
+/// The configuration a frontend presents for a card served elsewhere (whose backend
+/// gives none): [`DEFAULT_MAC`], link up, one queue pair, [`DEFAULT_MTU`].
+pub fn frontend_config() -> Vec<u8> {
+    let mut c = Vec::with_capacity(CONFIG_LEN);
+    c.extend_from_slice(&DEFAULT_MAC);
+    c.extend_from_slice(&S_LINK_UP.to_le_bytes());
+    c.extend_from_slice(&1u16.to_le_bytes());
+    c.extend_from_slice(&DEFAULT_MTU.to_le_bytes());
+    c
+}
+
 /// The header in front of a received frame: no flags, no GSO, in one buffer (virtio 1.2,
 /// 5.1.6.4: `num_buffers` is 1 when `VIRTIO_NET_F_MRG_RXBUF` is not negotiated).
 fn rx_header() -> [u8; NET_HDR_LEN] {
