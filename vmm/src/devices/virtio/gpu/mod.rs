@@ -218,6 +218,7 @@ struct Scanout {
 
 impl Scanout {
     /// All of the part of its resource it shows (left, top, right, bottom).
+    #[cfg_attr(not(feature = "virgl"), allow(dead_code, reason = "3D flush only"))]
     fn whole(&self) -> (u32, u32, u32, u32) {
         let r = &self.rect;
         (r.x, r.y, r.x + r.width, r.y + r.height)
