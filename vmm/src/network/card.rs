@@ -196,7 +196,12 @@ mod tests {
         assert!(!card.host().link_up());
         card.revive();
         assert!(card.host().link_up());
-        assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 2);
+        // The second one says it started as it starts; give it a moment.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&count).unwrap().lines().count() < 2 {
+            assert!(std::time::Instant::now() < until, "no second passt started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
     }
 }
