@@ -9,6 +9,7 @@
 #   demo-initrd.cpio          busybox /init: a shell on the console (demo VM)
 #   cdrom-initrd.cpio         busybox /init: mounts, reads and ejects a CD (test guest)
 #   net-initrd.cpio           busybox /init: DHCP, HTTP and TCP both ways on virtio-net (test guest)
+#   net-bench.cpio            iperf3 and /bench, appended to net-initrd.cpio by the network benchmark
 #
 # Prints the asset folder on standard output, as its last and only line (everything else
 # the script and its tools print goes to standard error). Safe to run again: finished
@@ -280,7 +281,8 @@ fi
 # virtio-net on passt (QEMU's own virtio-net-pci on `-netdev stream`, or vhost-user on
 # `device net --passt`): a DHCP lease (address, default route and MTU from it), a page and
 # 4 MiB fetched over HTTP from the host's 127.0.0.1 (through the gateway address), 4 MiB
-# posted back, and a connection forwarded in from the host answered with nc. The ports come
+# posted back (to /cgi-bin/upload, which busybox's httpd can serve too), and a connection
+# forwarded in from the host answered with nc. The ports come
 # on the kernel command line: phyllome.net=HTTP,LISTEN (the host's HTTP server, the guest
 # port forwarded in). Rebuilt when this script changes.
 netstamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
@@ -339,6 +341,8 @@ echo "PHYLLOME-NET-GATEWAY=$gw"
 echo "PHYLLOME-NET-LEASE-MTU=$lease_mtu"
 echo "PHYLLOME-NET-MTU=$(cat /sys/class/net/eth0/mtu)"
 echo "PHYLLOME-NET-ROUTE=$(ip route show default)"
+# The network benchmark appends net-bench.cpio, whose /bench runs iperf3 instead.
+if [ -x /bench ]; then /bench "$gw"; poweroff -f; fi
 # busybox wget's own -T crashes: timeout bounds it instead.
 timeout 30 wget -q -O /tmp/page "http://$gw:$http/page" || echo "PHYLLOME-PAGE-FAILED"
 echo "PHYLLOME-PAGE=$(cat /tmp/page 2>/dev/null)"
@@ -354,7 +358,7 @@ echo "PHYLLOME-DOWNLOAD-TIME=from $t to $(up)"
 head -c 3145728 /dev/urandom | base64 | head -c 4194304 > /tmp/up
 echo "PHYLLOME-UPLOAD-SHA256=$(sha256sum /tmp/up | cut -d' ' -f1)"
 t=$(up)
-timeout 120 wget -q -O /tmp/ack --post-file /tmp/up "http://$gw:$http/upload" || echo "PHYLLOME-UPLOAD-FAILED"
+timeout 120 wget -q -O /tmp/ack --post-file /tmp/up "http://$gw:$http/cgi-bin/upload" || echo "PHYLLOME-UPLOAD-FAILED"
 echo "PHYLLOME-UPLOAD-ACK=$(cat /tmp/ack 2>/dev/null)"
 echo "PHYLLOME-UPLOAD-TIME=from $t to $(up)"
 # A connection forwarded in: the host connects to its own port, says a line, reads the
@@ -371,6 +375,35 @@ INIT
   chmod +x "$root/init"
   make_cpio "$root" net-initrd.cpio
   echo "$netstamp" > net.stamp
+  rm -rf "$root"
+fi
+
+# The network benchmark's addition to net-initrd.cpio (the kernel unpacks both archives, the
+# second over the first): iperf3 with its libraries, and /bench, which the net /init runs
+# once it has a lease. phyllome.iperf=UP,DOWN,SECONDS on the command line: the host's
+# iperf3 servers for guest-to-host and host-to-guest (-R), each run for SECONDS.
+benchstamp=$(sha256sum "$SCRIPTS/guest-assets.sh" "$(command -v iperf3 || echo /dev/null)" | sha256sum | cut -d' ' -f1)
+if command -v iperf3 >/dev/null && { [ ! -f net-bench.cpio ] || [ "$(cat net-bench.stamp 2>/dev/null)" != "$benchstamp" ]; }; then
+  root=$(mktemp -d)
+  mkdir -p "$root/bin"
+  cp "$(command -v iperf3)" "$root/bin/iperf3"
+  ldd "$(command -v iperf3)" | grep -o '/[^ ]*' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  cat > "$root/bench" <<'BENCH'
+#!/bin/sh
+# iperf3 to the host's servers (through the gateway, GATEWAY being $1): up, then down.
+set -- "$1" $(sed -n 's/.*phyllome\.iperf=\([0-9]*\),\([0-9]*\),\([0-9]*\).*/\1 \2 \3/p' /proc/cmdline)
+gw=$1 up=$2 down=$3 secs=$4
+iperf3 -c "$gw" -p "$up" -t "$secs" > /tmp/up.txt 2>&1 || { echo "PHYLLOME-IPERF-UP-FAILED"; cat /tmp/up.txt; }
+echo "PHYLLOME-IPERF-UP-DONE"
+iperf3 -c "$gw" -p "$down" -t "$secs" -R > /tmp/down.txt 2>&1 || { echo "PHYLLOME-IPERF-DOWN-FAILED"; cat /tmp/down.txt; }
+echo "PHYLLOME-IPERF-DOWN-DONE"
+BENCH
+  chmod +x "$root/bench"
+  make_cpio "$root" net-bench.cpio
+  echo "$benchstamp" > net-bench.stamp
   rm -rf "$root"
 fi
 

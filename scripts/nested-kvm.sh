@@ -16,6 +16,8 @@
 # failed: (bql_locked())") when an L2 writes CR8 while L1's KVM has a virtual interrupt
 # pending, which OVMF's interrupt return path does.
 # L1 prints PHYLLOME-L1-KVM-READY once /dev/kvm exists, and PHYLLOME-VMM-EXIT=<status>.
+# PHYLLOME_NESTED_MODULES names more of L1's kernel modules to load after kvm-amd (the
+# network test's dummy interface, which passt needs as its way out).
 # PHYLLOME_NESTED_BINS lists more host programs to copy into L1's /bin/ with the shared
 # libraries they link, and PHYLLOME_NESTED_RUN, when set, is the shell text L1 runs in
 # place of the VMM line (the firmware benchmark runs QEMU and phyllome-vmm in turn there).
@@ -32,8 +34,8 @@ mkdir -p "$root"/{bin,proc,sys,dev,tmp,l2,lib/modules,lib64}
 cp /bin/busybox "$root/bin/busybox"
 for a in sh mount insmod poweroff echo cat dd grep printf sleep base64 cmp wc; do ln -s busybox "$root/bin/$a"; done
 
-# kvm-amd and what it needs, in dependency order.
-"$(dirname "$0")/module-order.py" "$l1/modules" irqbypass kvm ccp kvm_amd > "$root/modules.order"
+# kvm-amd and what it needs, in dependency order (and any more modules asked for).
+"$(dirname "$0")/module-order.py" "$l1/modules" irqbypass kvm ccp kvm_amd ${PHYLLOME_NESTED_MODULES:-} > "$root/modules.order"
 while read -r m; do
   mkdir -p "$root/lib/modules/$(dirname "$m")"
   cp "$l1/modules/$m" "$root/lib/modules/$m"

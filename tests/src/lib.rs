@@ -3,6 +3,7 @@
 
 pub mod desktop;
 pub mod gpu_guest;
+pub mod netns;
 pub mod processes;
 pub mod ui;
 

@@ -5,7 +5,8 @@
 //! posts 4 MiB back to it (checksums compared on the host), and answers a
 //! connection forwarded in from a host port (`--forward tcp:HOST:GUEST`). The same guest
 //! on QEMU's own `virtio-net-pci` with `-netdev stream` to a passt of the test's own shows
-//! that the test itself is right.
+//! that the test itself is right. Nested (see `real_linux.rs`), our own VMM with its
+//! in-process card (`run --net passt`) passes the same guest checks, L1 being the host.
 //!
 //! Everything runs in a network namespace the test makes (loopback, and a veth pair whose
 //! far end is down and goes nowhere, with an address and a default route through it, which
@@ -14,10 +15,10 @@
 #![allow(clippy::unwrap_used, reason = "a test")]
 
 use phyllome_tests::desktop::Kill;
-use phyllome_tests::{vmm_binary, Assets};
+use phyllome_tests::netns::{in_own_network, Backend, GATEWAY, HOST_ADDRESS};
+use phyllome_tests::{run_nested, vmm_binary, workspace, Assets, NestedEnd};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,11 +29,6 @@ static ONE_QEMU_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The guest's MAC address.
 const MAC: &str = "52:54:00:12:34:56";
-/// The host end of the namespace's veth, which passt gives the guest by DHCP.
-const HOST_ADDRESS: &str = "10.0.2.15/24";
-/// The namespace's default gateway (nobody answers there): the guest's gateway, which
-/// passt maps to the host's 127.0.0.1.
-const GATEWAY: &str = "10.0.2.2";
 /// The host port forwarded in, and the guest port it reaches.
 const HOST_PORT: u16 = 10022;
 const GUEST_PORT: u16 = 7777;
@@ -44,22 +40,13 @@ const PING: &str = "PING FROM THE HOST\n";
 const REPLY_LINE: &str = "PHYLLOME-FORWARDED-REPLY\n";
 const MIB: usize = 1 << 20;
 
-/// Who gives the guest its network.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Backend {
-    /// `phyllome-vmm device net --passt` behind QEMU's `-netdev vhost-user`.
-    Phyllome,
-    /// QEMU's own virtio-net on `-netdev stream` to a passt of the test's own.
-    QemuOnPasst,
-}
-
 /// What one run saw.
 struct Run {
     console: String,
-    /// What the host's HTTP server received at `POST /upload`: its length and SHA-256.
+    /// What the host's HTTP server received at `POST /cgi-bin/upload`: its length and SHA-256.
     upload: Option<(usize, String)>,
     /// What the host read on the forwarded connection.
-    forwarded: Option<Result<Vec<u8>, String>>,
+    forwarded: Option<Result<Received, String>>,
     /// The backend's (or passt's) exit, and what it wrote to standard error.
     backend_status: Option<ExitStatus>,
     backend_log: String,
@@ -67,6 +54,25 @@ struct Run {
     /// Whether the forwarded host port still took connections after QEMU left.
     port_open_after: bool,
     seconds: f64,
+}
+
+/// What one side received: its length, SHA-256 and first line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Received {
+    bytes: usize,
+    sha256: String,
+    first_line: String,
+}
+
+impl Received {
+    fn of(bytes: &[u8]) -> Self {
+        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        Self {
+            bytes: bytes.len(),
+            sha256: sha256(bytes),
+            first_line: String::from_utf8_lossy(line).into_owned(),
+        }
+    }
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -97,45 +103,6 @@ fn blob() -> Vec<u8> {
         .collect()
 }
 
-/// Runs `f` on a thread of its own inside a new network namespace: loopback up, and a veth
-/// pair (both ends here; the far one stays down, so nothing answers) with
-/// [`HOST_ADDRESS`] and a default route via [`GATEWAY`]. The namespace belongs to that
-/// thread alone (and to the threads and processes it starts), never to the test harness's
-/// other threads.
-fn in_own_network<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        // SAFETY: unshare takes no pointers; CLONE_NEWNET moves only this thread.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "cannot make a network namespace (unshare: {}): the network test needs root, \
-             so that no packet leaves this machine",
-            std::io::Error::last_os_error()
-        );
-        for args in [
-            "link set lo up",
-            "link add veth0 type veth peer name veth1",
-            &format!("addr add {HOST_ADDRESS} dev veth0"),
-            "link set veth0 up",
-            &format!("route add default via {GATEWAY} dev veth0"),
-        ] {
-            let out = Command::new("ip")
-                .args(args.split(' '))
-                .output()
-                .expect("ip (iproute2) runs");
-            assert!(
-                out.status.success(),
-                "ip {args}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        f()
-    })
-    .join()
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 /// Accepts one connection on `listener` (non-blocking) unless `stop` is set first.
 fn accept(listener: &TcpListener, stop: &AtomicBool) -> Option<TcpStream> {
     loop {
@@ -158,11 +125,11 @@ fn accept(listener: &TcpListener, stop: &AtomicBool) -> Option<TcpStream> {
     }
 }
 
-/// What the host's HTTP server received at `POST /upload`: its length and SHA-256.
+/// What the host's HTTP server received at `POST /cgi-bin/upload`: its length and SHA-256.
 type Upload = Arc<Mutex<Option<(usize, String)>>>;
 
 /// A tiny HTTP/1.0 server on `listener`, until `stop`: `GET /page` is [`PAGE`],
-/// `GET /blob` is `blob`; `POST /upload` reads the body (`Content-Length`), keeps its
+/// `GET /blob` is `blob`; `POST /cgi-bin/upload` reads the body (`Content-Length`), keeps its
 /// length and SHA-256 in `upload` and answers with them; anything else is 404.
 fn serve_http(listener: TcpListener, blob: Arc<Vec<u8>>, upload: Upload, stop: Arc<AtomicBool>) {
     while let Some(mut stream) = accept(&listener, &stop) {
@@ -189,7 +156,7 @@ fn serve_http(listener: TcpListener, blob: Arc<Vec<u8>>, upload: Upload, stop: A
         let (status, body): (&str, &[u8]) = match (method, path) {
             ("GET", "/page") => ("200 OK", PAGE.as_bytes()),
             ("GET", "/blob") => ("200 OK", &blob),
-            ("POST", "/upload") => {
+            ("POST", "/cgi-bin/upload") => {
                 let mut data = vec![0; length];
                 if let Err(e) = stream.read_exact(&mut data) {
                     ack = format!("read {length} bytes: {e}\n");
@@ -217,7 +184,7 @@ fn serve_http(listener: TcpListener, blob: Arc<Vec<u8>>, upload: Upload, stop: A
 
 /// The host's side of the forwarded connection: connects to 127.0.0.1:[`HOST_PORT`],
 /// says [`PING`] and reads the guest's answer to its end.
-fn connect_forwarded() -> Result<Vec<u8>, String> {
+fn connect_forwarded() -> Result<Received, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", HOST_PORT))
         .map_err(|e| format!("connect to 127.0.0.1:{HOST_PORT}: {e}"))?;
     stream
@@ -230,45 +197,7 @@ fn connect_forwarded() -> Result<Vec<u8>, String> {
     stream
         .read_to_end(&mut got)
         .map_err(|e| format!("read (after {} bytes): {e}", got.len()))?;
-    Ok(got)
-}
-
-/// Whether a Unix socket at `path` is listening in this thread's network namespace
-/// (`/proc/thread-self/net/unix`: flag `00010000` is `__SO_ACCEPTCON`). A socket file
-/// appears at bind, a moment before its listen: a client that came then would be refused.
-fn unix_listening(path: &Path) -> bool {
-    let path = path.to_string_lossy();
-    std::fs::read_to_string("/proc/thread-self/net/unix")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() >= 8 && f[3] == "00010000" && f[7] == path
-        })
-}
-
-/// Waits (up to 20 s) for `child` to listen at `socket`; panics with its log when it
-/// exits first or never does.
-fn wait_for_listener(child: &mut Child, socket: &Path, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !unix_listening(socket) {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "{what} exited ({status}) before it listened on {}:\n{}",
-                socket.display(),
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "{what} did not listen on {} within 20 s:\n{}",
-                socket.display(),
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Ok(Received::of(&got))
 }
 
 /// Waits up to `seconds` for `child` to exit.
@@ -315,76 +244,14 @@ fn run_guest(backend: Backend, blob: &Arc<Vec<u8>>, assets: &Assets) -> Run {
         std::thread::spawn(move || serve_http(http, blob, upload, stop))
     };
 
-    let mut backend_child = Kill(match backend {
-        Backend::Phyllome => Command::new(vmm_binary())
-            .args(["device", "net", "--socket"])
-            .arg(&socket)
-            .arg("--passt")
-            .arg("--forward")
-            .arg(format!("tcp:{HOST_PORT}:{GUEST_PORT}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&backend_log).unwrap())
-            .spawn()
-            .unwrap(),
-        Backend::QemuOnPasst => {
-            // As root, passt would switch to nobody, who cannot reach the socket's folder.
-            // SAFETY: getuid has no preconditions.
-            let uid = unsafe { libc::getuid() };
-            Command::new("passt")
-                .args(["-f", "-1", "--runas", &uid.to_string(), "-s"])
-                .arg(&socket)
-                .arg("-t")
-                .arg(format!("{HOST_PORT}:{GUEST_PORT}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&backend_log).unwrap())
-                .spawn()
-                .expect("passt (Debian package passt) runs")
-        }
-    });
-    let what = match backend {
-        Backend::Phyllome => "phyllome-vmm device net",
-        Backend::QemuOnPasst => "passt",
-    };
-    wait_for_listener(&mut backend_child.0, &socket, what, &backend_log);
-
-    let mut qemu = Command::new("timeout");
-    qemu.args(["-k", "10", "180", "qemu-system-x86_64", "-accel", "tcg"])
-        .args(["-m", "256", "-nodefaults", "-display", "none"])
-        .args(["-serial", "stdio", "-no-reboot"])
-        .arg("-kernel")
-        .arg(assets.kernel("generic"))
-        .arg("-initrd")
-        .arg(assets.dir.join("net-initrd.cpio"))
-        .arg("-append")
-        .arg(format!(
-            "console=ttyS0 panic=-1 quiet phyllome.net={http_port},{GUEST_PORT}"
-        ));
-    match backend {
-        Backend::Phyllome => {
-            qemu.args([
-                "-object",
-                "memory-backend-memfd,id=mem,size=256M,share=on",
-                "-machine",
-                "pc,memory-backend=mem",
-            ])
-            .arg("-chardev")
-            .arg(format!("socket,id=c0,path={}", socket.display()))
-            .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
-            .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={MAC},host_mtu=65520"));
-        }
-        Backend::QemuOnPasst => {
-            qemu.arg("-device")
-                .arg(format!("virtio-net-pci,netdev=n0,mac={MAC}"))
-                .arg("-netdev")
-                .arg(format!(
-                    "stream,id=n0,server=off,addr.type=unix,addr.path={}",
-                    socket.display()
-                ));
-        }
-    }
+    let mut backend_child = Kill(backend.start(&socket, &[(HOST_PORT, GUEST_PORT)], &backend_log));
+    let mut qemu = backend.qemu(
+        &socket,
+        MAC,
+        &assets.dir.join("net-initrd.cpio"),
+        &format!("console=ttyS0 panic=-1 quiet phyllome.net={http_port},{GUEST_PORT}"),
+        180,
+    );
     let started = Instant::now();
     let mut child = qemu
         .stdout(Stdio::piped())
@@ -392,7 +259,7 @@ fn run_guest(backend: Backend, blob: &Arc<Vec<u8>>, assets: &Assets) -> Run {
         .spawn()
         .unwrap();
     let mut console = String::new();
-    let mut forward_thread: Option<JoinHandle<Result<Vec<u8>, String>>> = None;
+    let mut forward_thread: Option<JoinHandle<Result<Received, String>>> = None;
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = Vec::new();
     while stdout.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
@@ -510,12 +377,10 @@ fn check(run: &Run, blob: &[u8], label: &str) {
         .unwrap_or_else(|e| panic!("the forwarded connection: {e}; {context}"));
     let mut want = REPLY_LINE.as_bytes().to_vec();
     want.extend_from_slice(&blob[..MIB]);
-    assert!(
-        forwarded == want,
-        "the guest's answer on 127.0.0.1:{HOST_PORT}: {} bytes, {} wanted, starting {:?}; {context}",
-        forwarded.len(),
-        want.len(),
-        String::from_utf8_lossy(&forwarded[..forwarded.len().min(40)])
+    assert_eq!(
+        forwarded,
+        Received::of(&want),
+        "the guest's answer on 127.0.0.1:{HOST_PORT}; {context}"
     );
     assert_eq!(
         marker(console, "FORWARD-GOT"),
@@ -577,6 +442,172 @@ fn the_same_guest_test_passes_against_qemus_own_virtio_net_on_passt() {
         &run,
         &blob,
         "QEMU virtio-net-pci on -netdev stream to passt",
+    );
+}
+
+/// The port of the HTTP server (busybox's httpd) on L1's 127.0.0.1 in the nested run.
+const L1_HTTP_PORT: u16 = 8080;
+
+/// The CGI program L1's httpd runs for `POST /cgi-bin/upload`: it keeps the body and
+/// answers as the test's own server does.
+const L1_UPLOAD_CGI: &str = r#"#!/bin/sh
+head -c "$CONTENT_LENGTH" > /tmp/upload
+n=$(wc -c < /tmp/upload)
+sum=$(sha256sum /tmp/upload | cut -d' ' -f1)
+printf 'Content-Type: application/octet-stream\r\n\r\n'
+echo "received $n bytes, sha256 $sum"
+"#;
+
+/// Our VMM with its in-process network card (`--net passt`) boots the same guest nested
+/// (see `real_linux.rs`): L1 is the host, with a dummy interface as passt's way out (L1
+/// has no network card at all, so nothing leaves it), busybox's httpd on its 127.0.0.1,
+/// and a client that connects to the forwarded port once the guest listens. Stalls of the
+/// nested emulation are retried once.
+fn run_nested_guest(blob: &[u8], assets: &Assets) -> Run {
+    let files = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = files.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let l2_files = [
+        file("page", PAGE.as_bytes()),
+        file("blob", blob),
+        file("upload.cgi", L1_UPLOAD_CGI.as_bytes()),
+    ]
+    .join(" ");
+    let setup = format!(
+        "export PATH=/bin; /bin/busybox --install -s /bin; mkdir -p /etc /www/cgi-bin; \
+         echo 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > /etc/passwd; \
+         echo 'nogroup:x:65534:' > /etc/group; \
+         ip link set lo up; ip addr add {HOST_ADDRESS} dev dummy0 && ip link set dummy0 up \
+           && ip route add default via {GATEWAY} dev dummy0 || echo PHYLLOME-L1-NET-FAILED; \
+         echo \"PHYLLOME-L1-ROUTE=$(ip route show default)\"; \
+         cp /l2/page /l2/blob /www/; cp /l2/upload.cgi /www/cgi-bin/upload; chmod +x /www/cgi-bin/upload; \
+         httpd -p 127.0.0.1:{L1_HTTP_PORT} -h /www || echo PHYLLOME-L1-HTTPD-FAILED; \
+         mkdir /newroot; mount -o rbind / /newroot || echo PHYLLOME-L1-ROOT-FAILED"
+    );
+    // The VMM's standard output (the guest's serial port) goes through a loop that
+    // connects to the forwarded port when the guest says it listens. The VMM runs on a
+    // bind mount of L1's root moved over `/` (as switch_root does): passt's sandbox makes a
+    // user namespace (refused to a process in a plain chroot) and moves to a root of its
+    // own with pivot_root (refused where the root is the initramfs's rootfs), as a real
+    // host allows.
+    let run = format!(
+        "( cd /newroot && mount -o move /newroot / && chroot . /phyllome-vmm run --kernel /l2/kernel --initrd /l2/initrd --memory 256 --no-reboot \
+           --net passt,forward=tcp:{HOST_PORT}:{GUEST_PORT},mac={MAC} \
+           --cmdline 'console=ttyS0 panic=-1 quiet phyllome.net={L1_HTTP_PORT},{GUEST_PORT}' </dev/null; \
+           echo PHYLLOME-VMM-EXIT=$? ) | while IFS= read -r l; do echo \"$l\"; case \"$l\" in \
+           *PHYLLOME-LISTENING*) ( (printf '{}\\n'; sleep 120) \
+             | {{ timeout 120 nc 127.0.0.1 {HOST_PORT} > /tmp/fwd; touch /tmp/fwd.done; }} ) & ;; esac; done",
+        PING.trim_end()
+    );
+    let check = "for i in $(seq 100); do [ -e /tmp/fwd.done ] && break; sleep 0.1; done; \
+         echo \"PHYLLOME-L1-FORWARD=$(wc -c < /tmp/fwd) $(sha256sum /tmp/fwd | cut -d' ' -f1) $(head -n 1 /tmp/fwd)\"; \
+         echo \"PHYLLOME-L1-UPLOAD=$(wc -c < /tmp/upload) $(sha256sum /tmp/upload | cut -d' ' -f1)\"; \
+         echo \"PHYLLOME-L1-PASST-LEFT=$(pidof passt)\"";
+    let command = || {
+        let mut c = Command::new("timeout");
+        c.args(["-k", "30", "900"])
+            .arg(workspace().join("scripts/nested-kvm.sh"))
+            .arg(vmm_binary())
+            .arg(assets.kernel("generic"))
+            .arg(assets.dir.join("net-initrd.cpio"))
+            .env("PHYLLOME_NESTED_MODULES", "dummy")
+            .env("PHYLLOME_NESTED_BINS", "/usr/bin/passt")
+            .env("PHYLLOME_NESTED_FILES", &l2_files)
+            .env("PHYLLOME_NESTED_SETUP", &setup)
+            .env("PHYLLOME_NESTED_RUN", &run)
+            .env("PHYLLOME_NESTED_CHECK", check);
+        c
+    };
+    let logs = workspace().join("target/nested-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let silence = Duration::from_secs(150);
+    for attempt in 1..=2 {
+        let started = Instant::now();
+        let mut console = String::new();
+        let end = run_nested(&mut command(), silence, |line| console.push_str(line));
+        let seconds = started.elapsed().as_secs_f64();
+        std::fs::write(logs.join("network.log"), console.as_bytes()).unwrap();
+        if matches!(end, NestedEnd::Stalled) && attempt == 1 {
+            println!(
+                "the nested run stalled (no console output for {silence:?}), which nested SVM \
+                 under TCG does now and then; trying again. Its console:\n{console}"
+            );
+            continue;
+        }
+        assert!(
+            matches!(end, NestedEnd::Exited(_)),
+            "the nested run stalled twice (no console output for {silence:?}):\n{console}"
+        );
+        let l1 = |key: &str| marker(&console, key).map(str::to_owned);
+        let upload = l1("L1-UPLOAD").and_then(|v| {
+            let (n, sum) = v.split_once(' ')?;
+            Some((n.parse().ok()?, sum.to_owned()))
+        });
+        let forwarded = l1("L1-FORWARD").map(|v| {
+            let mut words = v.splitn(3, ' ');
+            let bytes = words.next().and_then(|n| n.parse().ok());
+            match (bytes, words.next(), words.next()) {
+                (Some(bytes), Some(sum), first) => Ok(Received {
+                    bytes,
+                    sha256: sum.to_owned(),
+                    first_line: first.unwrap_or_default().to_owned(),
+                }),
+                _ => Err(format!("L1's nc received nothing readable: {v:?}")),
+            }
+        });
+        let backend_status = l1("VMM-EXIT")
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| std::os::unix::process::ExitStatusExt::from_raw(code << 8));
+        return Run {
+            upload,
+            forwarded,
+            backend_status,
+            backend_log: "(on the console)".to_owned(),
+            qemu_log: String::new(),
+            port_open_after: !l1("L1-PASST-LEFT").unwrap_or_default().is_empty(),
+            seconds,
+            console,
+        };
+    }
+    unreachable!("the second attempt returns or panics")
+}
+
+#[test]
+fn linux_gets_a_lease_fetches_uploads_and_answers_a_forward_on_our_in_process_net_nested() {
+    let _one = ONE_QEMU_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let assets = Assets::get();
+    let blob = blob();
+    let run = run_nested_guest(&blob, &assets);
+    for failure in [
+        "PHYLLOME-L1-INSMOD-FAILED",
+        "PHYLLOME-L1-NO-KVM",
+        "PHYLLOME-L1-NET-FAILED",
+        "PHYLLOME-L1-HTTPD-FAILED",
+        "PHYLLOME-L1-ROOT-FAILED",
+    ] {
+        assert!(
+            !run.console.contains(failure),
+            "L1's own set-up failed ({failure}):\n{}",
+            run.console
+        );
+    }
+    check(&run, &blob, "phyllome-vmm run --net passt (nested)");
+    let status = run.backend_status.unwrap_or_else(|| {
+        panic!(
+            "the VMM's exit status is not on the console:\n{}",
+            run.console
+        )
+    });
+    assert!(status.success(), "the VMM exited with {status}");
+    assert!(
+        !run.port_open_after,
+        "passt still runs in L1 after the VMM exited:\n{}",
+        run.console
     );
 }
 
