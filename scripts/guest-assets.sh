@@ -400,6 +400,8 @@ iperf3 -c "$gw" -p "$up" -t "$secs" > /tmp/up.txt 2>&1 || { echo "PHYLLOME-IPERF
 echo "PHYLLOME-IPERF-UP-DONE"
 iperf3 -c "$gw" -p "$down" -t "$secs" -R > /tmp/down.txt 2>&1 || { echo "PHYLLOME-IPERF-DOWN-FAILED"; cat /tmp/down.txt; }
 echo "PHYLLOME-IPERF-DOWN-DONE"
+# The guest's TCP and interface counters, for a look at what went wrong where.
+cat /proc/net/snmp /proc/net/netstat /proc/net/dev
 BENCH
   chmod +x "$root/bench"
   make_cpio "$root" net-bench.cpio

@@ -10,7 +10,15 @@
 //!
 //! `cargo bench -p phyllome-tests --bench net` (build the VMM first: `cargo build
 //! --release -p phyllome-vmm`; needs root for the namespace). `PHYLLOME_BENCH_ROUNDS`
-//! (default 5) rounds, `PHYLLOME_BENCH_SECONDS` (default 5) seconds each way.
+//! (default 5) rounds, `PHYLLOME_BENCH_SECONDS` (default 5) seconds each way;
+//! `PHYLLOME_BENCH_LOGS=1` prints each run's backend log and guest console (with the
+//! guest's TCP counters: retransmissions and out-of-order segments show frames lost on
+//! the way; `RUST_LOG=info` adds our card's own counters).
+//!
+//! passt drops the frames its socket does not take when full, so both contenders depend
+//! on the socket's send buffer, which the kernel caps at `net.core.wmem_max`: this
+//! machine allows 4 MiB; Debian's default (212992 bytes) costs QEMU and us alike most of
+//! the host-to-guest speed (see the README).
 
 #![allow(
     clippy::unwrap_used,
@@ -34,10 +42,10 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// What one run measured.
 #[derive(Clone, Copy, Debug)]
 struct Measured {
-    /// Guest to host and host to guest, bits per second as the receiver counted them.
+    /// Guest to host and host to guest, bits per second as the host's iperf3 counted them.
     up_bps: f64,
     down_bps: f64,
-    /// Bytes the receivers counted, both ways together.
+    /// Bytes moved, both ways together.
     bytes: f64,
     /// CPU time (user and system) our backend process used, for our runs.
     backend_cpu: Option<Duration>,
@@ -86,16 +94,17 @@ fn iperf_server(port: u16, report: &Path) -> Kill {
     Kill(child)
 }
 
-/// What the receiving side counted in an iperf3 server's JSON report: bits per second and
-/// bytes.
-fn received(report: &Path) -> Result<(f64, f64), String> {
+/// What the host's iperf3 server counted in its JSON report (`sum`: `sum_received` where
+/// the guest sends, `sum_sent` where it receives, as a server in reverse mode has no
+/// receiver's count): bits per second and bytes.
+fn counted(report: &Path, sum: &str) -> Result<(f64, f64), String> {
     let text = std::fs::read_to_string(report).map_err(|e| e.to_string())?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{e} in {text}"))?;
-    let sum = &json["end"]["sum_received"];
+    let sum = &json["end"][sum];
     match (sum["bits_per_second"].as_f64(), sum["bytes"].as_f64()) {
         (Some(bps), Some(bytes)) if bytes > 0.0 => Ok((bps, bytes)),
-        _ => Err(format!("no end.sum_received in {text}")),
+        _ => Err(format!("no end.{sum} in {text}")),
     }
 }
 
@@ -164,15 +173,22 @@ fn run(backend: Backend, initrd: &Path, seconds: u32) -> Measured {
         }
     };
     drop((up_server, down_server));
+    if std::env::var_os("PHYLLOME_BENCH_LOGS").is_some() {
+        println!(
+            "{backend:?} backend log:\n{}\nconsole:\n{console}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     let fail = |what: &str, e: String| -> ! {
         panic!(
             "{backend:?}: {what}: {e}\n--- guest console:\n{console}\n--- backend:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         )
     };
-    let (up_bps, up_bytes) = received(&up_report).unwrap_or_else(|e| fail("guest to host", e));
+    let (up_bps, up_bytes) =
+        counted(&up_report, "sum_received").unwrap_or_else(|e| fail("guest to host", e));
     let (down_bps, down_bytes) =
-        received(&down_report).unwrap_or_else(|e| fail("host to guest", e));
+        counted(&down_report, "sum_sent").unwrap_or_else(|e| fail("host to guest", e));
     Measured {
         up_bps,
         down_bps,

@@ -245,9 +245,11 @@ fn net(socket: &Path, forwards: Vec<Forward>) -> ExitCode {
     if let Some(why) = failure {
         eprintln!("phyllome device: {why}");
     }
+    let host = net.host();
     let result = vhost_user::serve("phyllome-net", net, socket);
     // passt goes with the card.
     drop(card);
+    log::info!("The network card's counters at the end: {:?}", host.stats());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),

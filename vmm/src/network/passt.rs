@@ -33,6 +33,9 @@ const ROOM_WAIT: Duration = Duration::from_millis(200);
 const SEND_WAIT: Duration = Duration::from_secs(1);
 /// The most of passt's standard error kept, in lines, for the reason it ended.
 const KEPT_LINES: usize = 8;
+/// The socket buffer asked for in each direction (the kernel caps it at
+/// `net.core.wmem_max`/`rmem_max`).
+const SOCKET_BUFFER: libc::c_int = 4 << 20;
 
 /// Why passt could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,8 @@ impl Passt {
         on_down: OnDown,
     ) -> Result<(Self, PasstLink), PasstError> {
         let (ours, theirs) = UnixStream::pair().map_err(PasstError::SocketPair)?;
+        grow_buffers(&ours);
+        grow_buffers(&theirs);
         let theirs = OwnedFd::from(theirs);
         let fd = theirs.as_raw_fd();
         let program = options
@@ -181,6 +186,26 @@ impl Drop for Passt {
         }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
+        }
+    }
+}
+
+/// Asks for [`SOCKET_BUFFER`] bytes of send and receive buffer on `socket`: passt drops
+/// the frames a full socket does not take (TCP then resends from the first one lost),
+/// so its end may hold a burst as QEMU's connection to it does. Best effort: a smaller
+/// buffer only costs speed.
+fn grow_buffers(socket: &UnixStream) {
+    for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int; the
+        // descriptor belongs to `socket`, open for the call.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                std::ptr::from_ref(&SOCKET_BUFFER).cast(),
+                libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+            );
         }
     }
 }

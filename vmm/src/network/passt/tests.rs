@@ -196,3 +196,34 @@ fn a_guest_that_does_not_read_costs_dropped_frames_not_a_stuck_reader() {
         crate::devices::virtio::net::PENDING_FRAMES
     );
 }
+
+/// passt drops what a full socket refuses (TCP then resends a whole window): its end of
+/// the pair gets as much send buffer as the system allows, up to `SOCKET_BUFFER`.
+#[test]
+fn passts_end_of_the_socket_gets_the_largest_send_buffer_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sends its socket's send buffer size (as the kernel reports it) as a frame.
+    let program = stand_in(
+        dir.path(),
+        "n = str(s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)).encode().ljust(14, b'.')\n\
+         s.sendall(struct.pack('>I', len(n)) + n)\ntime.sleep(5)",
+    );
+    let (_passt, _link, host, _downs) = start(program, &[]);
+    wait_for(|| host.pending_frames() == 1);
+    let crate::devices::virtio::net::Take::Frame(frame) = host.take(usize::MAX) else {
+        panic!("no frame");
+    };
+    let reported: usize = String::from_utf8(frame)
+        .unwrap()
+        .trim_end_matches('.')
+        .parse()
+        .unwrap();
+    let allowed: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let asked = usize::try_from(SOCKET_BUFFER).unwrap();
+    // Linux reports twice what was set (its bookkeeping's share included).
+    assert_eq!(reported, 2 * asked.min(allowed), "wmem_max {allowed}");
+}
