@@ -347,6 +347,12 @@ fn check(run: &Run, blob: &[u8], label: &str) {
             "PHYLLOME-{key} (the guest's address is the host's {host_ip}) in {context}"
         );
     }
+    // The driver's features (bit N is character N): merged receive buffers (15) taken.
+    assert_eq!(
+        marker(console, "NET-FEATURES").and_then(|f| f.chars().nth(15)),
+        Some('1'),
+        "VIRTIO_NET_F_MRG_RXBUF negotiated, in {context}"
+    );
     assert!(
         console.contains(&format!(
             "PHYLLOME-NET-ROUTE=default via {GATEWAY} dev eth0"

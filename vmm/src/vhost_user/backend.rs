@@ -301,6 +301,10 @@ impl<C: DeviceCore + 'static> VhostUserBackend for CoreBackend<C> {
         Ok(())
     }
 
+    fn acked_features(&self, features: u64) {
+        lock(&self.core).set_driver_features(features);
+    }
+
     fn set_event_idx(&self, _enabled: bool) {
         // The vrings carry the setting themselves (the daemon sets it on each queue).
     }

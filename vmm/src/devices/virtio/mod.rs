@@ -97,6 +97,36 @@ pub trait DeviceCore: Send {
     fn poll_window(&self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+    /// The features the driver accepted, told before its queues are served.
+    fn set_driver_features(&mut self, _features: u64) {}
+    /// Whether one request of `queue` may take several chains (virtio-net's merged receive
+    /// buffers): that queue is then served by [`DeviceCore::fill`], not `process`.
+    fn spans_chains(&self, _queue: usize) -> bool {
+        false
+    }
+    /// Serves one request of a queue that [`DeviceCore::spans_chains`], taking chains from
+    /// `next` as it needs them; the chains it used are published together.
+    fn fill<'m>(
+        &mut self,
+        _queue: usize,
+        _mem: &'m GuestMemory,
+        _next: &mut dyn FnMut() -> Option<Chain<'m>>,
+    ) -> Filled {
+        Filled::default()
+    }
+}
+
+/// What [`DeviceCore::fill`] did with the chains it took.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// The chains used, as (head index, bytes written), in the order taken: they go to the
+    /// used ring together.
+    pub used: Vec<(u16, u32)>,
+    /// How many chains, taken last, were not used: they go back to the available ring.
+    pub unused: u16,
+    /// The queue had too few chains for the request, which waits for the driver to post
+    /// more (nothing was used).
+    pub starved: bool,
 }
 
 impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
@@ -153,6 +183,131 @@ impl<C: DeviceCore + ?Sized> DeviceCore for Box<C> {
     fn poll_window(&self) -> std::time::Duration {
         (**self).poll_window()
     }
+    fn set_driver_features(&mut self, features: u64) {
+        (**self).set_driver_features(features);
+    }
+    fn spans_chains(&self, queue: usize) -> bool {
+        (**self).spans_chains(queue)
+    }
+    fn fill<'m>(
+        &mut self,
+        queue: usize,
+        mem: &'m GuestMemory,
+        next: &mut dyn FnMut() -> Option<Chain<'m>>,
+    ) -> Filled {
+        (**self).fill(queue, mem, next)
+    }
+}
+
+/// Puts `used` (head index, length) on the used ring of `queue` and then, once, moves
+/// the ring's index past them all: a driver reading the index sees all of them or none
+/// (one merged frame's buffers must arrive together; virtio-queue's `add_used` moves the
+/// index per chain). Returns whether the driver wants an interrupt for them.
+fn publish_together(
+    queue: &mut Queue,
+    mem: &GuestMemory,
+    used: &[(u16, u32)],
+) -> Result<bool, virtio_queue::Error> {
+    use std::num::Wrapping;
+    use std::sync::atomic::{fence, Ordering};
+    use vm_memory::{Address, Bytes, GuestAddress};
+    let size = queue.size();
+    let ring = GuestAddress(queue.used_ring());
+    let start = Wrapping(queue.next_used());
+    let mut end = start;
+    for &(head, len) in used {
+        if head >= size {
+            return Err(virtio_queue::Error::InvalidDescriptorIndex);
+        }
+        let slot = u64::from(end.0 % size);
+        let at = ring
+            .checked_add(4 + 8 * slot)
+            .ok_or(virtio_queue::Error::AddressOverflow)?;
+        // struct virtq_used_elem: the head's index and the length, little-endian.
+        let mut element = [0u8; 8];
+        element[..4].copy_from_slice(&u32::from(head).to_le_bytes());
+        element[4..].copy_from_slice(&len.to_le_bytes());
+        mem.write_slice(&element, at)
+            .map_err(virtio_queue::Error::GuestMemory)?;
+        end += Wrapping(1);
+    }
+    let index = ring
+        .checked_add(2)
+        .ok_or(virtio_queue::Error::AddressOverflow)?;
+    mem.store(end.0.to_le(), index, Ordering::Release)
+        .map_err(virtio_queue::Error::GuestMemory)?;
+    queue.set_next_used(end.0);
+    if !queue.event_idx_enabled() {
+        return Ok(true);
+    }
+    // As virtio-queue's `needs_notification` does: the index written before reading the
+    // driver's `used_event` (after the available ring's `size` entries and its header).
+    fence(Ordering::SeqCst);
+    let at = GuestAddress(queue.avail_ring())
+        .checked_add(4 + 2 * u64::from(size))
+        .ok_or(virtio_queue::Error::AddressOverflow)?;
+    let used_event = Wrapping(u16::from_le(
+        mem.load::<u16>(at, Ordering::Acquire)
+            .map_err(virtio_queue::Error::GuestMemory)?,
+    ));
+    Ok(end - used_event - Wrapping(1) < end - start)
+}
+
+/// Why [`serve_spanning`] stopped.
+enum Stopped {
+    /// The core waits for host input.
+    ForHost,
+    /// The request needs more chains than the driver has posted.
+    Starved,
+}
+
+/// Serves requests of a queue whose requests may span chains (see
+/// [`DeviceCore::spans_chains`]) while the core is ready; returns whether to interrupt,
+/// and why it stopped.
+fn serve_spanning<C: DeviceCore + ?Sized>(
+    queue: &mut Queue,
+    index: usize,
+    mem: &GuestMemory,
+    core: &Mutex<C>,
+) -> Result<(bool, Stopped), virtio_queue::Error> {
+    let mut notify = false;
+    loop {
+        if !lock(core).ready(index) {
+            return Ok((notify, Stopped::ForHost));
+        }
+        let filled = {
+            let mut next = || queue.pop_descriptor_chain(mem);
+            lock(core).fill(index, mem, &mut next)
+        };
+        queue.set_next_avail(queue.next_avail().wrapping_sub(filled.unused));
+        if !filled.used.is_empty() {
+            notify |= publish_together(queue, mem, &filled.used)?;
+        }
+        if filled.starved {
+            return Ok((notify, Stopped::Starved));
+        }
+    }
+}
+
+/// After a request found too few chains: asks the driver to ring for the next chain it
+/// posts (with `EVENT_IDX`, `avail_event` at the driver's index now, not at the first
+/// chain not taken, which the driver has long passed); returns whether it posted more
+/// meanwhile (serve again).
+fn ring_on_next_post(queue: &mut Queue, mem: &GuestMemory) -> Result<bool, virtio_queue::Error> {
+    use std::sync::atomic::{fence, Ordering};
+    use vm_memory::{Address, Bytes, GuestAddress};
+    let seen = queue.avail_idx(mem, Ordering::Acquire)?;
+    if queue.event_idx_enabled() {
+        let at = GuestAddress(queue.used_ring())
+            .checked_add(4 + 8 * u64::from(queue.size()))
+            .ok_or(virtio_queue::Error::AddressOverflow)?;
+        mem.store(seen.0.to_le(), at, Ordering::Release)
+            .map_err(virtio_queue::Error::GuestMemory)?;
+    } else {
+        queue.enable_notification(mem)?;
+    }
+    fence(Ordering::SeqCst);
+    Ok(queue.avail_idx(mem, Ordering::Acquire)? != seen)
 }
 
 /// Serves every available chain of `queue` with `core`, returning the chains to the used
@@ -171,13 +326,23 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
     }
     let event_idx = queue.event_idx_enabled();
     let batch_limit = lock(core).batch_limit().max(1);
+    let spanning = lock(core).spans_chains(index);
     let mut notify = false;
     loop {
         if event_idx {
             queue.disable_notification(mem)?;
         }
         let mut waiting_for_host = false;
-        loop {
+        if spanning {
+            let (more, stopped) = serve_spanning(queue, index, mem, core)?;
+            notify |= more;
+            match stopped {
+                Stopped::ForHost => waiting_for_host = true,
+                Stopped::Starved if ring_on_next_post(queue, mem)? => continue,
+                Stopped::Starved => return Ok(notify),
+            }
+        }
+        while !spanning {
             if !lock(core).ready(index) {
                 waiting_for_host = true;
                 break;

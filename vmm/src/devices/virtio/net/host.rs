@@ -207,6 +207,11 @@ impl NetHost {
         lock(&self.shared.state).stats
     }
 
+    /// The length of the next frame waiting for the guest.
+    pub(crate) fn next_len(&self) -> Option<usize> {
+        lock(&self.shared.state).pending.front().map(Vec::len)
+    }
+
     /// How many frames wait for the guest's receive buffers.
     pub fn pending_frames(&self) -> usize {
         lock(&self.shared.state).pending.len()

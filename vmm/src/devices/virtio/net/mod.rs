@@ -11,27 +11,30 @@
 //! carries neither flags nor a GSO type; a transmitted frame whose header asks for either
 //! is dropped and counted.
 //!
-//! Receive buffers are not merged (`VIRTIO_NET_F_MRG_RXBUF` is not offered). The transport
-//! hands the core one chain at a time and returns each to the used ring at once, so a
-//! frame spread over several chains could neither wait until enough of them are there nor
-//! be published in one step (Linux's driver drops a merged frame whose later buffers it
-//! does not find yet). Each frame fills one chain instead. A driver that negotiates
-//! `VIRTIO_NET_F_MTU` posts buffers that hold the MTU (Linux posts page-chained "big"
-//! buffers for an MTU over 1500); a frame that does not fit the buffer it is given is
-//! dropped and counted.
+//! Receive buffers are merged (`VIRTIO_NET_F_MRG_RXBUF`) when the driver accepts it: a
+//! frame fills as many of the driver's buffers as it needs, `num_buffers` in its header
+//! says how many, and they reach the used ring together (the transport publishes them in
+//! one step: Linux's driver drops a merged frame whose later buffers it does not find
+//! yet). A frame that needs more buffers than are posted waits, with its buffers back in
+//! the ring, until the driver posts more. Without the feature each frame fills one chain:
+//! a driver that negotiates `VIRTIO_NET_F_MTU` posts buffers that hold the MTU (Linux
+//! posts page-chained "big" buffers for an MTU over 1500); a frame that does not fit the
+//! buffer it is given is dropped and counted.
 
 mod host;
 
 pub use host::{NetHost, NetStats, PENDING_BYTES, PENDING_FRAMES};
 
 use super::{
-    Chain, DeviceCore, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+    Chain, DeviceCore, Filled, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_RING_F_INDIRECT_DESC,
 };
 use crate::memory::GuestMemory;
 pub(crate) use host::Take;
 use std::io::{Read, Write};
 use virtio_bindings::virtio_net::{
-    virtio_net_hdr_v1, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MTU, VIRTIO_NET_F_STATUS,
+    virtio_net_hdr_v1, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU,
+    VIRTIO_NET_F_STATUS,
     VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_S_LINK_UP,
 };
 use vmm_sys_util::eventfd::EventFd;
@@ -73,6 +76,8 @@ const F_MAC: u64 = 1 << VIRTIO_NET_F_MAC;
 const F_STATUS: u64 = 1 << VIRTIO_NET_F_STATUS;
 /// Feature: the configuration holds the MTU.
 const F_MTU: u64 = 1 << VIRTIO_NET_F_MTU;
+/// Feature bit: a received frame may span several receive buffers.
+const F_MRG_RXBUF: u64 = 1 << VIRTIO_NET_F_MRG_RXBUF;
 /// The status bit of a link that is up (`VIRTIO_NET_S_LINK_UP`, a mask).
 const S_LINK_UP: u16 = 1;
 const _: () = assert!(S_LINK_UP as u32 == VIRTIO_NET_S_LINK_UP);
@@ -141,6 +146,8 @@ pub struct Net {
     host: NetHost,
     /// The frame being transmitted, kept to spare an allocation per frame.
     frame: Vec<u8>,
+    /// The driver accepted merged receive buffers.
+    merged: bool,
 }
 
 impl std::fmt::Debug for Net {
@@ -173,6 +180,7 @@ impl Net {
                 backend,
                 host: host.clone(),
                 frame: Vec::new(),
+                merged: false,
             },
             host,
         ))
@@ -284,6 +292,111 @@ impl Net {
     }
 }
 
+impl Net {
+    /// One received frame over as many of the driver's buffers as it needs (merged
+    /// receive buffers), the header's `num_buffers` saying how many.
+    fn receive_merged<'m>(
+        &mut self,
+        mem: &'m GuestMemory,
+        next: &mut dyn FnMut() -> Option<Chain<'m>>,
+    ) -> Filled {
+        let Some(len) = self.host.next_len() else {
+            return Filled::default();
+        };
+        let need = NET_HDR_LEN + len;
+        let mut buffers = Vec::new();
+        let mut room = 0usize;
+        let mut taken: u16 = 0;
+        while room < need {
+            let Some(chain) = next() else {
+                return Filled {
+                    used: Vec::new(),
+                    unused: taken,
+                    starved: true,
+                };
+            };
+            taken += 1;
+            let head = chain.head_index();
+            match chain.writer(mem) {
+                Ok(writer) => {
+                    room += writer.available_bytes();
+                    buffers.push((head, Some(writer)));
+                }
+                Err(_) => {
+                    // A buffer outside guest memory: it goes back empty with the others.
+                    log::debug!("virtio-net: a receive buffer outside guest memory");
+                    buffers.push((head, None));
+                    break;
+                }
+            }
+            if usize::from(taken) >= usize::from(QUEUE_SIZE) && room < need {
+                break;
+            }
+        }
+        let frame = if room >= need && buffers.iter().all(|(_, w)| w.is_some()) {
+            match self.host.take(usize::MAX) {
+                Take::Frame(frame) => Some(frame),
+                // The link went down, or a reset, since `next_len`: the buffers go back.
+                Take::Nothing | Take::TooLarge => {
+                    return Filled {
+                        used: Vec::new(),
+                        unused: taken,
+                        starved: false,
+                    }
+                }
+            }
+        } else {
+            // No ring holds it, or a buffer was unusable: the frame is dropped and the
+            // buffers go back to the driver empty.
+            if let Take::Frame(_) = self.host.take(usize::MAX) {
+                self.host.count(|s| s.rx_no_room += 1);
+            }
+            None
+        };
+        let Some(frame) = frame else {
+            return Filled {
+                used: buffers.into_iter().map(|(head, _)| (head, 0)).collect(),
+                unused: 0,
+                starved: false,
+            };
+        };
+        let mut header = rx_header();
+        let count = u16::try_from(buffers.len()).unwrap_or(u16::MAX);
+        header[10..12].copy_from_slice(&count.to_le_bytes());
+        let (mut header_left, mut frame_left) = (&header[..], &frame[..]);
+        let mut used = Vec::with_capacity(buffers.len());
+        let mut failed = false;
+        for (head, writer) in buffers {
+            let mut written = 0usize;
+            if let Some(mut writer) = writer {
+                for part in [&mut header_left, &mut frame_left] {
+                    let n = part.len().min(writer.available_bytes());
+                    if writer.write_all(&part[..n]).is_err() {
+                        failed = true;
+                    }
+                    *part = &part[n..];
+                    written += n;
+                }
+            }
+            used.push((head, u32::try_from(written).unwrap_or(0)));
+        }
+        if failed {
+            log::debug!("virtio-net: cannot write a received frame");
+            self.host.count(|s| s.rx_no_room += 1);
+        } else {
+            self.host.count(|s| {
+                s.rx_frames += 1;
+                s.rx_bytes += len as u64;
+            });
+        }
+        Filled {
+            used,
+            unused: 0,
+            starved: false,
+        }
+    }
+}
+
 /// The configuration a frontend presents for a card served elsewhere (whose backend
 /// gives none): [`DEFAULT_MAC`], link up, one queue pair, [`DEFAULT_MTU`].
 pub fn frontend_config() -> Vec<u8> {
@@ -314,7 +427,7 @@ impl DeviceCore for Net {
         QUEUE_SIZE
     }
     /// The configuration's MAC, link status and MTU, and the ring features; no offloads
-    /// and no control queue (see the module comment), and no merged receive buffers.
+    /// merged receive buffers; no offloads and no control queue (see the module comment).
     fn features(&self) -> u64 {
         VIRTIO_F_VERSION_1
             | VIRTIO_RING_F_EVENT_IDX
@@ -322,6 +435,7 @@ impl DeviceCore for Net {
             | F_MAC
             | F_STATUS
             | F_MTU
+            | F_MRG_RXBUF
     }
     /// `struct virtio_net_config` up to `mtu`: mac[6], status, max_virtqueue_pairs (1),
     /// mtu. The fields after it belong to features not offered.
@@ -360,7 +474,26 @@ impl DeviceCore for Net {
     }
     /// The driver reset the device: frames waiting for it go (counted); the counters and
     /// the link state are the host's and stay.
+    fn set_driver_features(&mut self, features: u64) {
+        self.merged = features & F_MRG_RXBUF != 0;
+    }
+    fn spans_chains(&self, queue: usize) -> bool {
+        queue == RX_QUEUE && self.merged
+    }
+    fn fill<'m>(
+        &mut self,
+        queue: usize,
+        mem: &'m GuestMemory,
+        next: &mut dyn FnMut() -> Option<Chain<'m>>,
+    ) -> Filled {
+        if queue == RX_QUEUE {
+            self.receive_merged(mem, next)
+        } else {
+            Filled::default()
+        }
+    }
     fn reset(&mut self) {
+        self.merged = false;
         self.host.discard_pending();
     }
 }

@@ -167,14 +167,14 @@ fn the_configuration_holds_the_mac_the_link_one_queue_pair_and_the_mtu() {
 }
 
 #[test]
-fn the_features_are_exactly_the_ring_and_configuration_ones_without_offloads() {
+fn the_features_are_the_ring_configuration_and_merged_buffer_ones_without_offloads() {
     let r = rig();
     let features = lock(&r.dev).features();
     let bit = |n: u32| 1u64 << n;
     assert_eq!(
         features,
-        (1 << 32) | (1 << 28) | (1 << 29) | bit(5) | bit(16) | bit(3),
-        "VERSION_1, INDIRECT_DESC, EVENT_IDX, MAC, STATUS, MTU"
+        (1 << 32) | (1 << 28) | (1 << 29) | bit(5) | bit(16) | bit(3) | bit(15),
+        "VERSION_1, INDIRECT_DESC, EVENT_IDX, MAC, STATUS, MTU, MRG_RXBUF"
     );
     for (name, n) in [
         ("CSUM", VIRTIO_NET_F_CSUM),
@@ -183,7 +183,6 @@ fn the_features_are_exactly_the_ring_and_configuration_ones_without_offloads() {
         ("HOST_TSO6", VIRTIO_NET_F_HOST_TSO6),
         ("GUEST_TSO4", VIRTIO_NET_F_GUEST_TSO4),
         ("GUEST_TSO6", VIRTIO_NET_F_GUEST_TSO6),
-        ("MRG_RXBUF", VIRTIO_NET_F_MRG_RXBUF),
         ("CTRL_VQ", VIRTIO_NET_F_CTRL_VQ),
         ("MQ", VIRTIO_NET_F_MQ),
     ] {
@@ -468,4 +467,98 @@ fn a_small_mtu_or_a_multicast_mac_is_refused_with_a_reason() {
         Box::new(Wire::default())
     )
     .is_err());
+}
+
+/// A rig whose driver accepted merged receive buffers.
+fn merged_rig() -> Rig {
+    let r = rig();
+    lock(&r.dev).set_driver_features(VIRTIO_F_VERSION_1 | (1 << VIRTIO_NET_F_MRG_RXBUF));
+    assert!(lock(&r.dev).spans_chains(RX_QUEUE));
+    assert!(!lock(&r.dev).spans_chains(TX_QUEUE));
+    r
+}
+
+/// The header of a merged frame over `n` buffers.
+fn merged_header(n: u16) -> Vec<u8> {
+    let mut h = vec![0u8; NET_HDR_LEN];
+    h[10..12].copy_from_slice(&n.to_le_bytes());
+    h
+}
+
+#[test]
+fn merged_a_frame_fills_as_many_buffers_as_it_needs_and_they_are_published_together() {
+    let r = merged_rig();
+    let vq = MockSplitQueue::new(&r.mem, 16);
+    post_buffers(&vq, 0, &[2048, 2048, 2048, 2048]);
+    let mut q: Queue = vq.create_queue().unwrap();
+    let f = frame(5000, 9);
+    assert!(r.host.push(f.clone()));
+    assert!(r.serve_rx(&mut q));
+    assert_eq!(q.next_used(), 3, "three buffers used, the fourth waits");
+    assert_eq!(vq.used().idx().load(), 3, "the ring's index moved once, past all three");
+    assert_eq!(used(&vq, 0), (0, 2048));
+    assert_eq!(used(&vq, 1), (1, 2048));
+    assert_eq!(used(&vq, 2), (2, 12 + 5000 - 4096));
+    assert_eq!(r.read(DATA, NET_HDR_LEN), merged_header(3));
+    let mut got = r.read(DATA + 12, 2048 - 12);
+    got.extend(r.read(DATA + SLOT, 2048));
+    got.extend(r.read(DATA + 2 * SLOT, 5000 + 12 - 4096));
+    assert_eq!(got, f);
+    // A small frame takes one buffer, its header saying so.
+    let g = frame(60, 1);
+    assert!(r.host.push(g.clone()));
+    assert!(r.serve_rx(&mut q));
+    assert_eq!(used(&vq, 3), (3, 12 + 60));
+    assert_eq!(r.read(DATA + 3 * SLOT, NET_HDR_LEN), merged_header(1));
+    assert_eq!(r.read(DATA + 3 * SLOT + 12, 60), g);
+    let s = r.host.stats();
+    assert_eq!((s.rx_frames, s.rx_bytes, s.rx_no_room), (2, 5060, 0));
+}
+
+#[test]
+fn merged_a_frame_waits_with_its_buffers_back_in_the_ring_until_enough_are_posted() {
+    let r = merged_rig();
+    let vq = MockSplitQueue::new(&r.mem, 16);
+    post_buffers(&vq, 0, &[2048, 2048]);
+    let mut q: Queue = vq.create_queue().unwrap();
+    // The mock's used ring starts inside the available ring's `used_event`: one of its own
+    // (at 0x4000) keeps the two apart, as a driver's are.
+    q.set_used_ring_address(Some(0x4000), Some(0));
+    q.set_event_idx(true);
+    let f = frame(5000, 2);
+    assert!(r.host.push(f.clone()));
+    assert!(!r.serve_rx(&mut q), "nothing was used");
+    assert_eq!((q.next_used(), q.next_avail()), (0, 0), "the two buffers went back");
+    assert_eq!(r.host.pending_frames(), 1, "the frame waits");
+    // The driver is asked to ring when it posts the next buffer: avail_event is its index.
+    let avail_event = GuestAddress(q.used_ring() + 4 + 8 * 16);
+    assert_eq!(r.mem.read_obj::<u16>(avail_event).unwrap(), 2);
+    post_buffers(&vq, 2, &[2048]);
+    let notify = r.serve_rx(&mut q);
+    assert_eq!((q.next_used(), q.next_avail()), (3, 3));
+    assert!(notify);
+    assert_eq!(r.read(DATA, NET_HDR_LEN), merged_header(3));
+    let mut got = r.read(DATA + 12, 2048 - 12);
+    got.extend(r.read(DATA + SLOT, 2048));
+    got.extend(r.read(DATA + 2 * SLOT, 5000 + 12 - 4096));
+    assert_eq!(got, f);
+    assert_eq!(r.host.pending_frames(), 0);
+}
+
+#[test]
+fn merged_a_frame_no_ring_can_hold_is_dropped_and_the_buffers_go_back_empty() {
+    let r = merged_rig();
+    let vq = MockSplitQueue::new(&r.mem, 256);
+    let descs: Vec<RawDescriptor> = (0..256u64)
+        .map(|i| RawDescriptor::from(Descriptor::new(DATA + i * 64, 64, WRITE, 0)))
+        .collect();
+    vq.add_desc_chains(&descs, 0).unwrap();
+    let mut q: Queue = vq.create_queue().unwrap();
+    assert!(r.host.push(frame(65_534, 0)));
+    assert!(r.serve_rx(&mut q));
+    assert_eq!(q.next_used(), 256);
+    assert!((0..256).all(|i| used(&vq, i).1 == 0), "every buffer back empty");
+    let s = r.host.stats();
+    assert_eq!((s.rx_frames, s.rx_no_room), (0, 1));
+    assert_eq!(r.host.pending_frames(), 0);
 }

@@ -167,11 +167,12 @@ impl QueueEngine for LocalEngine {
     fn activate(
         &mut self,
         mem: &GuestMemory,
-        _features: u64,
+        features: u64,
         queues: Vec<ActiveQueue>,
         msix: Arc<Mutex<Msix>>,
         config_vector: u16,
     ) -> Result<(), String> {
+        lock(&self.core).set_driver_features(features);
         let stop = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
         let stop_worker = stop.try_clone().map_err(|e| e.to_string())?;
         let (core, mem) = (self.core.clone(), mem.clone());
