@@ -342,47 +342,49 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
                 Stopped::Starved => return Ok(notify),
             }
         }
-        while !spanning {
-            if !lock(core).ready(index) {
-                waiting_for_host = true;
-                break;
-            }
-            let Some(first) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            // One chain (the common case at low depth) goes without a batch's allocations.
-            let second = if batch_limit > 1 && lock(core).ready(index) {
-                queue.pop_descriptor_chain(mem)
-            } else {
-                None
-            };
-            let Some(second) = second else {
-                let head = first.head_index();
-                let used = lock(core).process(index, mem, first);
-                queue.add_used(mem, head, used)?;
-                notify |= queue.needs_notification(mem)?;
-                continue;
-            };
-            let mut chains = vec![first, second];
-            while chains.len() < batch_limit {
+        if !spanning {
+            loop {
                 if !lock(core).ready(index) {
                     waiting_for_host = true;
                     break;
                 }
-                let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                let Some(first) = queue.pop_descriptor_chain(mem) else {
                     break;
                 };
-                chains.push(chain);
-            }
-            let heads: Vec<u16> = chains.iter().map(DescriptorChain::head_index).collect();
-            let used = lock(core).process_batch(index, mem, chains);
-            for (i, &head) in heads.iter().enumerate() {
-                // A core that answered for fewer chains still returns them all (empty).
-                queue.add_used(mem, head, used.get(i).copied().unwrap_or(0))?;
-            }
-            notify |= queue.needs_notification(mem)?;
-            if waiting_for_host {
-                break;
+                // One chain (the common case at low depth) goes without a batch's allocations.
+                let second = if batch_limit > 1 && lock(core).ready(index) {
+                    queue.pop_descriptor_chain(mem)
+                } else {
+                    None
+                };
+                let Some(second) = second else {
+                    let head = first.head_index();
+                    let used = lock(core).process(index, mem, first);
+                    queue.add_used(mem, head, used)?;
+                    notify |= queue.needs_notification(mem)?;
+                    continue;
+                };
+                let mut chains = vec![first, second];
+                while chains.len() < batch_limit {
+                    if !lock(core).ready(index) {
+                        waiting_for_host = true;
+                        break;
+                    }
+                    let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                        break;
+                    };
+                    chains.push(chain);
+                }
+                let heads: Vec<u16> = chains.iter().map(DescriptorChain::head_index).collect();
+                let used = lock(core).process_batch(index, mem, chains);
+                for (i, &head) in heads.iter().enumerate() {
+                    // A core that answered for fewer chains still returns them all (empty).
+                    queue.add_used(mem, head, used.get(i).copied().unwrap_or(0))?;
+                }
+                notify |= queue.needs_notification(mem)?;
+                if waiting_for_host {
+                    break;
+                }
             }
         }
         if waiting_for_host {

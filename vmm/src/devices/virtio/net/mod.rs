@@ -34,8 +34,7 @@ pub(crate) use host::Take;
 use std::io::{Read, Write};
 use virtio_bindings::virtio_net::{
     virtio_net_hdr_v1, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU,
-    VIRTIO_NET_F_STATUS,
-    VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_S_LINK_UP,
+    VIRTIO_NET_F_STATUS, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_S_LINK_UP,
 };
 use vmm_sys_util::eventfd::EventFd;
 

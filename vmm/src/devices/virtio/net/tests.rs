@@ -495,7 +495,11 @@ fn merged_a_frame_fills_as_many_buffers_as_it_needs_and_they_are_published_toget
     assert!(r.host.push(f.clone()));
     assert!(r.serve_rx(&mut q));
     assert_eq!(q.next_used(), 3, "three buffers used, the fourth waits");
-    assert_eq!(vq.used().idx().load(), 3, "the ring's index moved once, past all three");
+    assert_eq!(
+        vq.used().idx().load(),
+        3,
+        "the ring's index moved once, past all three"
+    );
     assert_eq!(used(&vq, 0), (0, 2048));
     assert_eq!(used(&vq, 1), (1, 2048));
     assert_eq!(used(&vq, 2), (2, 12 + 5000 - 4096));
@@ -528,7 +532,11 @@ fn merged_a_frame_waits_with_its_buffers_back_in_the_ring_until_enough_are_poste
     let f = frame(5000, 2);
     assert!(r.host.push(f.clone()));
     assert!(!r.serve_rx(&mut q), "nothing was used");
-    assert_eq!((q.next_used(), q.next_avail()), (0, 0), "the two buffers went back");
+    assert_eq!(
+        (q.next_used(), q.next_avail()),
+        (0, 0),
+        "the two buffers went back"
+    );
     assert_eq!(r.host.pending_frames(), 1, "the frame waits");
     // The driver is asked to ring when it posts the next buffer: avail_event is its index.
     let avail_event = GuestAddress(q.used_ring() + 4 + 8 * 16);
@@ -557,7 +565,10 @@ fn merged_a_frame_no_ring_can_hold_is_dropped_and_the_buffers_go_back_empty() {
     assert!(r.host.push(frame(65_534, 0)));
     assert!(r.serve_rx(&mut q));
     assert_eq!(q.next_used(), 256);
-    assert!((0..256).all(|i| used(&vq, i).1 == 0), "every buffer back empty");
+    assert!(
+        (0..256).all(|i| used(&vq, i).1 == 0),
+        "every buffer back empty"
+    );
     let s = r.host.stats();
     assert_eq!((s.rx_frames, s.rx_no_room), (0, 1));
     assert_eq!(r.host.pending_frames(), 0);
