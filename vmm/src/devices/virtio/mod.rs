@@ -310,6 +310,64 @@ fn ring_on_next_post(queue: &mut Queue, mem: &GuestMemory) -> Result<bool, virti
     Ok(queue.avail_idx(mem, Ordering::Acquire)? != seen)
 }
 
+/// Serves chains of `queue` one request per chain (in batches where the core takes them),
+/// while the core is ready; returns whether to interrupt, and whether it stopped for host
+/// input (otherwise for want of chains).
+fn serve_chains<C: DeviceCore + ?Sized>(
+    queue: &mut Queue,
+    index: usize,
+    mem: &GuestMemory,
+    core: &Mutex<C>,
+) -> Result<(bool, bool), virtio_queue::Error> {
+    let batch_limit = lock(core).batch_limit().max(1);
+    let mut notify = false;
+    let mut waiting_for_host = false;
+    loop {
+        if !lock(core).ready(index) {
+            waiting_for_host = true;
+            break;
+        }
+        let Some(first) = queue.pop_descriptor_chain(mem) else {
+            break;
+        };
+        // One chain (the common case at low depth) goes without a batch's allocations.
+        let second = if batch_limit > 1 && lock(core).ready(index) {
+            queue.pop_descriptor_chain(mem)
+        } else {
+            None
+        };
+        let Some(second) = second else {
+            let head = first.head_index();
+            let used = lock(core).process(index, mem, first);
+            queue.add_used(mem, head, used)?;
+            notify |= queue.needs_notification(mem)?;
+            continue;
+        };
+        let mut chains = vec![first, second];
+        while chains.len() < batch_limit {
+            if !lock(core).ready(index) {
+                waiting_for_host = true;
+                break;
+            }
+            let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                break;
+            };
+            chains.push(chain);
+        }
+        let heads: Vec<u16> = chains.iter().map(DescriptorChain::head_index).collect();
+        let used = lock(core).process_batch(index, mem, chains);
+        for (i, &head) in heads.iter().enumerate() {
+            // A core that answered for fewer chains still returns them all (empty).
+            queue.add_used(mem, head, used.get(i).copied().unwrap_or(0))?;
+        }
+        notify |= queue.needs_notification(mem)?;
+        if waiting_for_host {
+            break;
+        }
+    }
+    Ok((notify, waiting_for_host))
+}
+
 /// Serves every available chain of `queue` with `core`, returning the chains to the used
 /// ring. Returns whether the driver wants an interrupt (always, unless `EVENT_IDX` says not).
 /// With `EVENT_IDX`, chains that arrive while notifications are re-enabled are served too.
@@ -325,68 +383,25 @@ pub fn serve_queue<C: DeviceCore + ?Sized>(
         return Ok(false);
     }
     let event_idx = queue.event_idx_enabled();
-    let batch_limit = lock(core).batch_limit().max(1);
     let spanning = lock(core).spans_chains(index);
     let mut notify = false;
     loop {
         if event_idx {
             queue.disable_notification(mem)?;
         }
-        let mut waiting_for_host = false;
-        if spanning {
+        let waiting_for_host = if spanning {
             let (more, stopped) = serve_spanning(queue, index, mem, core)?;
             notify |= more;
             match stopped {
-                Stopped::ForHost => waiting_for_host = true,
+                Stopped::ForHost => true,
                 Stopped::Starved if ring_on_next_post(queue, mem)? => continue,
                 Stopped::Starved => return Ok(notify),
             }
-        }
-        if !spanning {
-            loop {
-                if !lock(core).ready(index) {
-                    waiting_for_host = true;
-                    break;
-                }
-                let Some(first) = queue.pop_descriptor_chain(mem) else {
-                    break;
-                };
-                // One chain (the common case at low depth) goes without a batch's allocations.
-                let second = if batch_limit > 1 && lock(core).ready(index) {
-                    queue.pop_descriptor_chain(mem)
-                } else {
-                    None
-                };
-                let Some(second) = second else {
-                    let head = first.head_index();
-                    let used = lock(core).process(index, mem, first);
-                    queue.add_used(mem, head, used)?;
-                    notify |= queue.needs_notification(mem)?;
-                    continue;
-                };
-                let mut chains = vec![first, second];
-                while chains.len() < batch_limit {
-                    if !lock(core).ready(index) {
-                        waiting_for_host = true;
-                        break;
-                    }
-                    let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                        break;
-                    };
-                    chains.push(chain);
-                }
-                let heads: Vec<u16> = chains.iter().map(DescriptorChain::head_index).collect();
-                let used = lock(core).process_batch(index, mem, chains);
-                for (i, &head) in heads.iter().enumerate() {
-                    // A core that answered for fewer chains still returns them all (empty).
-                    queue.add_used(mem, head, used.get(i).copied().unwrap_or(0))?;
-                }
-                notify |= queue.needs_notification(mem)?;
-                if waiting_for_host {
-                    break;
-                }
-            }
-        }
+        } else {
+            let (more, for_host) = serve_chains(queue, index, mem, core)?;
+            notify |= more;
+            for_host
+        };
         if waiting_for_host {
             // The buffers left in the ring wait for host input, which calls us again:
             // re-checking the ring now would spin on them.
