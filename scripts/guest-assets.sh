@@ -62,6 +62,16 @@ busybox_root() { # dir
   done
 }
 
+module_root() { # dir module... : busybox with every applet, and the generic kernel's modules
+  # named (with what they need) in /lib/modules, their load order in /modules.order
+  local root=$1 mods=kernels/generic/modules
+  shift
+  busybox_root "$root"
+  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
+  "$SCRIPTS/module-order.py" "$mods" "$@" > "$root/modules.order"
+  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+}
+
 # The initramfs images are rebuilt whenever this script changes.
 stamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
 if [ "$(cat initrd.stamp 2>/dev/null)" != "$stamp" ]; then
@@ -90,12 +100,8 @@ fi
 
 if [ ! -f demo-initrd.cpio ]; then
   root=$(mktemp -d)
-  busybox_root "$root"
-  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
   # The display: virtio-gpu (framebuffer console) and virtio-input (keyboard, tablet).
-  mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_gpu virtio_input > "$root/modules.order"
-  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  module_root "$root" virtio_pci virtio_gpu virtio_input
   cat > "$root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -130,11 +136,7 @@ fi
 # kernel's virtio-pci, virtio-blk and virtio-rng modules, and an /init that exercises them.
 if [ ! -f virtio-initrd.cpio ]; then
   root=$(mktemp -d)
-  busybox_root "$root"
-  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
-  mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_blk virtio_rng virtio_console virtio_gpu virtio_input > "$root/modules.order"
-  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  module_root "$root" virtio_pci virtio_blk virtio_rng virtio_console virtio_gpu virtio_input
   cat > "$root/init" <<'INIT'
 #!/bin/sh
 # Exercises /dev/vda (writable), /dev/vdb (read-only) and /dev/hwrng, reporting markers.
@@ -229,11 +231,7 @@ fi
 cdstamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
 if [ ! -f cdrom-initrd.cpio ] || [ "$(cat cdrom.stamp 2>/dev/null)" != "$cdstamp" ]; then
   root=$(mktemp -d)
-  busybox_root "$root"
-  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
-  mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_scsi sr_mod isofs > "$root/modules.order"
-  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  module_root "$root" virtio_pci virtio_scsi sr_mod isofs
   cat > "$root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -288,11 +286,7 @@ fi
 netstamp=$(sha256sum "$SCRIPTS/guest-assets.sh" | cut -d' ' -f1)
 if [ ! -f net-initrd.cpio ] || [ "$(cat net.stamp 2>/dev/null)" != "$netstamp" ]; then
   root=$(mktemp -d)
-  busybox_root "$root"
-  "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
-  mods=kernels/generic/modules
-  "$SCRIPTS/module-order.py" "$mods" virtio_pci virtio_net > "$root/modules.order"
-  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  module_root "$root" virtio_pci virtio_net
   cat > "$root/udhcpc.script" <<'DHCP'
 #!/bin/sh
 # udhcpc's events: configure the interface from the lease (address, MTU, default route)

@@ -137,7 +137,7 @@ fn cpu_at_exit(mut child: Child) -> Duration {
 }
 
 /// One boot of the benchmark guest on `backend`: iperf3 up, then down.
-fn run(backend: Backend, initrd: &Path, seconds: u32) -> Measured {
+fn run(backend: Backend, assets: &Assets, initrd: &Path, seconds: u32) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("net.sock");
     let log = dir.path().join("backend.log");
@@ -148,6 +148,7 @@ fn run(backend: Backend, initrd: &Path, seconds: u32) -> Measured {
     let backend_child = backend.start(&socket, &[], &log);
     let mut qemu = backend
         .qemu(
+            assets,
             &socket,
             MAC,
             initrd,
@@ -215,8 +216,7 @@ fn env_number(name: &str, default: u32) -> u32 {
 }
 
 /// net-initrd.cpio with net-bench.cpio appended (the kernel unpacks both in turn).
-fn bench_initrd(dir: &Path) -> PathBuf {
-    let assets = Assets::get();
+fn bench_initrd(assets: &Assets, dir: &Path) -> PathBuf {
     let bench = assets.dir.join("net-bench.cpio");
     assert!(
         bench.exists(),
@@ -235,7 +235,8 @@ fn main() {
     let rounds = env_number("PHYLLOME_BENCH_ROUNDS", 5).max(1);
     let seconds = env_number("PHYLLOME_BENCH_SECONDS", 5).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let initrd = bench_initrd(dir.path());
+    let assets = Assets::get();
+    let initrd = bench_initrd(&assets, dir.path());
     println!(
         "network: iperf3 in a guest under QEMU TCG, {seconds} s each way, {rounds} rounds; \
          phyllome-vmm device net --passt (vhost-user) against QEMU's virtio-net on -netdev stream to passt"
@@ -248,7 +249,7 @@ fn main() {
                 order.reverse();
             }
             for backend in order {
-                let m = run(backend, &initrd, seconds);
+                let m = run(backend, &assets, &initrd, seconds);
                 println!(
                     "  round {} {:<12} up {:6.0} Mbit/s  down {:6.0} Mbit/s{}",
                     round + 1,

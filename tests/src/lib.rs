@@ -226,6 +226,29 @@ pub fn png_from_console(console: &str, name: &str) -> PathBuf {
     shot
 }
 
+/// The SHA-256 of `bytes` in hex, as `sha256sum` (coreutils) prints it: what guests print
+/// of what they read, compared with what the test gave them.
+pub fn sha256(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils) runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(bytes)
+        .expect("sha256sum reads its input");
+    let out = child.wait_with_output().expect("sha256sum ends");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Guest assets built (and cached) by `scripts/guest-assets.sh`.
 #[derive(Debug)]
 pub struct Assets {

@@ -147,17 +147,17 @@ impl Backend {
     }
 
     /// QEMU (software emulation, 256 MiB, serial on standard output, under a `limit` of
-    /// seconds) booting Debian's generic kernel with `initrd` and `cmdline` and a
+    /// seconds) booting Debian's generic kernel (from `assets`) with `initrd` and `cmdline` and a
     /// virtio-net-pci card with `mac` on this backend's `socket`.
     pub fn qemu(
         self,
+        assets: &crate::Assets,
         socket: &Path,
         mac: &str,
         initrd: &Path,
         cmdline: &str,
         limit: u32,
     ) -> Command {
-        let assets = crate::Assets::get();
         let mut qemu = Command::new("timeout");
         qemu.args(["-k", "10", &limit.to_string()])
             .args(["qemu-system-x86_64", "-accel", "tcg"])

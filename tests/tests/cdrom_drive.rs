@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use phyllome_tests::{vmm_binary, wait_for_path, Assets};
+use phyllome_tests::{sha256, vmm_binary, wait_for_path, Assets};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -103,21 +103,6 @@ impl Discs {
     fn iso(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.iso"))
     }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// Boots the CD guest with the drive `phyllome` (ours) or QEMU's own; changes the disc

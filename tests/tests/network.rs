@@ -16,7 +16,7 @@
 
 use phyllome_tests::desktop::Kill;
 use phyllome_tests::netns::{in_own_network, Backend, GATEWAY, HOST_ADDRESS};
-use phyllome_tests::{run_nested, vmm_binary, workspace, Assets, NestedEnd};
+use phyllome_tests::{run_nested, sha256, vmm_binary, workspace, Assets, NestedEnd};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -73,21 +73,6 @@ impl Received {
             first_line: String::from_utf8_lossy(line).into_owned(),
         }
     }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// 4 MiB of reproducible pseudo-random bytes (xorshift): what `/blob` serves.
@@ -246,6 +231,7 @@ fn run_guest(backend: Backend, blob: &Arc<Vec<u8>>, assets: &Assets) -> Run {
 
     let mut backend_child = Kill(backend.start(&socket, &[(HOST_PORT, GUEST_PORT)], &backend_log));
     let mut qemu = backend.qemu(
+        assets,
         &socket,
         MAC,
         &assets.dir.join("net-initrd.cpio"),
@@ -397,8 +383,9 @@ fn check(run: &Run, blob: &[u8], label: &str) {
     assert!(console.contains("PHYLLOME-NET-TEST-DONE"), "{context}");
 }
 
-#[test]
-fn linux_gets_a_lease_fetches_uploads_and_answers_a_forward_on_our_vhost_user_net_with_passt() {
+/// The guest on `backend`, in a network namespace of its own; what it saw, and the blob
+/// it was served.
+fn run_in_own_network(backend: Backend) -> (Run, Arc<Vec<u8>>) {
     // Built (or fetched: apt-get download) before the namespace, where no network is.
     let assets = Assets::get();
     let blob = Arc::new(blob());
@@ -408,9 +395,15 @@ fn linux_gets_a_lease_fetches_uploads_and_answers_a_forward_on_our_vhost_user_ne
             let _one = ONE_QEMU_AT_A_TIME
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            run_guest(Backend::Phyllome, &blob, &assets)
+            run_guest(backend, &blob, &assets)
         })
     };
+    (run, blob)
+}
+
+#[test]
+fn linux_gets_a_lease_fetches_uploads_and_answers_a_forward_on_our_vhost_user_net_with_passt() {
+    let (run, blob) = run_in_own_network(Backend::Phyllome);
     check(&run, &blob, "phyllome-vmm device net --passt (vhost-user)");
     // QEMU has left: the backend exits 0, and its passt with it (the forwarded port closes).
     let status = run.backend_status.unwrap_or_else(|| {
@@ -432,18 +425,7 @@ fn linux_gets_a_lease_fetches_uploads_and_answers_a_forward_on_our_vhost_user_ne
 
 #[test]
 fn the_same_guest_test_passes_against_qemus_own_virtio_net_on_passt() {
-    // Built (or fetched: apt-get download) before the namespace, where no network is.
-    let assets = Assets::get();
-    let blob = Arc::new(blob());
-    let run = {
-        let blob = Arc::clone(&blob);
-        in_own_network(move || {
-            let _one = ONE_QEMU_AT_A_TIME
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            run_guest(Backend::QemuOnPasst, &blob, &assets)
-        })
-    };
+    let (run, blob) = run_in_own_network(Backend::QemuOnPasst);
     check(
         &run,
         &blob,
