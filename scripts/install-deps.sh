@@ -27,6 +27,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   xvfb xauth x11-utils xdotool imagemagick dbus dbus-x11 libgl1-mesa-dri xorriso \
   libdbus-1-dev libvirglrenderer-dev libdrm-dev libegl1 libegl-mesa0 libgles-dev libgbm-dev debootstrap at-spi2-core python3-pyatspi python3-dbus python3-gi \
   fio ovmf grub-efi-amd64-bin grub-common mtools dosfstools fdisk efibootmgr \
-  passt iperf3 iproute2
+  passt iperf3 iproute2 alsa-utils clang libclang-dev
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
-  qemu-system-x86 qemu-system-data qemu-utils
+  qemu-system-x86 qemu-system-data qemu-system-gui qemu-utils \
+  pipewire pipewire-bin wireplumber libpipewire-0.3-dev libspa-0.2-dev

@@ -29,6 +29,10 @@ pub enum VmCommand {
     Reset,
     /// Type bytes into the first serial port.
     SerialInput(Vec<u8>),
+    /// Let the sound card's capture hear the host's microphone, or not (the guest then
+    /// records silence). Taking leave back silences a running recording at once; leave
+    /// given reaches the guest's next recording.
+    Microphone(bool),
     /// A key pressed (`down`) or released on the virtio keyboard, by evdev code.
     Key {
         /// evdev key code (`KEY_A` is 30).

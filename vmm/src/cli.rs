@@ -135,6 +135,22 @@ pub enum DeviceCommand {
         #[arg(long)]
         forward: Vec<crate::network::Forward>,
     },
+    /// A virtio-snd sound card playing and recording through the PipeWire of the calling
+    /// environment, for QEMU's `vhost-user-snd-pci`.
+    Snd {
+        /// The vhost-user socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Where the sound goes: pipewire, or none (a silent card).
+        #[arg(long, default_value = "pipewire")]
+        sound: crate::config::SoundBackend,
+        /// Let the guest hear the host's microphone (without it, it records silence).
+        #[arg(long)]
+        microphone: bool,
+        /// The name the sound server shows for the streams ("Phyllome: NAME").
+        #[arg(long, default_value = "VM")]
+        name: String,
+    },
     /// A virtio-rng entropy source.
     Rng {
         /// The vhost-user socket to listen on.
@@ -167,7 +183,7 @@ pub enum DisplayAction {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A VM definition (TOML); the other options are then not allowed.
-    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "cdrom", "vhost_user", "net"])]
+    #[arg(long, conflicts_with_all = ["kernel", "firmware", "initrd", "cmdline", "cpus", "memory", "no_reboot", "serial", "disk", "cdrom", "vhost_user", "net", "sound", "microphone"])]
     pub config: Option<PathBuf>,
     /// Kernel: bzImage, ELF vmlinux, or an ELF with a PVH entry note.
     #[arg(long, required_unless_present_any = ["config", "firmware"], conflicts_with = "firmware")]
@@ -203,7 +219,7 @@ pub struct RunArgs {
     /// sr0, sr1, ...). The firmware boots installer discs from it.
     #[arg(long)]
     pub cdrom: Vec<crate::config::CdromConfig>,
-    /// A device served by another process: KIND,socket=PATH with KIND blk, rng, console, scsi or net (repeatable).
+    /// A device served by another process: KIND,socket=PATH with KIND blk, rng, console, scsi, net or snd (repeatable).
     #[arg(long)]
     pub vhost_user: Vec<crate::config::VhostUserConfig>,
     /// The network: `passt` (user-mode networking through passt, with
@@ -226,6 +242,13 @@ pub struct RunArgs {
     /// A virtio keyboard and tablet.
     #[arg(long)]
     pub input: bool,
+    /// A virtio-snd sound card: pipewire (the desktop's sound) or none (silent).
+    #[arg(long)]
+    pub sound: Option<crate::config::SoundBackend>,
+    /// Let the sound card's capture hear the host's microphone (otherwise the guest
+    /// records silence).
+    #[arg(long, requires = "sound")]
+    pub microphone: bool,
     /// Write the display's latest frame to this PNG file (needs --gpu).
     #[arg(long, requires = "gpu")]
     pub dump_scanout: Option<PathBuf>,
@@ -264,6 +287,8 @@ impl RunArgs {
         c.devices.rng = self.rng;
         c.devices.console = self.console.clone();
         c.devices.input = self.input;
+        c.devices.sound = self.sound;
+        c.devices.microphone = self.microphone;
         c.devices.gpu = self.gpu.clone().map(|mut g| {
             g.dump_scanout = self.dump_scanout.clone();
             g.display_socket = self.display_socket.clone();
@@ -469,6 +494,34 @@ mod tests {
         ])
         .is_ok());
         assert!(parse(&["device", "console", "--socket", "/s", "--output", "printer"]).is_err());
+        assert!(matches!(
+            parse(&["device", "snd", "--socket", "/s", "--microphone"])
+                .unwrap()
+                .command,
+            Command::Device(DeviceCommand::Snd {
+                sound: crate::config::SoundBackend::Pipewire,
+                microphone: true,
+                ..
+            })
+        ));
+        assert!(parse(&["device", "snd", "--socket", "/s", "--sound", "alsa"]).is_err());
+    }
+
+    #[test]
+    fn sound_flags_become_the_config() {
+        let Command::Run(run) = parse(&["run", "--kernel", "k", "--sound", "none", "--microphone"])
+            .unwrap()
+            .command
+        else {
+            panic!("not run");
+        };
+        let c = run.to_config().unwrap();
+        assert_eq!(c.devices.sound, Some(crate::config::SoundBackend::None));
+        assert!(c.devices.microphone);
+        let err = parse(&["run", "--kernel", "k", "--microphone"]).unwrap_err();
+        assert!(err.to_string().contains("--sound"), "{err}");
+        let err = parse(&["run", "--kernel", "k", "--sound", "loud"]).unwrap_err();
+        assert!(err.to_string().contains("pipewire"), "{err}");
     }
 
     #[test]

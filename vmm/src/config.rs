@@ -255,6 +255,8 @@ pub enum VhostUserKind {
     Scsi,
     /// virtio-net (a network card).
     Net,
+    /// virtio-snd (a sound card).
+    Snd,
 }
 
 impl VhostUserKind {
@@ -266,6 +268,7 @@ impl VhostUserKind {
             Self::Console => 3,
             Self::Scsi => 8,
             Self::Net => 1,
+            Self::Snd => crate::devices::virtio::snd::protocol::DEVICE_ID,
         }
     }
 
@@ -278,6 +281,8 @@ impl VhostUserKind {
             Self::Scsi => 36,
             // mac, status, max_virtqueue_pairs, mtu (`net::CONFIG_LEN`).
             Self::Net => 12,
+            // jacks, streams, chmaps.
+            Self::Snd => 12,
         }
     }
 }
@@ -303,9 +308,10 @@ impl FromStr for VhostUserConfig {
             "console" => VhostUserKind::Console,
             "scsi" => VhostUserKind::Scsi,
             "net" => VhostUserKind::Net,
+            "snd" => VhostUserKind::Snd,
             other => {
                 return Err(format!(
-                    "'{other}' is not a vhost-user device kind; use blk, rng, console, scsi or net"
+                    "'{other}' is not a vhost-user device kind; use blk, rng, console, scsi, net or snd"
                 ))
             }
         };
@@ -427,6 +433,37 @@ pub struct DevicesConfig {
     /// A virtio keyboard and tablet, fed by [`crate::VmCommand::Key`] and its siblings.
     #[serde(default)]
     pub input: bool,
+    /// A virtio-snd sound card and where its sound goes; none without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<SoundBackend>,
+    /// Whether the sound card's capture hears the host's microphone (otherwise the guest
+    /// records silence); changed while running with [`crate::VmCommand::Microphone`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub microphone: bool,
+}
+
+/// Where a VM's sound goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SoundBackend {
+    /// The desktop's PipeWire (silent, with a warning, where there is none).
+    Pipewire,
+    /// Nowhere: the card works and is silent, and records silence.
+    None,
+}
+
+impl FromStr for SoundBackend {
+    type Err = String;
+    /// `pipewire` or `none`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pipewire" => Ok(Self::Pipewire),
+            "none" => Ok(Self::None),
+            _ => Err(format!(
+                "'{s}' is not a sound backend; use pipewire (the desktop's sound) or none (a silent card)"
+            )),
+        }
+    }
 }
 
 /// The virtio-gpu display.
@@ -863,6 +900,24 @@ readonly = true
     fn round_trips_through_toml() {
         let c = VmConfig::from_toml(GOOD).expect("valid");
         assert_eq!(VmConfig::from_toml(&c.to_toml()).expect("round trip"), c);
+    }
+
+    #[test]
+    fn sound_is_a_device_with_a_backend_and_a_microphone_setting() {
+        let base = "version = 1\n[boot]\nkernel = \"k\"\n[devices]\n";
+        let c = VmConfig::from_toml(&format!("{base}sound = \"pipewire\"\nmicrophone = true\n"))
+            .expect("valid");
+        assert_eq!(c.devices.sound, Some(SoundBackend::Pipewire));
+        assert!(c.devices.microphone);
+        assert_eq!(VmConfig::from_toml(&c.to_toml()).expect("round trip"), c);
+        let none = VmConfig::from_toml(base).expect("valid");
+        assert_eq!((none.devices.sound, none.devices.microphone), (None, false));
+        assert!(
+            !none.to_toml().contains("sound"),
+            "no card, nothing written"
+        );
+        let err = VmConfig::from_toml(&format!("{base}sound = \"alsa\"\n")).unwrap_err();
+        assert!(err.to_string().contains("sound"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::devices::virtio::blk::{Block, Disk};
 use crate::devices::virtio::console::endpoint::{self, ConsoleEndpoint};
 use crate::devices::virtio::rng::Rng;
 use crate::devices::virtio::scsi::{Drive, Scsi};
+use crate::devices::virtio::snd::{self, Snd};
 use crate::media;
 use crate::network::card::{NetworkCard, Notice};
 use crate::network::passt::PasstOptions;
@@ -66,6 +67,18 @@ pub fn device(device: DeviceCommand) -> ExitCode {
             let block = Block::new(disk, &id, queues)
                 .with_poll_window(std::time::Duration::from_micros(poll_us));
             vhost_user::serve("phyllome-blk", block, &socket)
+        }
+        DeviceCommand::Snd {
+            socket,
+            sound,
+            microphone,
+            name,
+        } => {
+            let mic = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(microphone));
+            match Snd::new(snd::backend_for(sound, &name, mic)) {
+                Ok(card) => vhost_user::serve("phyllome-snd", card, &socket),
+                Err(e) => return fail(&e),
+            }
         }
         DeviceCommand::Rng { socket, rate } => {
             vhost_user::serve("phyllome-rng", Rng::new(rate), &socket)

@@ -42,6 +42,7 @@ use crate::devices::virtio::pci as pci_transport;
 use crate::devices::virtio::pci::{Doorbells, LocalEngine, QueueEngine, TransportError, VirtioPci};
 use crate::devices::virtio::rng::{Rng, DEFAULT_BYTES_PER_SEC};
 use crate::devices::virtio::shm::MemorySlots;
+use crate::devices::virtio::snd::{self, Snd};
 use crate::devices::virtio::DeviceCore;
 use crate::exit::{exit_channel_with, ExitReceiver, ExitRequest, ExitSender};
 use crate::firmware_link::KeySink;
@@ -59,6 +60,7 @@ use kvm_bindings::{
     KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VmFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -235,6 +237,9 @@ struct Blueprint {
     drives: crate::media::Drives,
     /// The network card and the passt behind it, kept across reboots.
     network: Option<(NetworkCard, SharedCore)>,
+    /// The sound card (its sound server connection outlives reboots) and whether its
+    /// capture may hear the microphone.
+    sound: Option<(SharedCore, Arc<AtomicBool>)>,
 }
 
 /// The current machine's PS/2 keyboard, replaced with each machine.
@@ -815,6 +820,9 @@ fn attach_pci(
         add(Box::new(LocalEngine::shared(net.clone())))?;
     }
     let mut local: Vec<LocalEngine> = Vec::new();
+    if let Some((card, _)) = &bp.sound {
+        local.push(LocalEngine::shared(card.clone()));
+    }
     if bp.config.devices.rng {
         local.push(LocalEngine::new(Box::new(Rng::new(DEFAULT_BYTES_PER_SEC))));
     }
@@ -1003,7 +1011,18 @@ impl Vm {
             }
             _ => None,
         };
+        let sound = match config.devices.sound {
+            Some(kind) => {
+                let mic = Arc::new(AtomicBool::new(config.devices.microphone));
+                let card = Snd::new(snd::backend_for(kind, &config.name, mic.clone()))
+                    .map_err(os("sound card"))?;
+                let card: SharedCore = Arc::new(Mutex::new(Box::new(card)));
+                Some((card, mic))
+            }
+            None => None,
+        };
         let blueprint = Blueprint {
+            sound,
             network,
             drives,
             _display_server: display_server,
@@ -1244,6 +1263,12 @@ impl Control {
                     self.events.send(VmEvent::Error(e.to_string()));
                 }
             }
+            VmCommand::Microphone(allowed) => match &self.blueprint.sound {
+                Some((_, mic)) => mic.store(allowed, Ordering::Relaxed),
+                None => self.events.send(VmEvent::Error(
+                    "This VM has no sound card to record with.".into(),
+                )),
+            },
             VmCommand::SerialInput(bytes) => {
                 let taken = lock(&machine.serial).enqueue(&bytes);
                 if taken < bytes.len() {

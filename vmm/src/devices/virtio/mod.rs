@@ -17,6 +17,7 @@ pub mod poll;
 pub mod rng;
 pub mod scsi;
 pub mod shm;
+pub mod snd;
 
 use crate::devices::bus::lock;
 use crate::memory::GuestMemory;
