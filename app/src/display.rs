@@ -41,6 +41,9 @@ pub struct DisplayInit {
     /// Where to keep a small picture of the last frame (the library's thumbnail), written
     /// when the display goes away.
     pub thumbnail: Option<PathBuf>,
+    /// Whether the VM may hear the microphone; none when it has no sound card (the header's
+    /// microphone button is then hidden).
+    pub microphone: Option<bool>,
 }
 
 /// Messages to the window.
@@ -88,6 +91,8 @@ pub enum DisplayInput {
     GraphicsStopped,
     /// The guest restarted: attach again if the display was gone.
     Rebooted,
+    /// The header's microphone button: whether the VM may hear the microphone.
+    Microphone(bool),
 }
 
 /// What the window asks of its owner.
@@ -98,6 +103,8 @@ pub enum DisplayOutput {
     /// The window is gone: the owner may drop this component now, and not before (GTK
     /// still notifies the window's handlers while it is torn down).
     Closed,
+    /// Let the VM hear the microphone, or not.
+    Microphone(bool),
 }
 
 /// The window's state.
@@ -106,6 +113,8 @@ pub struct Display {
     socket: PathBuf,
     name: String,
     thumbnail: Option<PathBuf>,
+    /// Whether the VM may hear the microphone (none: no sound card).
+    microphone: Option<bool>,
     screen: GuestScreen,
     has_picture: bool,
     status: Option<String>,
@@ -321,6 +330,27 @@ impl SimpleComponent for Display {
                         set_focus_on_click: false,
                         connect_clicked => DisplayInput::ToggleFullscreen,
                     },
+                    pack_end = &gtk::ToggleButton {
+                        #[watch]
+                        set_visible: model.microphone.is_some(),
+                        set_active: model.microphone == Some(true),
+                        #[watch]
+                        set_icon_name: if model.microphone == Some(true) {
+                            "microphone-sensitive-symbolic"
+                        } else {
+                            "microphone-disabled-symbolic"
+                        },
+                        #[watch]
+                        set_tooltip_text: Some(&tr(if model.microphone == Some(true) {
+                            "display-microphone-on"
+                        } else {
+                            "display-microphone-off"
+                        })),
+                        set_focus_on_click: false,
+                        connect_toggled[sender] => move |b| {
+                            sender.input(DisplayInput::Microphone(b.is_active()));
+                        },
+                    },
                 },
                 gtk::Overlay {
                     set_vexpand: true,
@@ -394,6 +424,7 @@ impl SimpleComponent for Display {
             socket: init.socket.clone(),
             name: init.name,
             thumbnail: init.thumbnail,
+            microphone: init.microphone,
             screen,
             has_picture: false,
             status: Some(tr("display-connecting")),
@@ -543,6 +574,12 @@ impl SimpleComponent for Display {
                 self.graphics_stopped = true;
                 self.status = Some(tr("display-gpu-stopped"));
                 self.detail = tr("display-gpu-stopped-detail");
+            }
+            DisplayInput::Microphone(on) => {
+                if self.microphone.is_some() && self.microphone != Some(on) {
+                    self.microphone = Some(on);
+                    let _ = sender.output(DisplayOutput::Microphone(on));
+                }
             }
             DisplayInput::Rebooted => {
                 if self.writer_gone() || self.graphics_stopped {

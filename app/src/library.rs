@@ -102,8 +102,10 @@ pub enum LibraryMsg {
     QuitConfirmed(bool),
     /// Show a short message.
     Toast(String),
-    /// A disc change for this running VM (from its settings, or a toast's Force Eject).
-    Disc(PathBuf, VmCommand),
+    /// A change for this running VM (from its settings, a toast's Force Eject).
+    Live(PathBuf, VmCommand),
+    /// The display window's microphone button: saved in the definition, and made at once.
+    Microphone(PathBuf, bool),
 }
 
 /// The library.
@@ -216,6 +218,23 @@ impl Library {
             "vm-disc-ejected",
             &[("name", &name), ("number", &(drive + 1).to_string())],
         ));
+        self.reload();
+    }
+
+    /// The display window's microphone button: the definition keeps the choice for the
+    /// next start, and the running VM follows it now.
+    fn microphone(&mut self, dir: &Path, on: bool) {
+        let Some(mut config) = self.config(dir).cloned() else {
+            return;
+        };
+        config.devices.microphone = on;
+        if let Some(store) = self.store().cloned() {
+            if let Err(e) = store.save(dir, &config) {
+                self.toast(&crate::messages::store_error(&e));
+                return;
+            }
+        }
+        self.send(dir, VmCommand::Microphone(on));
         self.reload();
     }
 
@@ -425,12 +444,16 @@ impl Library {
                 socket: runner::display_socket(dir),
                 name,
                 thumbnail: Some(dir.join(THUMBNAIL)),
+                microphone: self
+                    .config(dir)
+                    .and_then(|c| c.devices.sound.map(|_| c.devices.microphone)),
             })
             .forward(sender.input_sender(), {
                 let dir = dir.to_owned();
                 move |asked| match asked {
                     DisplayOutput::Restart => LibraryMsg::Restart(dir.clone()),
                     DisplayOutput::Closed => LibraryMsg::DisplayClosed(dir.clone(), id),
+                    DisplayOutput::Microphone(on) => LibraryMsg::Microphone(dir.clone(), on),
                 }
             });
         controller
@@ -517,7 +540,7 @@ impl Library {
                 let s = sender.input_sender().clone();
                 let d = dir.clone();
                 t.connect_button_clicked(move |_| {
-                    s.emit(LibraryMsg::Disc(
+                    s.emit(LibraryMsg::Live(
                         d.clone(),
                         VmCommand::EjectDisc { drive, force: true },
                     ));
@@ -897,7 +920,7 @@ impl SimpleComponent for Library {
                     })
                     .forward(sender.input_sender(), move |o| match o {
                         SettingsOutput::Saved => LibraryMsg::Reload,
-                        SettingsOutput::Disc(command) => LibraryMsg::Disc(dir.clone(), command),
+                        SettingsOutput::Live(command) => LibraryMsg::Live(dir.clone(), command),
                     });
                 self.settings = Some(settings);
                 return;
@@ -979,8 +1002,12 @@ impl SimpleComponent for Library {
                 self.toast(&text);
                 return;
             }
-            LibraryMsg::Disc(dir, command) => {
+            LibraryMsg::Live(dir, command) => {
                 self.send(&dir, command);
+                return;
+            }
+            LibraryMsg::Microphone(dir, on) => {
+                self.microphone(&dir, on);
                 return;
             }
         }

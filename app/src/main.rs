@@ -40,6 +40,8 @@ fn main() -> ExitCode {
                 socket: path.into(),
                 name,
                 thumbnail: None,
+                // A bare viewer has no VM handle to tell: no microphone button.
+                microphone: None,
             });
         }
         [flag] if flag == "--help" || flag == "-h" => usage(),

@@ -10,7 +10,7 @@ use crate::iso::Detected;
 use crate::resources::Resources;
 use phyllome_vmm::config::{
     AboutConfig, BootConfig, CdromConfig, DiskConfig, GpuConfig, MachineConfig, Renderer,
-    CONFIG_VERSION,
+    SoundBackend, CONFIG_VERSION,
 };
 use phyllome_vmm::devices::virtio::blk::disk::create_image;
 use phyllome_vmm::devices::virtio::blk::ImageFormat;
@@ -206,6 +206,8 @@ impl NewVm {
         });
         c.devices.input = true;
         c.devices.rng = true;
+        // Sound plays through the desktop; the microphone waits until the user allows it.
+        c.devices.sound = Some(SoundBackend::Pipewire);
         if let Some(mac) = self.network {
             c.network = NetworkConfig {
                 mode: NetMode::Passt,

@@ -17,6 +17,7 @@ use relm4::prelude::*;
 use std::path::PathBuf;
 
 mod network;
+mod sound;
 
 /// What the window opens on.
 #[derive(Debug)]
@@ -66,6 +67,10 @@ pub enum SettingsMsg {
     Network(bool),
     /// The forwarded ports' text, applied.
     Forwards(String),
+    /// The sound card's switch.
+    Sound(bool),
+    /// The microphone's switch.
+    Microphone(bool),
     /// The boot entries' apply buttons.
     Boot,
 }
@@ -75,8 +80,8 @@ pub enum SettingsMsg {
 pub enum SettingsOutput {
     /// The definition changed on disk.
     Saved,
-    /// A disc change for the running VM.
-    Disc(VmCommand),
+    /// A change for the running VM too (a disc, the microphone).
+    Live(VmCommand),
 }
 
 /// The settings window.
@@ -93,6 +98,8 @@ pub struct Settings {
     /// The VM runs now: disc changes go to it too.
     running: bool,
     forwards: adw::EntryRow,
+    /// The microphone's row, usable only with a sound card.
+    microphone: adw::ActionRow,
     kernel: adw::EntryRow,
     initrd: adw::EntryRow,
     cmdline: adw::EntryRow,
@@ -229,12 +236,23 @@ impl Settings {
         self.chooser = Some(chooser);
     }
 
-    /// Saves a disc change and, while the VM runs, makes it there too.
+    /// Saves a change and, while the VM runs, makes it there too; whether it was saved.
+    fn apply_live(
+        &mut self,
+        changed: VmConfig,
+        live: VmCommand,
+        sender: &ComponentSender<Self>,
+    ) -> bool {
+        let saved = self.apply(changed, sender);
+        if saved && self.running {
+            let _ = sender.output(SettingsOutput::Live(live));
+        }
+        saved
+    }
+
+    /// Saves a disc change, live too, and shows the drives again.
     fn change_disc(&mut self, changed: VmConfig, live: VmCommand, sender: &ComponentSender<Self>) {
-        if self.apply(changed, sender) {
-            if self.running {
-                let _ = sender.output(SettingsOutput::Disc(live));
-            }
+        if self.apply_live(changed, live, sender) {
             self.show_drives(sender);
         }
     }
@@ -407,6 +425,16 @@ impl SimpleComponent for Settings {
         );
         window.add(&net.page);
 
+        let s = sender.input_sender().clone();
+        let t = sender.input_sender().clone();
+        let sound = sound::page(
+            &c.devices,
+            init.running,
+            move |on| s.emit(SettingsMsg::Sound(on)),
+            move |on| t.emit(SettingsMsg::Microphone(on)),
+        );
+        window.add(&sound.page);
+
         // Boot.
         let boot_page = adw::PreferencesPage::new();
         boot_page.set_title(&tr("settings-boot"));
@@ -467,6 +495,7 @@ impl SimpleComponent for Settings {
             drive_rows: Vec::new(),
             running: init.running,
             forwards: net.forwards,
+            microphone: sound.microphone,
             kernel,
             initrd,
             cmdline,
@@ -604,6 +633,16 @@ impl SimpleComponent for Settings {
                     c.network.mac = Some(Mac::random());
                 }
                 self.apply(c, &sender);
+            }
+            SettingsMsg::Sound(on) => {
+                c.devices = sound::with_sound(&c.devices, on);
+                if self.apply(c, &sender) {
+                    self.microphone.set_sensitive(on);
+                }
+            }
+            SettingsMsg::Microphone(on) => {
+                c.devices.microphone = on;
+                self.apply_live(c, VmCommand::Microphone(on), &sender);
             }
             SettingsMsg::Forwards(text) => match network::parse_forwards(&text) {
                 Ok(forwards) => {
