@@ -11,11 +11,30 @@
 #   net-initrd.cpio           busybox /init: DHCP, HTTP and TCP both ways on virtio-net (test guest)
 #   net-bench.cpio            iperf3 and /bench, appended to net-initrd.cpio by the network benchmark
 #
+# Sets built only when named as arguments (`guest-assets.sh sound`), as they download more:
+#
+#   sound                     the virtio-snd test guest:
+#     kernels/backports/vmlinuz   bookworm-backports' 6.12 kernel (Debian 12's 6.1 has no
+#                                 CONFIG_SND_VIRTIO), modules/ with modules.dep, version
+#     sound-initrd.cpio           busybox /init: loads virtio_snd and what it needs, then plays
+#                                 a 440 Hz tone (phyllome.sound=play), records
+#                                 (phyllome.sound=record: the capture goes to the serial
+#                                 console in base64) or both at once (phyllome.sound=duplex)
+#                                 with alsa-utils' aplay and arecord on hw:0,0
+#
 # Prints the asset folder on standard output, as its last and only line (everything else
 # the script and its tools print goes to standard error). Safe to run again: finished
 # parts are kept.
 set -euo pipefail
 exec 3>&1 1>&2
+
+SOUND=
+for set in "$@"; do
+  case "$set" in
+  sound) SOUND=1 ;;
+  *) echo "guest-assets: no asset set named $set (there is: sound)" >&2; exit 2 ;;
+  esac
+done
 
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 CACHE="${PHYLLOME_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/phyllome/assets}"
@@ -64,12 +83,23 @@ busybox_root() { # dir
 
 module_root() { # dir module... : busybox with every applet, and the generic kernel's modules
   # named (with what they need) in /lib/modules, their load order in /modules.order
-  local root=$1 mods=kernels/generic/modules
-  shift
+  kernel_module_root generic "$@"
+}
+
+kernel_module_root() { # flavour dir module... : as module_root, with that kernel's modules;
+  # xz-compressed ones (.ko.xz) are stored decompressed: busybox's insmod loads a .ko.xz only
+  # after the kernel has refused it, with an "Invalid ELF header magic" error on the console
+  local mods=kernels/$1/modules root=$2
+  shift 2
   busybox_root "$root"
   "$BUSYBOX" --list | while read -r a; do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
-  "$SCRIPTS/module-order.py" "$mods" "$@" > "$root/modules.order"
-  while read -r m; do mkdir -p "$root/lib/modules/$(dirname "$m")"; cp "$mods/$m" "$root/lib/modules/$m"; done < "$root/modules.order"
+  "$SCRIPTS/module-order.py" "$mods" "$@" | while read -r m; do
+    mkdir -p "$root/lib/modules/$(dirname "$m")"
+    case "$m" in
+    *.xz) xz -dc "$mods/$m" > "$root/lib/modules/${m%.xz}"; echo "${m%.xz}" ;;
+    *) cp "$mods/$m" "$root/lib/modules/$m"; echo "$m" ;;
+    esac
+  done > "$root/modules.order"
 }
 
 # The initramfs images are rebuilt whenever this script changes.
@@ -400,6 +430,84 @@ BENCH
   chmod +x "$root/bench"
   make_cpio "$root" net-bench.cpio
   echo "$benchstamp" > net-bench.stamp
+  rm -rf "$root"
+fi
+
+# The virtio-snd test guest (only with `sound`): bookworm-backports' kernel, whose virtio_snd
+# is a module, and alsa-utils' aplay and arecord with their libraries and /usr/share/alsa.
+# phyllome.sound=play plays /tone.wav (440 Hz, S16_LE, 48 kHz, stereo, 4 s, half of full
+# scale) on hw:0,0; phyllome.sound=record records 4 s in that format and writes it to the
+# console in base64 between PHYLLOME-SOUND-CAPTURE-BEGIN and -END lines (the kernel's own
+# messages are silenced first so that none lands in it); phyllome.sound=duplex does both at
+# once. Each prints PHYLLOME-SOUND-...-START and -END lines, the latter with aplay's or
+# arecord's exit status, and the guest's uptime at each.
+if [ -n "$SOUND" ]; then
+  fetch_kernel backports linux-image-amd64/bookworm-backports
+fi
+if [ -n "$SOUND" ] && [ ! -f sound-initrd.cpio ]; then
+  need aplay; need arecord
+  root=$(mktemp -d)
+  kernel_module_root backports "$root" virtio_snd
+  for tool in aplay arecord; do
+    cp "$(command -v $tool)" "$root/usr/bin/$tool"
+    ldd "$(command -v $tool)" | grep -o '/[^ ]*' | while read -r lib; do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+  mkdir -p "$root/usr/share"
+  cp -r /usr/share/alsa "$root/usr/share/alsa"
+  /usr/bin/python3 - "$root/tone.wav" <<'TONE'
+import math, struct, sys, wave
+rate, seconds, freq, amplitude = 48000, 4, 440.0, 16384
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(2)
+    w.setsampwidth(2)
+    w.setframerate(rate)
+    frames = bytearray()
+    for i in range(rate * seconds):
+        v = round(amplitude * math.sin(2 * math.pi * freq * i / rate))
+        frames += struct.pack("<hh", v, v)
+    w.writeframes(bytes(frames))
+TONE
+  cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /lib/modules/$m || echo "PHYLLOME-INSMOD-FAILED $m"; done
+up() { cut -d' ' -f1 /proc/uptime; }
+for i in $(seq 50); do [ -e /dev/snd/pcmC0D0p ] || [ -e /dev/snd/pcmC0D0c ] && break; sleep 0.1; done
+echo "PHYLLOME-SOUND-CARD=$(head -n 1 /proc/asound/cards 2>/dev/null)"
+sed 's/^/PHYLLOME-SOUND-PCM=/' /proc/asound/pcm 2>/dev/null
+echo "PHYLLOME-SOUND-DEVICES=$(ls /dev/snd 2>/dev/null | tr '\n' ' ')"
+play() {
+  echo "PHYLLOME-SOUND-PLAY-START at $(up)"
+  aplay -q -D hw:0,0 /tone.wav
+  echo "PHYLLOME-SOUND-PLAY-END status=$? at $(up)"
+}
+record() {
+  echo "PHYLLOME-SOUND-RECORD-START at $(up)"
+  arecord -q -D hw:0,0 -f S16_LE -r 48000 -c 2 -d 4 -t raw /tmp/capture.raw
+  echo "PHYLLOME-SOUND-RECORD-END status=$? bytes=$(wc -c < /tmp/capture.raw) at $(up)"
+}
+send_capture() {
+  echo 1 > /proc/sys/kernel/printk
+  echo PHYLLOME-SOUND-CAPTURE-BEGIN
+  base64 /tmp/capture.raw
+  echo PHYLLOME-SOUND-CAPTURE-END
+}
+case "$(sed -n 's/.*phyllome\.sound=\([a-z]*\).*/\1/p' /proc/cmdline)" in
+play) play ;;
+record) record; send_capture ;;
+duplex) play & record; wait; send_capture ;;
+*) echo "PHYLLOME-SOUND-NO-TASK: phyllome.sound= play, record or duplex" ;;
+esac
+echo "PHYLLOME-SOUND-DONE at $(up)"
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  make_cpio "$root" sound-initrd.cpio
   rm -rf "$root"
 fi
 

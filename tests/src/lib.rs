@@ -5,6 +5,7 @@ pub mod desktop;
 pub mod gpu_guest;
 pub mod netns;
 pub mod processes;
+pub mod sound;
 pub mod ui;
 
 use std::path::{Path, PathBuf};
@@ -110,7 +111,21 @@ pub fn gl_guest_assets() -> PathBuf {
 /// When the script fails, or its last line is not a folder (a tool's chatter on standard
 /// output once became the "folder" on fresh machines).
 pub fn run_asset_script(script: &str, cache_home: Option<&Path>) -> (PathBuf, String) {
+    run_asset_script_with(script, &[], cache_home)
+}
+
+/// [`run_asset_script`] with arguments (`guest-assets.sh sound`: the optional asset sets
+/// to build as well).
+///
+/// # Panics
+/// As [`run_asset_script`].
+pub fn run_asset_script_with(
+    script: &str,
+    args: &[&str],
+    cache_home: Option<&Path>,
+) -> (PathBuf, String) {
     let mut cmd = Command::new(workspace().join("scripts").join(script));
+    cmd.args(args);
     if let Some(home) = cache_home {
         cmd.env("XDG_CACHE_HOME", home)
             .env_remove("PHYLLOME_ASSETS");
@@ -259,12 +274,18 @@ pub struct Assets {
 impl Assets {
     /// Builds the assets if needed and returns their folder.
     pub fn get() -> Self {
+        Self::with_sets(&[])
+    }
+
+    /// Builds the assets and the optional sets named (see `scripts/guest-assets.sh`: "sound")
+    /// if needed, and returns their folder.
+    pub fn with_sets(sets: &[&str]) -> Self {
         Self {
-            dir: run_asset_script("guest-assets.sh", None).0,
+            dir: run_asset_script_with("guest-assets.sh", sets, None).0,
         }
     }
 
-    /// A kernel: "cloud" or "generic".
+    /// A kernel: "cloud" or "generic" (or "backports", with the "sound" set).
     pub fn kernel(&self, flavour: &str) -> PathBuf {
         self.dir.join("kernels").join(flavour).join("vmlinuz")
     }

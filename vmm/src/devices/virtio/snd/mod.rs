@@ -6,8 +6,9 @@
 //! that plays nothing and records silence at the stream's own pace.
 //!
 //! Pacing: a playback message completes when its bytes are in the ring, and the worker
-//! takes the next one only while the ring holds less than about two periods, so the guest's
-//! audio clock follows the backend's. A capture message completes when a period of capture
+//! takes the next one only while the ring holds less than a period (at least 20 ms), so
+//! the guest's audio clock follows the backend's. What the ring holds when the guest stops
+//! and releases the stream still plays (the guest was told it had), as a sound card's FIFO. A capture message completes when a period of capture
 //! waits. A stream that is stopped keeps its messages until it is released, which
 //! completes them all (the specification asks for that, and Linux waits for it).
 //!
@@ -30,6 +31,7 @@ use protocol::*;
 use ring::Ring;
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 use vm_memory::ByteValued;
 use vmm_sys_util::eventfd::EventFd;
@@ -45,6 +47,8 @@ pub const MAX_BUFFER_BYTES: u32 = 8 << 20;
 const MAX_REQUEST: usize = 64;
 /// Playback kept in the ring at least, when periods are short.
 const MIN_PLAYBACK_AHEAD: Duration = Duration::from_millis(20);
+/// How much longer than its length the end of a playback may take to play out.
+const DRAIN_SLACK: Duration = Duration::from_millis(200);
 
 /// Formats offered (bit numbers of `PcmInfo::formats`).
 const FORMATS: [(u8, SampleFormat); 3] = [
@@ -81,6 +85,8 @@ struct Stream {
     params: Option<StreamParams>,
     ring: Option<Arc<Ring>>,
     port: Option<Box<dyn BackendStream>>,
+    /// The guest started the stream since it was prepared (its backend has played).
+    started: bool,
 }
 
 impl std::fmt::Debug for dyn BackendStream {
@@ -97,6 +103,7 @@ impl Stream {
             params: None,
             ring: None,
             port: None,
+            started: false,
         }
     }
 
@@ -117,25 +124,69 @@ impl Stream {
         }
     }
 
-    /// Closes the backend stream, logging what happened on it.
-    fn close(&mut self) {
-        if let Some(mut port) = self.port.take() {
+    /// Closes the backend stream. Playback the guest was told is played (its messages
+    /// completed) but that still waits in the ring is played first, on a thread of its
+    /// own, as a sound card's FIFO would: the stream closes when the ring is empty, or
+    /// when it should have been. Returns that thread.
+    fn close(&mut self) -> Option<JoinHandle<()>> {
+        let ring = self.ring.take();
+        let started = std::mem::take(&mut self.started);
+        let port = self.port.take()?;
+        let direction = self.direction;
+        let finish = move |mut port: Box<dyn BackendStream>, ring: Option<Arc<Ring>>| {
             port.stop();
-        }
-        if let Some(ring) = self.ring.take() {
-            let s = ring.stats();
-            if s.guest_bytes > 0 || s.backend_bytes > 0 {
-                log::info!(
-                    "virtio-snd {}: guest {} bytes, backend {} bytes, {} underruns ({} bytes of silence), {} bytes of capture dropped",
-                    self.direction.word(),
-                    s.guest_bytes,
-                    s.backend_bytes,
-                    s.underruns,
-                    s.silence_bytes,
-                    s.overrun_bytes
-                );
+            drop(port);
+            if let Some(ring) = ring {
+                log_stats(direction, &ring);
+            }
+        };
+        match (ring, self.params) {
+            (Some(ring), Some(params))
+                if direction == Direction::Playback && started && !ring.is_empty() =>
+            {
+                let bytes_per_second = params.bytes_in(Duration::from_secs(1)).max(1);
+                let left = Duration::from_secs_f64(ring.len() as f64 / bytes_per_second as f64);
+                let deadline = std::time::Instant::now() + left + DRAIN_SLACK;
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("snd-drain".into())
+                        .spawn(move || {
+                            while !ring.is_empty() && std::time::Instant::now() < deadline {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            finish(port, Some(ring));
+                        });
+                match spawned {
+                    Ok(thread) => Some(thread),
+                    Err(e) => {
+                        log::warn!(
+                            "The end of the guest's playback is cut: no thread to play it ({e})."
+                        );
+                        None
+                    }
+                }
+            }
+            (ring, _) => {
+                finish(port, ring);
+                None
             }
         }
+    }
+}
+
+/// Logs what happened on a stream.
+fn log_stats(direction: Direction, ring: &Ring) {
+    let s = ring.stats();
+    if s.guest_bytes > 0 || s.backend_bytes > 0 {
+        log::info!(
+            "virtio-snd {}: guest {} bytes, backend {} bytes, {} underruns ({} bytes of silence), {} bytes of capture dropped",
+            direction.word(),
+            s.guest_bytes,
+            s.backend_bytes,
+            s.underruns,
+            s.silence_bytes,
+            s.overrun_bytes
+        );
     }
 }
 
@@ -144,6 +195,20 @@ pub struct Snd {
     streams: [Stream; 2],
     backend: Box<dyn AudioBackend>,
     wake: Arc<EventFd>,
+    /// Streams playing the end of their playback after their release (see
+    /// [`Stream::close`]); the card waits for them when it goes.
+    draining: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Snd {
+    fn drop(&mut self) {
+        for stream in &mut self.streams {
+            self.draining.extend(stream.close());
+        }
+        for thread in self.draining.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Snd {
@@ -194,6 +259,7 @@ impl Snd {
             ],
             backend,
             wake: Arc::new(EventFd::new(libc::EFD_NONBLOCK)?),
+            draining: Vec::new(),
         })
     }
 
@@ -245,6 +311,7 @@ impl Snd {
             return S_BAD_MSG;
         };
         use StreamState::*;
+        let mut drain = None;
         let status = match (code, stream.state) {
             (R_PCM_SET_PARAMS, Idle | ParamsSet | Prepared | Released) => {
                 let Some(params) =
@@ -252,7 +319,7 @@ impl Snd {
                 else {
                     return S_BAD_MSG;
                 };
-                stream.close();
+                drain = stream.close();
                 stream.params = Some(params);
                 stream.state = ParamsSet;
                 S_OK
@@ -261,9 +328,9 @@ impl Snd {
                 let Some(params) = stream.params else {
                     return S_BAD_MSG;
                 };
-                stream.close();
+                drain = stream.close();
                 let limit = match stream.direction {
-                    Direction::Playback => (2 * params.period_bytes as usize)
+                    Direction::Playback => (params.period_bytes as usize)
                         .max(params.bytes_in(MIN_PLAYBACK_AHEAD))
                         .min(params.buffer_bytes as usize),
                     Direction::Capture => params.buffer_bytes as usize,
@@ -282,6 +349,7 @@ impl Snd {
                 S_OK
             }
             (R_PCM_START, Prepared | Stopped) => {
+                stream.started = true;
                 if let Some(ring) = &stream.ring {
                     ring.set_running(true);
                 }
@@ -292,7 +360,9 @@ impl Snd {
                 S_OK
             }
             (R_PCM_STOP, Started) => {
-                if let Some(port) = &mut stream.port {
+                // Playback goes on to the end of what the guest was told is played (the
+                // backend then plays silence, not counted as underruns); capture stops.
+                if let (Some(port), Direction::Capture) = (&mut stream.port, stream.direction) {
                     port.stop();
                 }
                 if let Some(ring) = &stream.ring {
@@ -302,7 +372,7 @@ impl Snd {
                 S_OK
             }
             (R_PCM_RELEASE, Prepared | Stopped) => {
-                stream.close();
+                drain = stream.close();
                 stream.state = Released;
                 S_OK
             }
@@ -311,6 +381,8 @@ impl Snd {
             }
             _ => S_NOT_SUPP,
         };
+        self.draining.retain(|t| !t.is_finished());
+        self.draining.extend(drain);
         // The I/O queues' readiness may have changed (a start, or a release to flush).
         let _ = self.wake.write(1);
         status
@@ -607,7 +679,7 @@ impl DeviceCore for Snd {
     }
     fn reset(&mut self) {
         for stream in &mut self.streams {
-            stream.close();
+            self.draining.extend(stream.close());
             stream.params = None;
             stream.state = StreamState::Idle;
         }

@@ -293,9 +293,11 @@ fn streams_go_through_the_states_in_order() {
         S_OK,
         "prepared again after release"
     );
+    // A stopped playback stream's backend goes on (to play what the ring holds); the
+    // release closes it.
     assert_eq!(
         *lock(&r.probe.log),
-        ["open", "start", "stop", "start", "stop", "stop", "close", "open"]
+        ["open", "start", "start", "stop", "close", "open"]
     );
     assert_eq!(r.pcm(R_PCM_PREPARE, 2), S_BAD_MSG, "no stream 2");
     assert_eq!(r.pcm(R_PCM_START, u32::MAX), S_BAD_MSG);
@@ -343,7 +345,7 @@ fn playback_reaches_the_ring_with_its_latency_and_paces_the_guest() {
     assert!(r.dev.ready(TX_QUEUE), "an idle stream answers at once");
     r.ready_to_run(0);
     let ring = r.ring(0);
-    // The ring takes about two periods (1920 bytes) or 20 ms (3840 bytes) ahead.
+    // The ring takes a period (960 bytes) or, more here, 20 ms (3840 bytes) ahead.
     let (used, status) = r.tx(0, &[7u8; 1920]);
     assert_eq!((used, status.status, status.latency_bytes), (8, S_OK, 1920));
     assert!(r.dev.ready(TX_QUEUE));
@@ -354,6 +356,42 @@ fn playback_reaches_the_ring_with_its_latency_and_paces_the_guest() {
     ring.take_playback(&mut played);
     assert_eq!(&played[1918..1922], &[7, 7, 8, 8]);
     assert!(r.dev.ready(TX_QUEUE), "room again");
+}
+
+#[test]
+fn what_the_guest_was_told_is_played_still_plays_after_the_release() {
+    let mut r = rig();
+    r.ready_to_run(0);
+    assert_eq!(r.tx(0, &[5u8; 1920]).1.status, S_OK);
+    assert_eq!(r.pcm(R_PCM_STOP, 0), S_OK);
+    assert_eq!(r.pcm(R_PCM_RELEASE, 0), S_OK);
+    let ring = r.ring(0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(
+        !lock(&r.probe.log).contains(&"close"),
+        "the backend still plays the end"
+    );
+    let mut end = [0u8; 1920];
+    ring.take_playback(&mut end);
+    assert_eq!(end, [5u8; 1920], "the whole end, not silence");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !lock(&r.probe.log).contains(&"close") {
+        assert!(std::time::Instant::now() < deadline, "never closed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        ring.stats().underruns,
+        0,
+        "silence after a stop is no underrun"
+    );
+}
+
+#[test]
+fn a_capture_stream_stops_its_backend_at_once() {
+    let mut r = rig();
+    r.ready_to_run(1);
+    assert_eq!(r.pcm(R_PCM_STOP, 1), S_OK);
+    assert_eq!(*lock(&r.probe.log), ["open", "start", "stop"]);
 }
 
 #[test]
