@@ -13,8 +13,9 @@
 //! completes them all (the specification asks for that, and Linux waits for it).
 //!
 //! The device offers one stream in each direction, so a queue's readiness is its stream's.
-//! It never sends events: its jacks do not change, and an underrun plays silence instead of
-//! stopping the guest's stream.
+//! Its one event is a capture overrun (the guest fell behind and the oldest capture was
+//! dropped), for drivers that ask; its jacks do not change, and a playback underrun plays
+//! silence instead of stopping the guest's stream.
 
 pub mod backend;
 #[cfg(feature = "pipewire")]
@@ -87,6 +88,10 @@ struct Stream {
     port: Option<Box<dyn BackendStream>>,
     /// The guest started the stream since it was prepared (its backend has played).
     started: bool,
+    /// The driver asked to be told of capture overruns (VIRTIO_SND_PCM_F_EVT_XRUNS).
+    xrun_events: bool,
+    /// How many of the ring's overruns the driver has been told of.
+    xruns_told: u64,
 }
 
 impl std::fmt::Debug for dyn BackendStream {
@@ -104,6 +109,8 @@ impl Stream {
             ring: None,
             port: None,
             started: false,
+            xrun_events: false,
+            xruns_told: 0,
         }
     }
 
@@ -124,12 +131,19 @@ impl Stream {
         }
     }
 
+    /// Whether capture overran since the driver was last told (and it asked to be told).
+    fn xrun_to_tell(&self) -> Option<u64> {
+        let overruns = self.ring.as_ref()?.stats().overruns;
+        (self.xrun_events && overruns > self.xruns_told).then_some(overruns)
+    }
+
     /// Closes the backend stream. Playback the guest was told is played (its messages
     /// completed) but that still waits in the ring is played first, on a thread of its
     /// own, as a sound card's FIFO would: the stream closes when the ring is empty, or
     /// when it should have been. Returns that thread.
     fn close(&mut self) -> Option<JoinHandle<()>> {
         let ring = self.ring.take();
+        self.xruns_told = 0;
         let started = std::mem::take(&mut self.started);
         let port = self.port.take()?;
         let direction = self.direction;
@@ -273,7 +287,7 @@ impl Snd {
     }
 
     /// Checks SET_PARAMS against what PCM_INFO offered.
-    fn params(req: &PcmSetParams) -> Option<StreamParams> {
+    fn params(req: &PcmSetParams, offered_features: u32) -> Option<StreamParams> {
         let format = FORMATS
             .iter()
             .find(|(bit, _)| *bit == req.format)
@@ -282,7 +296,9 @@ impl Snd {
             .iter()
             .find(|(bit, _)| *bit == req.rate)
             .map(|(_, r)| *r)?;
-        if !(CHANNELS_MIN..=CHANNELS_MAX).contains(&req.channels) || req.features != 0 {
+        if !(CHANNELS_MIN..=CHANNELS_MAX).contains(&req.channels)
+            || req.features & !offered_features != 0
+        {
             return None;
         }
         let p = StreamParams {
@@ -314,13 +330,15 @@ impl Snd {
         let mut drain = None;
         let status = match (code, stream.state) {
             (R_PCM_SET_PARAMS, Idle | ParamsSet | Prepared | Released) => {
-                let Some(params) =
-                    read_struct::<PcmSetParams>(request).and_then(|r| Self::params(&r))
+                let offered = stream_features(stream.direction);
+                let Some((params, features)) = read_struct::<PcmSetParams>(request)
+                    .and_then(|r| Some((Self::params(&r, offered)?, r.features)))
                 else {
                     return S_BAD_MSG;
                 };
                 drain = stream.close();
                 stream.params = Some(params);
+                stream.xrun_events = features & PCM_F_EVT_XRUNS != 0;
                 stream.state = ParamsSet;
                 S_OK
             }
@@ -429,7 +447,11 @@ impl Snd {
         let rates = RATES.iter().fold(0u64, |m, (bit, _)| m | 1 << bit);
         let info = |direction| PcmInfo {
             hda_fn_nid: 0,
-            features: 0,
+            features: stream_features(if direction == D_OUTPUT {
+                Direction::Playback
+            } else {
+                Direction::Capture
+            }),
             formats,
             rates,
             direction,
@@ -600,6 +622,31 @@ impl Snd {
         }
     }
 
+    /// An event buffer: an overrun to tell, if any.
+    fn process_event(&mut self, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
+        let Ok(mut writer) = chain.writer(mem) else {
+            return 0;
+        };
+        if writer.available_bytes() < std::mem::size_of::<Event>() {
+            return 0;
+        }
+        let Some((id, stream, overruns)) = (0u32..)
+            .zip(self.streams.iter_mut())
+            .find_map(|(id, s)| s.xrun_to_tell().map(|n| (id, s, n)))
+        else {
+            return 0;
+        };
+        let event = Event {
+            hdr: Hdr { code: EVT_PCM_XRUN },
+            data: id,
+        };
+        if writer.write_obj(event).is_err() {
+            return 0;
+        }
+        stream.xruns_told = overruns;
+        8
+    }
+
     fn process_rx(&mut self, mem: &GuestMemory, chain: Chain<'_>) -> u32 {
         let Ok(mut reader) = chain.clone().reader(mem) else {
             return 0;
@@ -627,6 +674,16 @@ impl Snd {
             return 0;
         }
         u32::try_from(bytes.len() + 8).unwrap_or(0)
+    }
+}
+
+/// The PCM features a stream offers: capture tells of its overruns (the guest's reader
+/// fell behind, and the oldest capture was dropped), so that the guest's ALSA reports them
+/// as a sound card's would. Playback offers none: the guest sees its own underruns.
+fn stream_features(direction: Direction) -> u32 {
+    match direction {
+        Direction::Playback => 0,
+        Direction::Capture => PCM_F_EVT_XRUNS,
     }
 }
 
@@ -662,7 +719,7 @@ impl DeviceCore for Snd {
             CONTROL_QUEUE => self.process_control(mem, chain),
             TX_QUEUE => self.process_tx(mem, chain),
             RX_QUEUE => self.process_rx(mem, chain),
-            // No events are ever sent (see the module's documentation).
+            EVENT_QUEUE => self.process_event(mem, chain),
             _ => 0,
         }
     }
@@ -671,6 +728,7 @@ impl DeviceCore for Snd {
             CONTROL_QUEUE => true,
             TX_QUEUE => self.streams[OUTPUT_STREAM as usize].accepts(),
             RX_QUEUE => self.streams[INPUT_STREAM as usize].accepts(),
+            EVENT_QUEUE => self.streams.iter().any(|s| s.xrun_to_tell().is_some()),
             _ => false,
         }
     }

@@ -48,6 +48,9 @@ pub const S_IO_ERR: u32 = 0x8003;
 pub const D_OUTPUT: u8 = 0;
 pub const D_INPUT: u8 = 1;
 
+// PCM stream features (bits of `PcmInfo::features` and `PcmSetParams::features`).
+pub const PCM_F_EVT_XRUNS: u32 = 1 << 4;
+
 // PCM sample formats (bit numbers in `PcmInfo::formats`).
 pub const PCM_FMT_S16: u8 = 5;
 pub const PCM_FMT_S32: u8 = 17;

@@ -23,6 +23,8 @@ pub struct RingStats {
     pub silence_bytes: u64,
     /// Bytes of capture dropped because the guest did not take them in time.
     pub overrun_bytes: u64,
+    /// Times capture began to be dropped (each run of drops between two takes is one).
+    pub overruns: u64,
 }
 
 #[derive(Debug)]
@@ -33,6 +35,8 @@ struct Inner {
     limit: usize,
     /// Whether the guest started the stream (an empty ring then is an underrun).
     running: bool,
+    /// Capture is being dropped, and the guest has not taken any since.
+    overflowing: bool,
     stats: RingStats,
 }
 
@@ -52,6 +56,7 @@ impl Ring {
                 bytes: VecDeque::with_capacity(limit),
                 limit: limit.max(1),
                 running: false,
+                overflowing: false,
                 stats: RingStats::default(),
             }),
             wake,
@@ -126,6 +131,10 @@ impl Ring {
         if over > 0 {
             inner.bytes.drain(..over);
             inner.stats.overrun_bytes += over as u64;
+            if !inner.overflowing {
+                inner.overflowing = true;
+                inner.stats.overruns += 1;
+            }
         }
         drop(inner);
         let _ = self.wake.write(1);
@@ -139,6 +148,7 @@ impl Ring {
             *dst = src;
         }
         inner.stats.guest_bytes += n as u64;
+        inner.overflowing = false;
         n
     }
 }
@@ -183,10 +193,14 @@ mod tests {
         let (r, _) = ring(4);
         r.put_capture(&[1, 2, 3]);
         r.put_capture(&[4, 5, 6]);
-        assert_eq!(r.stats().overrun_bytes, 2);
+        r.put_capture(&[7]);
+        assert_eq!(r.stats().overrun_bytes, 3);
+        assert_eq!(r.stats().overruns, 1, "one episode until the guest takes");
         let mut out = [0u8; 8];
         assert_eq!(r.take_capture(&mut out), 4);
-        assert_eq!(&out[..4], &[3, 4, 5, 6]);
+        assert_eq!(&out[..4], &[4, 5, 6, 7]);
         assert!(r.is_empty());
+        r.put_capture(&[0; 5]);
+        assert_eq!(r.stats().overruns, 2, "a new episode after a take");
     }
 }

@@ -222,6 +222,13 @@ fn pcm_info_offers_what_the_device_delivers() {
         assert_eq!(formats, 1 << 5 | 1 << 17 | 1 << 19, "S16, S32, FLOAT");
         assert_eq!(rates, 1 << 6 | 1 << 7, "44.1 and 48 kHz");
         assert_eq!((info[24], info[25], info[26]), (direction, 1, 2));
+        let features = le32(info, 4);
+        let xruns = if direction == D_INPUT {
+            PCM_F_EVT_XRUNS
+        } else {
+            0
+        };
+        assert_eq!(features, xruns, "capture tells of overruns");
     }
     // A driver asking for bigger items gets ours zero-padded.
     let (status, reply) = r.query(R_PCM_INFO, 1, 1, 40);
@@ -318,6 +325,19 @@ fn parameters_outside_the_offer_are_refused_and_change_nothing() {
         (9600, 960, 1 << 2, 2, PCM_FMT_S16, PCM_RATE_48000), // polling, not offered
         (MAX_BUFFER_BYTES + 4, 960, 0, 2, PCM_FMT_S16, PCM_RATE_48000),
     ];
+    assert_eq!(
+        r.set_params_raw(
+            0,
+            9600,
+            960,
+            PCM_F_EVT_XRUNS,
+            2,
+            PCM_FMT_S16,
+            PCM_RATE_48000
+        ),
+        S_BAD_MSG,
+        "playback does not offer overrun events"
+    );
     for (buffer, period, features, channels, format, rate) in bad {
         assert_eq!(
             r.set_params_raw(1, buffer, period, features, channels, format, rate),
@@ -521,4 +541,54 @@ fn reset_closes_every_backend_stream() {
     assert_eq!(log.iter().filter(|e| **e == "close").count(), 2);
     assert_eq!(r.dev.stream_state(0), Some(StreamState::Idle));
     assert_eq!(r.pcm(R_PCM_PREPARE, 0), S_BAD_MSG, "parameters forgotten");
+}
+
+#[test]
+fn a_capture_overrun_is_told_once_as_an_xrun_event_when_asked_for() {
+    let mut r = rig();
+    assert_eq!(
+        r.set_params_raw(
+            1,
+            9600,
+            960,
+            PCM_F_EVT_XRUNS,
+            2,
+            PCM_FMT_S16,
+            PCM_RATE_48000
+        ),
+        S_OK
+    );
+    assert_eq!(r.pcm(R_PCM_PREPARE, 1), S_OK);
+    assert_eq!(r.pcm(R_PCM_START, 1), S_OK);
+    let ring = r.ring(0);
+    assert!(!r.dev.ready(EVENT_QUEUE));
+    // More than the guest's buffer (9600 bytes) arrives before it takes any.
+    ring.put_capture(&[1u8; 12000]);
+    assert!(r.dev.ready(EVENT_QUEUE), "an overrun to tell");
+    let descs = [RawDescriptor::from(Descriptor::new(DATA, 8, WRITE, 0))];
+    let vq = MockSplitQueue::new(&r.mem, 16);
+    let chain = vq.build_desc_chain(&descs).unwrap();
+    assert_eq!(r.dev.process(EVENT_QUEUE, &r.mem, chain), 8);
+    let event: Event = r.mem.read_obj(GuestAddress(DATA)).unwrap();
+    assert_eq!(
+        event,
+        Event {
+            hdr: Hdr { code: EVT_PCM_XRUN },
+            data: 1
+        }
+    );
+    assert!(!r.dev.ready(EVENT_QUEUE), "told once");
+    ring.put_capture(&[1u8; 960]);
+    assert!(!r.dev.ready(EVENT_QUEUE), "the same episode");
+    let _ = r.rx(1, 960);
+    ring.put_capture(&[1u8; 1920]);
+    assert!(r.dev.ready(EVENT_QUEUE), "a new overrun after a take");
+}
+
+#[test]
+fn without_asking_the_driver_hears_of_no_overrun() {
+    let mut r = rig();
+    r.ready_to_run(1);
+    r.ring(0).put_capture(&[1u8; 20000]);
+    assert!(!r.dev.ready(EVENT_QUEUE));
 }
