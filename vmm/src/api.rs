@@ -30,8 +30,7 @@ pub enum VmCommand {
     /// Type bytes into the first serial port.
     SerialInput(Vec<u8>),
     /// Let the sound card's capture hear the host's microphone, or not (the guest then
-    /// records silence). Taking leave back silences a running recording at once; leave
-    /// given reaches the guest's next recording.
+    /// records silence); a recording under way follows within a few milliseconds.
     Microphone(bool),
     /// A key pressed (`down`) or released on the virtio keyboard, by evdev code.
     Key {

@@ -127,89 +127,124 @@ impl AudioBackend for NullBackend {
         params: StreamParams,
         ring: Arc<Ring>,
     ) -> Result<Box<dyn BackendStream>, BackendError> {
-        Ok(Box::new(ClockStream {
-            direction,
-            params,
-            ring,
-            clock: None,
-        }))
+        Ok(Box::new(ClockStream::new(direction, params, ring)))
     }
 }
 
 /// How often the null backend's clock moves bytes.
-const TICK: Duration = Duration::from_millis(5);
+pub const TICK: Duration = Duration::from_millis(5);
 
-/// A stream driven by a timer thread while started.
+/// A stream's clock without a sound server: the bytes due since it (re)started.
+#[derive(Debug)]
+pub struct Clock {
+    began: Instant,
+    moved: usize,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        Self {
+            began: Instant::now(),
+            moved: 0,
+        }
+    }
+
+    /// Moves what is due since the last call: silence into capture, playback taken and
+    /// dropped.
+    pub fn tick(&mut self, direction: Direction, params: &StreamParams, ring: &Ring) {
+        let due = params.bytes_in(self.began.elapsed());
+        let n = due.saturating_sub(self.moved);
+        if n == 0 {
+            return;
+        }
+        let mut buf = vec![0u8; n];
+        match direction {
+            Direction::Playback => ring.take_playback(&mut buf),
+            Direction::Capture => ring.put_capture(&buf),
+        }
+        self.moved = due;
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A thread calling a function every [`TICK`] until stopped (when dropped).
+#[derive(Debug)]
+pub struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Starts calling `each` on a thread named `name`.
+    pub fn spawn(name: &str, mut each: impl FnMut() + Send + 'static) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    each();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A stream driven by a [`Clock`] while started.
 #[derive(Debug)]
 pub struct ClockStream {
     direction: Direction,
     params: StreamParams,
     ring: Arc<Ring>,
-    clock: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    ticker: Option<Ticker>,
 }
 
 impl ClockStream {
-    /// A silent stream for `direction` (the PipeWire backend uses it for a microphone the
-    /// user has not allowed).
+    /// A silent stream for `direction`.
     pub fn new(direction: Direction, params: StreamParams, ring: Arc<Ring>) -> Self {
         Self {
             direction,
             params,
             ring,
-            clock: None,
+            ticker: None,
         }
-    }
-}
-
-fn run_clock(direction: Direction, params: StreamParams, ring: &Ring, stop: &AtomicBool) {
-    let began = Instant::now();
-    let mut moved = 0usize;
-    let mut buf = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(TICK);
-        let due = params.bytes_in(began.elapsed());
-        let n = due.saturating_sub(moved);
-        if n == 0 {
-            continue;
-        }
-        buf.clear();
-        buf.resize(n, 0);
-        match direction {
-            Direction::Playback => ring.take_playback(&mut buf),
-            Direction::Capture => ring.put_capture(&buf),
-        }
-        moved = due;
     }
 }
 
 impl BackendStream for ClockStream {
     fn start(&mut self) {
-        if self.clock.is_some() {
+        if self.ticker.is_some() {
             return;
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let (direction, params, ring, flag) =
-            (self.direction, self.params, self.ring.clone(), stop.clone());
-        match std::thread::Builder::new()
-            .name("snd-clock".into())
-            .spawn(move || run_clock(direction, params, &ring, &flag))
-        {
-            Ok(handle) => self.clock = Some((stop, handle)),
+        let (direction, params, ring) = (self.direction, self.params, self.ring.clone());
+        let mut clock = Clock::new();
+        match Ticker::spawn("snd-clock", move || clock.tick(direction, &params, &ring)) {
+            Ok(ticker) => self.ticker = Some(ticker),
             Err(e) => log::warn!("The sound clock thread could not be started: {e}."),
         }
     }
 
     fn stop(&mut self) {
-        if let Some((stop, handle)) = self.clock.take() {
-            stop.store(true, Ordering::Relaxed);
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for ClockStream {
-    fn drop(&mut self) {
-        self.stop();
+        self.ticker = None;
     }
 }
 

@@ -5,12 +5,12 @@
 //! through a PipeWire channel, and each stream's process callback moves bytes through the
 //! stream's [`Ring`] without ever waiting for the guest.
 //!
-//! The microphone is the user's to allow: without leave a capture stream is never opened on
-//! the sound server (the guest records silence from the null backend's clock), and taking
-//! leave back while one runs silences it at once.
+//! The microphone is the user's to allow: without leave no capture stream is open on the
+//! sound server (the guest records silence at the stream's pace); leave given or taken back
+//! while the guest records opens or closes one within a few milliseconds.
 
 use super::backend::{
-    AudioBackend, BackendError, BackendStream, ClockStream, Direction, SampleFormat, StreamParams,
+    AudioBackend, BackendError, BackendStream, Clock, Direction, SampleFormat, StreamParams, Ticker,
 };
 use super::ring::Ring;
 use pipewire as pw;
@@ -44,10 +44,51 @@ enum Command {
 
 /// A connection to the desktop's PipeWire.
 pub struct PipeWireBackend {
-    commands: pw::channel::Sender<Command>,
+    server: Server,
     thread: Option<JoinHandle<()>>,
-    next_key: AtomicU64,
     microphone: Arc<AtomicBool>,
+}
+
+/// How streams are asked of the PipeWire thread (from the device, or from a microphone's
+/// gate).
+#[derive(Clone)]
+struct Server {
+    commands: pw::channel::Sender<Command>,
+    next_key: Arc<AtomicU64>,
+}
+
+impl Server {
+    /// Opens a stream on the sound server, inactive until started.
+    fn open(
+        &self,
+        direction: Direction,
+        params: StreamParams,
+        ring: Arc<Ring>,
+    ) -> Result<PipeWireStream, BackendError> {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = mpsc::channel();
+        let refused = |reason: String| BackendError::Stream {
+            what: direction.word(),
+            reason,
+        };
+        self.commands
+            .send(Command::Open {
+                key,
+                direction,
+                params,
+                ring,
+                reply,
+            })
+            .map_err(|_| refused("its thread has ended".into()))?;
+        match answer.recv_timeout(OPEN_TIMEOUT) {
+            Ok(Ok(())) => Ok(PipeWireStream {
+                key,
+                commands: self.commands.clone(),
+            }),
+            Ok(Err(reason)) => Err(refused(reason)),
+            Err(_) => Err(refused("no answer within 5 seconds".into())),
+        }
+    }
 }
 
 impl std::fmt::Debug for PipeWireBackend {
@@ -72,9 +113,11 @@ impl PipeWireBackend {
             .spawn(move || run(&name, &mic, receiver, &ready_tx))?;
         match ready_rx.recv_timeout(OPEN_TIMEOUT) {
             Ok(Ok(())) => Ok(Self {
-                commands,
+                server: Server {
+                    commands,
+                    next_key: Arc::new(AtomicU64::new(1)),
+                },
                 thread: Some(thread),
-                next_key: AtomicU64::new(1),
                 microphone,
             }),
             Ok(Err(reason)) => {
@@ -90,7 +133,7 @@ impl PipeWireBackend {
 
 impl Drop for PipeWireBackend {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::Quit);
+        let _ = self.server.commands.send(Command::Quit);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -104,33 +147,80 @@ impl AudioBackend for PipeWireBackend {
         params: StreamParams,
         ring: Arc<Ring>,
     ) -> Result<Box<dyn BackendStream>, BackendError> {
-        if direction == Direction::Capture && !self.microphone.load(Ordering::Relaxed) {
-            log::info!("The microphone is not allowed for this VM: the guest records silence.");
-            return Ok(Box::new(ClockStream::new(direction, params, ring)));
-        }
-        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let (reply, answer) = mpsc::channel();
-        let refused = |reason: String| BackendError::Stream {
-            what: direction.word(),
-            reason,
-        };
-        self.commands
-            .send(Command::Open {
-                key,
-                direction,
+        match direction {
+            Direction::Playback => Ok(Box::new(self.server.open(direction, params, ring)?)),
+            Direction::Capture => Ok(Box::new(GatedCapture {
+                server: self.server.clone(),
+                microphone: self.microphone.clone(),
                 params,
                 ring,
-                reply,
-            })
-            .map_err(|_| refused("its thread has ended".into()))?;
-        match answer.recv_timeout(OPEN_TIMEOUT) {
-            Ok(Ok(())) => Ok(Box::new(PipeWireStream {
-                key,
-                commands: self.commands.clone(),
+                gate: None,
             })),
-            Ok(Err(reason)) => Err(refused(reason)),
-            Err(_) => Err(refused("no answer within 5 seconds".into())),
         }
+    }
+}
+
+/// Capture behind the user's leave: while the microphone is not allowed, a [`Clock`]
+/// gives the guest silence and nothing is open on the sound server; once allowed, a
+/// PipeWire capture stream feeds the ring; when leave is taken back, that stream closes
+/// (its process callback already gives silence from the moment the flag changes). A
+/// [`Ticker`] watches the flag while the guest records.
+struct GatedCapture {
+    server: Server,
+    microphone: Arc<AtomicBool>,
+    params: StreamParams,
+    ring: Arc<Ring>,
+    gate: Option<Ticker>,
+}
+
+impl BackendStream for GatedCapture {
+    fn start(&mut self) {
+        if self.gate.is_some() {
+            return;
+        }
+        let (server, microphone, params, ring) = (
+            self.server.clone(),
+            self.microphone.clone(),
+            self.params,
+            self.ring.clone(),
+        );
+        let mut live: Option<PipeWireStream> = None;
+        let mut refused = false;
+        let mut clock = Clock::new();
+        let each = move || {
+            let allowed = microphone.load(Ordering::Relaxed);
+            if allowed && live.is_none() && !refused {
+                match server.open(Direction::Capture, params, ring.clone()) {
+                    Ok(mut stream) => {
+                        stream.start();
+                        log::info!("The microphone is allowed: the guest hears it.");
+                        live = Some(stream);
+                    }
+                    Err(e) => {
+                        log::warn!("{e} The guest records silence.");
+                        refused = true;
+                    }
+                }
+            } else if !allowed && (live.is_some() || refused) {
+                if live.take().is_some() {
+                    log::info!("The microphone is no longer allowed: the guest records silence.");
+                }
+                refused = false;
+                clock = Clock::new();
+            }
+            if live.is_none() {
+                clock.tick(Direction::Capture, &params, &ring);
+            }
+        };
+        match Ticker::spawn("snd-microphone", each) {
+            Ok(ticker) => self.gate = Some(ticker),
+            Err(e) => log::warn!("The microphone's thread could not be started: {e}."),
+        }
+    }
+
+    fn stop(&mut self) {
+        // The ticker's state, an open stream included, goes with its thread.
+        self.gate = None;
     }
 }
 
