@@ -42,6 +42,15 @@ fn the_manifest_names_the_runtime_the_sdk_and_every_module() {
     let app = &modules[0];
     let commands = strings(&app["build-commands"]);
     assert!(commands[0].contains("--offline") && commands[0].contains("--locked"));
+    // Sound: the PipeWire bindings are generated with libclang, from the LLVM extension.
+    assert!(
+        commands[0].contains("phyllome/pipewire") && commands[0].contains("phyllome-vmm/pipewire")
+    );
+    assert!(strings(&m["sdk-extensions"]).contains(&"org.freedesktop.Sdk.Extension.llvm18".into()));
+    assert_eq!(
+        m["build-options"]["env"]["LIBCLANG_PATH"],
+        "/usr/lib/sdk/llvm18/lib"
+    );
     // Every file it installs is in the tree, and the binaries are the ones cargo builds.
     for c in &commands[1..] {
         let from = c.split_whitespace().nth(2).unwrap();
